@@ -1,0 +1,49 @@
+# market-warehouse: `make demo` runs the main job on DuckDB, `make test` runs every test.
+# Every install step lives here, so a fresh clone (Python 3.11, the package index, nothing else) works.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+## The main job on the embedded default: load the bundled sample, dbt build, print a summary.
+demo: venv
+	$(BIN)/mwh demo
+
+## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
+## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+timescaledb:
+	bash scripts/timescaledb.sh up
+
+timescaledb-down:
+	bash scripts/timescaledb.sh down
+
+## Load and build throughput on every target; prints figures.
+bench: venv
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+docs: venv
+	$(BIN)/mwh docs
+
+lint: venv
+	$(BIN)/sqlfluff lint models macros analyses
+
+clean:
+	rm -rf target logs dbt_packages warehouse.duckdb .bench

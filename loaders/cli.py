@@ -1,0 +1,191 @@
+"""`mwh`: load market data, build the dbt project, print what is in the warehouse.
+
+    mwh load csv PATH... --format alphavantage|yfinance|binance-klines|generic [--symbol S ...]
+    mwh load yfinance --symbols AAPL,MSFT --start 2004-01-01 --interval 1d
+    mwh build [dbt selection args...]      mwh docs      mwh summary      mwh demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+from loaders.config import ConfigError, load_target, project_dir
+from loaders.pipeline import FORMATS, SourceReport, load_files, new_run_id
+from loaders.sinks import open_sink
+from loaders.summary import warehouse_summary
+
+SAMPLE_DIR = Path("data") / "sample"
+
+
+def _print_reports(reports: list[SourceReport]) -> int:
+    failed = 0
+    for r in reports:
+        print(r.line())
+        for ex in r.examples:
+            print(f"        quarantined {ex}")
+        failed += r.status != "success"
+    total = sum(r.rows_read for r in reports)
+    print(f"{len(reports) - failed}/{len(reports)} sources loaded, {total:,} rows read, "
+          f"{sum(r.loaded for r in reports):,} new, {sum(r.replaced for r in reports):,} replaced, "
+          f"{sum(r.quarantined for r in reports):,} quarantined")
+    return 1 if failed else 0
+
+
+def cmd_load_csv(args) -> int:
+    from loaders.sources.generic import parse_mapping
+
+    options = {"symbol": args.symbol, "exchange": args.exchange, "interval": args.interval}
+    if args.format == "generic":
+        options["mapping"] = parse_mapping(args.map)
+        options["time_unit"] = args.time_unit
+    elif args.map or args.time_unit:
+        raise SystemExit("--map and --time-unit go with --format generic")
+    paths: list[str] = []
+    for p in args.paths:
+        paths.extend(sorted(glob.glob(p)) or [p])
+    with open_sink(args.target) as sink:
+        return _print_reports(load_files(sink, paths, args.format, **options))
+
+
+def cmd_load_yfinance(args) -> int:
+    from loaders.sources import yfinance_api
+
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    with open_sink(args.target) as sink:
+        reports = yfinance_api.load(
+            sink, symbols, interval=args.interval, start=args.start, end=args.end,
+            incremental=not args.full, run_id=new_run_id(),
+        )
+        return _print_reports(reports)
+
+
+def cmd_build(args, extra: list[str]) -> int:
+    from loaders.dbt import run_dbt
+
+    res = run_dbt(["build", *extra], args.target)
+    return 0 if res.success else 1
+
+
+def cmd_docs(args, extra: list[str]) -> int:
+    from loaders.dbt import run_dbt
+
+    res = run_dbt(["docs", "generate", *extra], args.target)
+    if res.success:
+        print(f"docs site written to {project_dir() / 'target'}; serve with `dbt docs serve` "
+              f"or open target/index.html")
+    return 0 if res.success else 1
+
+
+def cmd_summary(args) -> int:
+    with open_sink(args.target) as sink:
+        print(warehouse_summary(sink))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Load the bundled real sample, build everything, print a summary."""
+    from loaders.dbt import run_dbt
+
+    t0 = time.monotonic()
+    sample = project_dir() / SAMPLE_DIR
+    target = load_target(args.target)
+    print(f"target: {target.describe()}")
+    plan = [
+        ("alphavantage", sorted(sample.glob("alphavantage/*"))),
+        ("binance-klines", sorted(sample.glob("binance_klines/*"))),
+        ("yfinance", sorted(sample.glob("yfinance/*"))),
+    ]
+    status = 0
+    run_id = new_run_id()
+    with open_sink(target) as sink:
+        for fmt, paths in plan:
+            print(f"\n== load {fmt}: {len(paths)} files")
+            reports = load_files(sink, paths, fmt, run_id=run_id)
+            status |= _print_reports(reports)
+    t_load = time.monotonic() - t0
+    print("\n== dbt build")
+    res = run_dbt(["build"], target, quiet=not args.verbose)
+    if not res.success:
+        print("dbt build FAILED (see logs/dbt.log)")
+        status = 2
+    t_build = time.monotonic() - t0 - t_load
+    print("\n== summary")
+    with open_sink(target) as sink:
+        print(warehouse_summary(sink))
+    print(f"time taken:         {time.monotonic() - t0:.1f}s (load {t_load:.1f}s, dbt build {t_build:.1f}s)")
+    if status == 1:
+        print("note: some sample sources failed on purpose (e.g. DA-BF.B-...csv is a vendor error "
+              "body); see the FAILED lines above and raw.loader_runs")
+        status = 0 if res.success else 2
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mwh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", help="profile target (default: MWH_TARGET or duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    load = sub.add_parser("load", help="land market data in the raw tables")
+    lsub = load.add_subparsers(dest="source", required=True)
+    csv = lsub.add_parser("csv", help="vendor files (CSV, CSV.gz, Parquet)")
+    csv.add_argument("paths", nargs="+", help="files or glob patterns")
+    csv.add_argument("--format", required=True, choices=sorted(FORMATS))
+    csv.add_argument("--symbol", help="symbol, where the file does not say")
+    csv.add_argument("--exchange", help="exchange code (default: US for equities, BINANCE for klines)")
+    csv.add_argument("--interval", help="bar interval (1m, 5m, 15m, 1h, 1d, 1wk), where the file does not say")
+    csv.add_argument("--map", help="generic: FIELD=COLUMN pairs, e.g. ts=Date,open=o,volume=vol")
+    csv.add_argument("--time-unit", choices=["s", "ms", "us", "ns"], help="generic: epoch time unit")
+    csv.set_defaults(func=cmd_load_csv)
+
+    yf = lsub.add_parser("yfinance", help="fetch from Yahoo Finance (the only network use)")
+    yf.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    yf.add_argument("--start", help="first date (default: from the last loaded bar, or the "
+                                    "interval's history limit)")
+    yf.add_argument("--end", help="last date (default: now)")
+    yf.add_argument("--interval", default="1d", choices=["1m", "5m", "15m", "1h", "1d", "1wk"])
+    yf.add_argument("--full", action="store_true", help="ignore what is loaded; fetch the whole range")
+    yf.set_defaults(func=cmd_load_yfinance)
+
+    b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)")
+    b.set_defaults(func=cmd_build, passthrough=True)
+    d = sub.add_parser("docs", help="dbt docs generate")
+    d.set_defaults(func=cmd_docs, passthrough=True)
+    s = sub.add_parser("summary", help="what the warehouse holds")
+    s.set_defaults(func=cmd_summary)
+    demo = sub.add_parser("demo", help="load the bundled sample, build, summarize")
+    demo.add_argument("--verbose", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    _register_extensions(sub)
+    return parser
+
+
+def _register_extensions(sub) -> None:
+    """Command groups of other areas register themselves here (e.g. the ML lifecycle)."""
+    try:
+        from loaders.ml import cli as ml_cli
+    except ImportError:
+        return
+    ml_cli.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if getattr(args, "passthrough", False):
+            return args.func(args, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mwh: configuration: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

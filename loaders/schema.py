@@ -1,0 +1,154 @@
+"""The raw layer's tables: one definition serves DDL on every target and the loaders' frames.
+
+Everything the loaders write is declared here (name, columns, key); the sinks turn it into DDL for
+DuckDB or PostgreSQL/TimescaleDB, and the dbt sources (models/staging/*/_*__sources.yml) describe
+the same columns for the docs site. Change a table here and there together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RAW_SCHEMA = "raw"
+
+# Logical types -> physical types per dialect.
+TYPES = {
+    "timestamp": {"duckdb": "timestamptz", "postgres": "timestamptz"},
+    "date": {"duckdb": "date", "postgres": "date"},
+    "text": {"duckdb": "varchar", "postgres": "text"},
+    "double": {"duckdb": "double", "postgres": "double precision"},
+    "bigint": {"duckdb": "bigint", "postgres": "bigint"},
+    "integer": {"duckdb": "integer", "postgres": "integer"},
+    "boolean": {"duckdb": "boolean", "postgres": "boolean"},
+    "json": {"duckdb": "json", "postgres": "jsonb"},
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    description: str = ""
+    # Columns a merge compares to tell a duplicate from a correction (default: all non-key data columns).
+    compare: tuple[str, ...] | None = None
+    # TimescaleDB: partition column and chunk interval; None = a plain table everywhere.
+    hypertable_time: str | None = None
+    chunk_interval: str | None = None
+    # Extra (non-unique) indexes: tuples of "col" or "col desc".
+    indexes: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+
+    @property
+    def qualified(self) -> str:
+        return f"{RAW_SCHEMA}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def compare_columns(self) -> list[str]:
+        if self.compare is not None:
+            return list(self.compare)
+        return [c for c in self.column_names if c not in self.key and c not in AUDIT_COLUMNS]
+
+
+# Written by the sinks on every row, never by a parser.
+AUDIT_COLUMNS = ("source", "run_id", "loaded_at")
+_AUDIT = (
+    Column("source", "text", False, "Where the row came from: a file path or `yfinance`."),
+    Column("run_id", "text", False, "The loader run that wrote (or last replaced) the row; see loader_runs."),
+    Column("loaded_at", "timestamp", False, "When that run wrote the row (UTC)."),
+)
+
+BARS = Table(
+    name="bars",
+    description="OHLCV bars of every interval, as the vendor sent them (raw prices, not adjusted).",
+    columns=(
+        Column("ts", "timestamp", False,
+               "Bar open time in UTC. Daily and weekly bars carry their session date at 00:00 UTC."),
+        Column("symbol", "text", False, "Ticker as the vendor spells it (AAPL, BRK.B, FILUSDT)."),
+        Column("exchange", "text", False, "Exchange code: US (US composite), BINANCE, XLON, XTKS, ..."),
+        Column("interval", "text", False, "Bar length: 1m, 5m, 15m, 1h, 1d, 1wk."),
+        Column("open", "double", False, "First trade price of the bar."),
+        Column("high", "double", False, "Highest trade price."),
+        Column("low", "double", False, "Lowest trade price."),
+        Column("close", "double", False, "Last trade price."),
+        Column("volume", "double", False, "Traded quantity (shares, or base asset for crypto)."),
+        Column("adj_close", "double", True, "Vendor's split- and dividend-adjusted close, where sent."),
+        Column("vwap", "double", True, "Volume-weighted average price, where sent."),
+        Column("trade_count", "bigint", True, "Number of trades, where sent."),
+        Column("quote_volume", "double", True, "Traded quantity in the quote asset, where sent."),
+        Column("taker_buy_volume", "double", True, "Base volume of taker buys (Binance)."),
+        Column("taker_buy_quote_volume", "double", True, "Quote volume of taker buys (Binance)."),
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "interval", "ts"),
+    hypertable_time="ts",
+    # One month per chunk: ~800 daily rows per 40 symbols, ~43k 1m rows per symbol. Both fit memory
+    # comfortably at this project's scale; override with MWH_BARS_CHUNK_INTERVAL.
+    chunk_interval="30 days",
+    indexes=(("symbol", "ts desc"),),
+)
+
+CORPORATE_ACTIONS = Table(
+    name="corporate_actions",
+    description="Dividends and splits by ex-date, as the vendor reported them.",
+    columns=(
+        Column("ex_date", "date", False, "Ex-date (exchange-local trading date)."),
+        Column("symbol", "text", False, "Ticker."),
+        Column("exchange", "text", False, "Exchange code, as in bars."),
+        Column("action", "text", False, "`dividend` or `split`."),
+        Column("value", "double", False,
+               "Dividend: cash amount per share. Split: new shares per old share (2.0 for 2-for-1)."),
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "ex_date", "action"),
+)
+
+QUARANTINE = Table(
+    name="quarantine",
+    description="Rows that failed validation, kept whole with the reason; nothing a user gave is dropped.",
+    columns=(
+        Column("run_id", "text", False, "The loader run that read the row."),
+        Column("source", "text", False, "File path or `yfinance:SYMBOL:INTERVAL`."),
+        Column("row_number", "bigint", False, "1-based line number in the file (header = line 1), or row index."),
+        Column("target_table", "text", False, "The raw table the row was meant for."),
+        Column("record", "text", False, "The original row, as JSON of the fields as read."),
+        Column("reason", "text", False, "Why it was rejected (one or more reasons joined by '; ')."),
+        Column("quarantined_at", "timestamp", False, "When (UTC)."),
+    ),
+    key=("run_id", "source", "row_number", "target_table"),
+)
+
+LOADER_RUNS = Table(
+    name="loader_runs",
+    description="Audit: one row per loader run and source, with counts, status and error.",
+    columns=(
+        Column("run_id", "text", False, "Identifier of one `mwh load` invocation."),
+        Column("source", "text", False, "File path or `yfinance:SYMBOL:INTERVAL`."),
+        Column("loader", "text", False, "Format/loader: alphavantage, yfinance, binance-klines, generic, ..."),
+        Column("target_table", "text", False, "Raw table written."),
+        Column("parameters", "json", True, "The run's parameters (symbol, interval, range, ...)."),
+        Column("rows_read", "bigint", False, "Rows parsed from the source."),
+        Column("rows_loaded", "bigint", False, "Rows new to the table."),
+        Column("rows_replaced", "bigint", False, "Rows whose key existed with other values; the new ones won."),
+        Column("rows_duplicate", "bigint", False, "Rows identical to what the table already held."),
+        Column("rows_quarantined", "bigint", False, "Rows rejected by validation (see quarantine)."),
+        Column("status", "text", False, "`success` or `failed`."),
+        Column("error", "text", True, "Error message of a failed source."),
+        Column("started_at", "timestamp", False, "Start (UTC)."),
+        Column("finished_at", "timestamp", False, "End (UTC)."),
+    ),
+    key=("run_id", "source", "target_table"),
+)
+
+MARKET_TABLES = (BARS, CORPORATE_ACTIONS, QUARANTINE, LOADER_RUNS)

@@ -1,0 +1,113 @@
+"""PostgreSQL / TimescaleDB sink: batches go in with COPY (psycopg 3), in one transaction per source.
+
+With the timescaledb extension in the database, time-series tables become hypertables (chunked by
+time, see loaders/schema.py); without it they are ordinary tables with the same columns and keys.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pandas as pd
+import psycopg
+
+from loaders.schema import RAW_SCHEMA, Table
+from loaders.sinks.base import Sink, Transaction, create_table_sql
+
+_stage_ids = itertools.count()
+# Rows per COPY write: the client formats the next chunk while the server ingests the last one.
+COPY_CHUNK_ROWS = 50_000
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def copy_frame(cur: psycopg.Cursor, target: str, columns: list[str], frame: pd.DataFrame) -> None:
+    """COPY a frame into `target` as CSV, streamed in chunks."""
+    cols = ", ".join(columns)
+    with cur.copy(f"copy {target} ({cols}) from stdin (format csv)") as copy:
+        for start in range(0, len(frame), COPY_CHUNK_ROWS):
+            buf = io.StringIO()
+            frame.iloc[start:start + COPY_CHUNK_ROWS].to_csv(
+                buf, index=False, header=False, columns=columns
+            )
+            copy.write(buf.getvalue())
+
+
+class PostgresTransaction(Transaction):
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self.cur = conn.cursor()
+
+    def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        if params is not None:
+            self.cur.execute(_pg(sql), params)
+        else:
+            self.cur.execute(sql)
+        return self.cur.fetchall() if self.cur.description else []
+
+    def stage(self, table: Table, frame: pd.DataFrame) -> str:
+        stage = f"_stage_{table.name}_{next(_stage_ids)}"
+        self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
+        copy_frame(self.cur, stage, table.column_names, frame)
+        self.cur.execute(f"analyze {stage}")
+        return stage
+
+    def append(self, table: Table, frame: pd.DataFrame) -> None:
+        copy_frame(self.cur, table.qualified, table.column_names, frame)
+
+
+class PostgresSink(Sink):
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, use_timescale: bool | None = None, create_extension: bool = False):
+        """use_timescale: None = use TimescaleDB when the extension is in the database.
+        create_extension: create it first (the `timescale` target does)."""
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        if create_extension:
+            try:
+                self.conn.execute("create extension if not exists timescaledb")
+            except psycopg.Error as exc:
+                raise RuntimeError(
+                    f"target wants TimescaleDB but the server cannot create the extension: {exc}"
+                ) from exc
+        installed = bool(self.conn.execute(
+            "select 1 from pg_extension where extname = 'timescaledb'").fetchall())
+        self.timescale = installed if use_timescale is None else (use_timescale and installed)
+        self.license = None
+        if self.timescale:
+            self.license = self.conn.execute("show timescaledb.license").fetchone()[0]
+
+    def ensure_tables(self, tables: Sequence[Table]) -> None:
+        with self.conn.transaction():
+            self.conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+            for table in tables:
+                self.conn.execute(create_table_sql(table, "postgres", unique_key=True))
+                if self.timescale and table.hypertable_time:
+                    chunk = os.environ.get("MWH_BARS_CHUNK_INTERVAL", table.chunk_interval or "7 days")
+                    self.conn.execute(
+                        "select create_hypertable(%s, by_range(%s, %s::interval), if_not_exists => true, "
+                        "migrate_data => true)",
+                        (table.qualified, table.hypertable_time, chunk),
+                    )
+                for i, cols in enumerate(table.indexes):
+                    name = f"{table.name}_{'_'.join(c.split()[0] for c in cols)}_idx"
+                    self.conn.execute(
+                        f"create index if not exists {name} on {table.qualified} ({', '.join(cols)})")
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        with self.conn.transaction():
+            yield PostgresTransaction(self.conn)
+
+    def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        cur = self.conn.execute(_pg(sql), params) if params is not None else self.conn.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,233 @@
+"""Shared parsing pieces: reading a vendor file as text, typed conversion that records why a field
+could not be parsed, and what a file name says about symbol and interval."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BAR_FIELDS = [
+    "ts", "symbol", "exchange", "interval", "open", "high", "low", "close", "volume",
+    "adj_close", "vwap", "trade_count", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume",
+]
+ACTION_FIELDS = ["ex_date", "symbol", "exchange", "action", "value"]
+INTERVALS = ("1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "4h", "1d", "5d", "1wk", "1mo", "3mo")
+DAILY_OR_LONGER = {"1d", "5d", "1wk", "1mo", "3mo"}
+
+# Yahoo ticker suffix -> exchange code (the bars' `exchange` column). No suffix = US composite.
+YAHOO_SUFFIX_EXCHANGE = {
+    "L": "XLON", "TO": "XTSE", "V": "XTSX", "T": "XTKS", "HK": "XHKG", "DE": "XETR", "F": "XFRA",
+    "PA": "XPAR", "AS": "XAMS", "SW": "XSWX", "AX": "XASX", "NS": "XNSE", "BO": "XBOM", "MI": "XMIL",
+    "MC": "XMAD", "ST": "XSTO", "OL": "XOSL", "CO": "XCSE", "HE": "XHEL", "KS": "XKRX", "SS": "XSHG",
+    "SZ": "XSHE", "SA": "BVMF", "MX": "XMEX", "JO": "XJSE", "SI": "XSES", "NZ": "XNZE",
+}
+
+
+class FormatError(Exception):
+    """The file is not what its format says (wrong header, an error body, not text)."""
+
+
+@dataclass
+class ParsedBatch:
+    """What a parser hands on: typed rows plus everything needed to explain a rejected one."""
+
+    source: str
+    loader: str
+    bars: pd.DataFrame  # BAR_FIELDS, typed; NaN/NaT where a field did not parse
+    raw: pd.DataFrame  # the fields as read (strings), same index as bars
+    row_numbers: pd.Series  # 1-based line number in the file (header = line 1)
+    parse_errors: pd.Series  # "" or the reasons a row's fields did not parse
+    actions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACTION_FIELDS))
+    parameters: dict = field(default_factory=dict)
+
+
+def read_text(path: Path) -> str:
+    """The file's text (gzip-aware). Raises FormatError for a binary or empty file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except OSError as exc:
+            raise FormatError(f"{path}: not a valid gzip file: {exc}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    if not text.strip():
+        raise FormatError(f"{path}: file is empty")
+    return text
+
+
+def reject_non_csv(path: Path, text: str, expected: str) -> None:
+    """Vendors answer errors with JSON or HTML bodies saved under a .csv name: say so plainly."""
+    head = text.lstrip()[:200]
+    if head.startswith("{") or head.startswith("["):
+        snippet = " ".join(text.split())[:120]
+        raise FormatError(f"{path}: not {expected}: the file is a JSON body ({snippet!r}), "
+                          f"probably a vendor error response")
+    if head.lower().startswith("<"):
+        raise FormatError(f"{path}: not {expected}: the file is HTML/XML, probably an error page")
+
+
+def read_csv_strings(text: str, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+    """Every field as a string, nothing guessed: parsing is the caller's, field by field."""
+    return pd.read_csv(
+        io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+        header=0 if header else None, names=names, skip_blank_lines=True,
+    )
+
+
+def line_numbers(frame: pd.DataFrame, text: str, header_lines: int) -> pd.Series:
+    """1-based file line of each row. Exact when the file has no blank lines inside the data
+    (the vendors' files do not); otherwise counts data rows after the header."""
+    return pd.Series(np.arange(len(frame)) + header_lines + 1, index=frame.index, dtype="int64")
+
+
+class FieldParser:
+    """Converts string columns to typed ones and collects, per row, why a field failed."""
+
+    def __init__(self, raw: pd.DataFrame):
+        self.raw = raw
+        self.errors = pd.Series("", index=raw.index, dtype=object)
+
+    def _note(self, mask: pd.Series, message) -> None:
+        if not mask.any():
+            return
+        msgs = message(mask) if callable(message) else pd.Series(message, index=mask[mask].index)
+        cur = self.errors[mask]
+        self.errors[mask] = np.where(cur == "", msgs, cur + "; " + msgs)
+
+    def number(self, column: str, name: str | None = None, required: bool = True) -> pd.Series:
+        name = name or column
+        s = self.raw[column].str.strip()
+        out = pd.to_numeric(s, errors="coerce").astype("float64")
+        empty = s.isin(["", "null", "NaN", "nan", "None"])
+        bad = out.isna() & ~empty
+        self._note(bad, lambda m: f"unparsable number in {name}: " + s[m].map(repr))
+        if required:
+            self._note(empty, f"missing {name}")
+        out[~np.isfinite(out.fillna(0))] = np.nan
+        return out
+
+    def integer(self, column: str, name: str | None = None, required: bool = False) -> pd.Series:
+        num = self.number(column, name, required)
+        frac = num.notna() & (num != np.floor(num.fillna(0)))
+        self._note(frac, f"non-integer {name or column}")
+        return num.where(~frac).round().astype("Int64")
+
+    def times(self, column: str, fmt: str | None = None, *, epoch_unit: str | None = None,
+              date_label: bool = False, name: str = "time") -> pd.Series:
+        """UTC timestamps. date_label: keep only the local calendar date and stamp it 00:00 UTC
+        (daily bars are labelled by session date, whatever the vendor's offset)."""
+        s = self.raw[column].str.strip()
+        if epoch_unit:
+            num = pd.to_numeric(s, errors="coerce")
+            if epoch_unit == "auto":
+                # Binance switched spot files from milliseconds to microseconds in 2025.
+                unit = np.where(num > 1e14, "us", "ms")
+                out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+                for u in ("ms", "us"):
+                    m = (unit == u) & num.notna()
+                    if m.any():
+                        out[m] = pd.to_datetime(num[m].astype("int64"), unit=u, utc=True)
+            else:
+                out = pd.to_datetime(num, unit=epoch_unit, utc=True, errors="coerce")
+        elif date_label:
+            out = pd.to_datetime(s.str[:10], format="%Y-%m-%d", errors="coerce", utc=True)
+            out = out.where(s.str.len() >= 10)
+        else:
+            out = pd.to_datetime(s, format=fmt, errors="coerce", utc=True)
+        bad = out.isna()
+        self._note(bad & (s != ""), lambda m: f"unparsable {name}: " + s[m].map(repr))
+        self._note(bad & (s == ""), f"missing {name}")
+        return out
+
+
+def infer_from_name(path: Path) -> dict[str, str]:
+    """What vendors put in file names: symbol and interval (e.g. FILUSDT-1m-2023-02.csv,
+    DA-AAPL-T-2021-04-21.csv, 4063-T-1d-bad-stock-split.csv)."""
+    name = path.name
+    for ext in (".gz", ".csv", ".parquet", ".txt"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+    out: dict[str, str] = {}
+    m = re.fullmatch(r"DA-(?P<symbol>.+)-T-\d{4}-\d{2}-\d{2}", name)
+    if m:
+        out["symbol"] = m["symbol"]
+        return out
+    m = re.search(r"(?:^|[-_])(" + "|".join(INTERVALS) + r")(?=$|[-_.])", name)
+    if m:
+        out["interval"] = "1h" if m.group(1) == "60m" else m.group(1)
+        prefix = name[: m.start()]
+        if prefix and re.fullmatch(r"[A-Za-z0-9.^=-]+", prefix):
+            out["symbol"] = yahoo_symbol_from_filename(prefix)
+    return out
+
+
+def yahoo_symbol_from_filename(stem: str) -> str:
+    """'4063-T' -> '4063.T', 'SCR-TO' -> 'SCR.TO'; 'BRK-B' stays (Yahoo's own spelling)."""
+    base, _, suffix = stem.rpartition("-")
+    if base and suffix in YAHOO_SUFFIX_EXCHANGE:
+        return f"{base}.{suffix}"
+    return stem
+
+
+def exchange_for_yahoo_symbol(symbol: str) -> str:
+    _, dot, suffix = symbol.rpartition(".")
+    if dot and suffix in YAHOO_SUFFIX_EXCHANGE:
+        return YAHOO_SUFFIX_EXCHANGE[suffix]
+    return "US"
+
+
+def empty_actions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "ex_date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=object),
+        "exchange": pd.Series(dtype=object), "action": pd.Series(dtype=object),
+        "value": pd.Series(dtype="float64"), "_src": pd.Series(dtype="int64"),
+    })
+
+
+def actions_from(dates: pd.Series, symbol: str, exchange: str, dividends: pd.Series | None,
+                 splits: pd.Series | None) -> pd.DataFrame:
+    """Corporate-action rows from per-bar dividend and split columns (split ratio > 0, != 1)."""
+    parts = []
+    ex_date = dates.dt.tz_localize(None).dt.normalize() if dates.dt.tz is not None else dates
+    if dividends is not None:
+        m = dividends.fillna(0) > 0
+        parts.append(pd.DataFrame({"ex_date": ex_date[m], "action": "dividend", "value": dividends[m]}))
+    if splits is not None:
+        m = splits.notna() & (splits > 0) & (splits != 1)
+        parts.append(pd.DataFrame({"ex_date": ex_date[m], "action": "split", "value": splits[m]}))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return empty_actions()
+    # `_src` keeps the index of the bar row the action came from, so that validation can drop
+    # the action together with a rejected row (the row itself lands in quarantine).
+    out = pd.concat(parts).rename_axis("_src").reset_index().dropna(subset=["ex_date"])
+    out["symbol"] = symbol
+    out["exchange"] = exchange
+    return out[ACTION_FIELDS + ["_src"]]
+
+
+def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
+    """A frame with every BAR_FIELDS column (missing ones null), typed."""
+    frame = pd.DataFrame(index=index)
+    for col in BAR_FIELDS:
+        val = columns.get(col)
+        if val is None:
+            val = pd.Series(pd.NA if col == "trade_count" else np.nan, index=index)
+        frame[col] = val
+    frame["trade_count"] = frame["trade_count"].astype("Int64")
+    for col in ("open", "high", "low", "close", "volume", "adj_close", "vwap", "quote_volume",
+                "taker_buy_volume", "taker_buy_quote_volume"):
+        frame[col] = frame[col].astype("float64")
+    return frame

@@ -1,0 +1,25 @@
+"""The short report `mwh demo` and `mwh summary` print: what is in the warehouse."""
+
+from __future__ import annotations
+
+from loaders.sinks import Sink
+
+
+def warehouse_summary(sink: Sink) -> str:
+    lines = []
+    rows = sink.query(
+        "select interval, count(*), count(distinct symbol), min(ts), max(ts) "
+        "from raw.bars group by interval order by min(ts)"
+    )
+    symbols = sink.query("select count(distinct symbol) from raw.bars")[0][0]
+    lines.append(f"symbols:            {symbols}")
+    for interval, n, syms, lo, hi in rows:
+        lines.append(f"bars {interval:<4}         {n:>10,} bars, {syms} symbols, "
+                     f"{lo:%Y-%m-%d} .. {hi:%Y-%m-%d}")
+    actions = sink.query("select action, count(*) from raw.corporate_actions group by action order by action")
+    lines.append("corporate actions:  " + (", ".join(f"{n:,} {a}s" for a, n in actions) or "none"))
+    quarantined = sink.query("select count(*) from raw.quarantine")[0][0]
+    lines.append(f"rows quarantined:   {quarantined:,}")
+    failed = sink.query("select count(*) from raw.loader_runs where status = 'failed'")[0][0]
+    lines.append(f"failed sources:     {failed:,} (see raw.loader_runs)")
+    return "\n".join(lines)

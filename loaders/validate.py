@@ -1,0 +1,107 @@
+"""Row validation, pure: given a parsed batch, what may be loaded and what goes to quarantine (and why).
+
+Rules for bars (a row may fail several; all reasons are kept):
+- every required field parsed (time, open, high, low, close, volume);
+- prices positive, volume not negative;
+- high >= low, high >= open and close, low <= open and close;
+- time not in the future (beyond one day of clock skew);
+- a key (symbol, exchange, interval, ts) seen twice in one source with different values: every copy
+  is quarantined (which is right cannot be told); identical copies load once and count as duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from loaders.schema import BARS, CORPORATE_ACTIONS
+from loaders.sources.common import ParsedBatch
+
+FUTURE_SKEW = pd.Timedelta(days=1)
+
+
+@dataclass
+class Validated:
+    bars: pd.DataFrame  # valid bars, unique on BARS.key
+    actions: pd.DataFrame  # corporate actions of valid rows, unique on CORPORATE_ACTIONS.key
+    rejected: pd.DataFrame  # row_number, record, reason
+    duplicates_in_source: int  # identical repeats dropped before loading
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.bars) + len(self.rejected) + self.duplicates_in_source
+
+
+def _add(reasons: pd.Series, mask: pd.Series, text: str) -> None:
+    mask = mask.fillna(False).astype(bool)
+    if mask.any():
+        cur = reasons[mask]
+        reasons[mask] = np.where(cur == "", text, cur + "; " + text)
+
+
+def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
+    """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included)."""
+    now = now or pd.Timestamp.now(tz="UTC")
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    o, h, l, c, v = (bars[k] for k in ("open", "high", "low", "close", "volume"))
+    for name, s in (("open", o), ("high", h), ("low", l), ("close", c)):
+        _add(reasons, s <= 0, f"{name} not positive")
+    _add(reasons, v < 0, "negative volume")
+    _add(reasons, h < l, "high < low")
+    _add(reasons, h < np.fmax(o, c), "high below open/close")
+    _add(reasons, l > np.fmin(o, c), "low above open/close")
+    _add(reasons, bars["ts"] > now + FUTURE_SKEW, "time in the future")
+    _add(reasons, bars["symbol"].fillna("").astype(str).str.strip() == "", "missing symbol")
+    return reasons
+
+
+def _records(batch: ParsedBatch, index: pd.Index) -> list[str]:
+    return [json.dumps(r, ensure_ascii=False) for r in batch.raw.loc[index].to_dict(orient="records")]
+
+
+def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
+    bars = batch.bars
+    reasons = batch.parse_errors.copy()
+    rules = bar_rule_violations(bars, now)
+    both = (reasons != "") & (rules != "")
+    reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+
+    ok = reasons == ""
+    key = list(BARS.key)
+    valid = bars[ok]
+    dup_any = valid.duplicated(subset=key, keep=False)
+    duplicates_in_source = 0
+    if dup_any.any():
+        dups = valid[dup_any]
+        compare = key + BARS.compare_columns
+        conflicting = dups.groupby(key, dropna=False)[BARS.compare_columns].transform(
+            lambda col: col.nunique(dropna=False) > 1).any(axis=1)
+        lines = batch.row_numbers
+        for _, group in dups[conflicting].groupby(key, dropna=False):
+            where = ", ".join(str(n) for n in lines.loc[group.index])
+            reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
+                                        f"with different values on lines {where}")
+        identical = dups[~conflicting]
+        repeat = identical.duplicated(subset=compare, keep="first")
+        duplicates_in_source = int(repeat.sum())
+        ok = reasons == ""
+        ok.loc[identical.index[repeat.values]] = False
+    valid = bars[ok]
+
+    bad_idx = reasons.index[reasons != ""]
+    rejected = pd.DataFrame({
+        "row_number": batch.row_numbers.loc[bad_idx].astype("int64").values,
+        "record": _records(batch, bad_idx),
+        "reason": reasons.loc[bad_idx].values,
+    })
+
+    actions = batch.actions
+    if "_src" in actions.columns:
+        # Actions of rejected rows wait in quarantine with their row.
+        actions = actions[actions["_src"].isin(reasons.index[reasons == ""])].drop(columns="_src")
+    actions = actions.drop_duplicates(subset=list(CORPORATE_ACTIONS.key), keep="last")
+    return Validated(bars=valid, actions=actions.reset_index(drop=True), rejected=rejected,
+                     duplicates_in_source=duplicates_in_source)

@@ -1,0 +1,204 @@
+"""Scratch raw-layer fixtures for the model tests: the shared vendor files, parsed the way the
+loaders do, written straight into raw.* on DuckDB or PostgreSQL.
+
+This stands in for `mwh load` so the dbt tests do not depend on the loader's CLI; the table layout
+comes from loaders/schema.py, so both stay in step.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[3]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, MARKET_TABLES, QUARANTINE, RAW_SCHEMA, TYPES  # noqa: E402
+
+SAMPLE = REPO / "data" / "sample"
+ALPHAVANTAGE = sorted((SAMPLE / "alphavantage").glob("DA-*-T-*.csv.gz"))
+FILUSDT = [SAMPLE / "binance_klines" / f"FILUSDT-1m-2023-{m}.csv.gz" for m in ("02", "04")]
+RUN_ID = "test-run"
+
+
+def av_symbol(path: Path) -> str:
+    return path.name[len("DA-"):].rsplit("-T-", 1)[0]
+
+
+def read_alphavantage(path: Path, loaded_at: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars and corporate actions of one Alpha Vantage daily-adjusted file."""
+    loaded_at = loaded_at or datetime.now(timezone.utc)
+    df = pd.read_csv(path)
+    symbol = av_symbol(path)
+    ts = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
+    bars = pd.DataFrame({
+        "ts": ts, "symbol": symbol, "exchange": "US", "interval": "1d",
+        "open": df["open"], "high": df["high"], "low": df["low"], "close": df["close"],
+        "volume": df["volume"].astype(float), "adj_close": df["adjusted_close"],
+        "vwap": None, "trade_count": None, "quote_volume": None,
+        "taker_buy_volume": None, "taker_buy_quote_volume": None,
+        "source": str(path), "run_id": RUN_ID, "loaded_at": loaded_at,
+    })
+    ex_date = pd.to_datetime(df["timestamp"]).dt.date
+    div = df[df["dividend_amount"] > 0]
+    spl = df[df["split_coefficient"] != 1]
+    actions = pd.concat([
+        pd.DataFrame({"ex_date": ex_date[div.index], "action": "dividend", "value": div["dividend_amount"]}),
+        pd.DataFrame({"ex_date": ex_date[spl.index], "action": "split", "value": spl["split_coefficient"]}),
+    ], ignore_index=True)
+    actions.insert(1, "symbol", symbol)
+    actions.insert(2, "exchange", "US")
+    actions["source"] = str(path)
+    actions["run_id"] = RUN_ID
+    actions["loaded_at"] = loaded_at
+    return bars, actions[[c.name for c in CORPORATE_ACTIONS.columns]]
+
+
+def read_binance(path: Path, symbol: str = "FILUSDT", loaded_at: datetime | None = None) -> pd.DataFrame:
+    loaded_at = loaded_at or datetime.now(timezone.utc)
+    df = pd.read_csv(path)
+    return pd.DataFrame({
+        "ts": pd.to_datetime(df["open_time"], unit="ms", utc=True), "symbol": symbol,
+        "exchange": "BINANCE", "interval": "1m",
+        "open": df["open"], "high": df["high"], "low": df["low"], "close": df["close"],
+        "volume": df["volume"].astype(float), "adj_close": None,
+        "vwap": (df["quote_volume"] / df["volume"]).where(df["volume"] > 0),
+        "trade_count": df["count"].astype("Int64"), "quote_volume": df["quote_volume"],
+        "taker_buy_volume": df["taker_buy_volume"], "taker_buy_quote_volume": df["taker_buy_quote_volume"],
+        "source": str(path), "run_id": RUN_ID, "loaded_at": loaded_at,
+    })
+
+
+def load_sample(symbols: list[str] | None = None, start: str | None = None, end: str | None = None,
+                crypto: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shared sample as (bars, actions); optional symbol subset and [start, end] date range."""
+    frames, actions = [], []
+    for path in ALPHAVANTAGE:
+        if symbols is not None and av_symbol(path) not in symbols:
+            continue
+        b, a = read_alphavantage(path)
+        frames.append(b)
+        actions.append(a)
+    if crypto:
+        frames.extend(read_binance(p) for p in FILUSDT)
+    bars = pd.concat(frames, ignore_index=True)
+    acts = pd.concat(actions, ignore_index=True) if actions else _empty(CORPORATE_ACTIONS)
+    if start:
+        bars = bars[bars["ts"] >= pd.Timestamp(start, tz="UTC")]
+        acts = acts[pd.to_datetime(acts["ex_date"]) >= pd.Timestamp(start)]
+    if end:
+        bars = bars[bars["ts"] < pd.Timestamp(end, tz="UTC")]
+        acts = acts[pd.to_datetime(acts["ex_date"]) < pd.Timestamp(end)]
+    return bars.reset_index(drop=True), acts.reset_index(drop=True)
+
+
+def _empty(table) -> pd.DataFrame:
+    return pd.DataFrame({c.name: [] for c in table.columns})
+
+
+def ddl(table, dialect: str) -> str:
+    cols = ", ".join(
+        f'"{c.name}" {TYPES[c.type][dialect]}{"" if c.nullable else " not null"}' for c in table.columns
+    )
+    key = ", ".join(f'"{k}"' for k in table.key)
+    return f"create table if not exists {RAW_SCHEMA}.{table.name} ({cols}, primary key ({key}))"
+
+
+# ---- DuckDB -------------------------------------------------------------------------------------
+
+def duckdb_create(path: str) -> None:
+    import duckdb
+    with duckdb.connect(path) as con:
+        con.execute(f"create schema if not exists {RAW_SCHEMA}")
+        for t in MARKET_TABLES:
+            con.execute(ddl(t, "duckdb"))
+
+
+def duckdb_upsert(path: str, bars: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> None:
+    """Insert or replace rows by key (newest load wins), as the loader's merge does."""
+    import duckdb
+    duckdb_create(path)
+    with duckdb.connect(path) as con:
+        for table, df in ((BARS, bars), (CORPORATE_ACTIONS, actions)):
+            if df is None or df.empty:
+                continue
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            con.register("frame", df[table.column_names])
+            con.execute(f"insert or replace into {table.qualified} ({cols}) select {cols} from frame")
+            con.unregister("frame")
+
+
+def duckdb_execute(path: str, sql: str) -> None:
+    import duckdb
+    with duckdb.connect(path) as con:
+        con.execute(sql)
+
+
+# ---- PostgreSQL / TimescaleDB -------------------------------------------------------------------
+
+PG_DSN = "host=127.0.0.1 port=5433 user=postgres"
+
+
+def pg_create_database(name: str, timescale: bool) -> None:
+    import psycopg
+    with psycopg.connect(PG_DSN + " dbname=postgres", autocommit=True) as con:
+        con.execute(f'drop database if exists "{name}" with (force)')
+        con.execute(f'create database "{name}"')
+    with psycopg.connect(f"{PG_DSN} dbname={name}", autocommit=True) as con:
+        if timescale:
+            con.execute("create extension if not exists timescaledb")
+        con.execute(f"create schema if not exists {RAW_SCHEMA}")
+        for t in MARKET_TABLES:
+            con.execute(ddl(t, "postgres"))
+        if timescale:
+            con.execute(f"select create_hypertable('{BARS.qualified}', 'ts', "
+                        f"chunk_time_interval => interval '30 days', migrate_data => true)")
+
+
+def pg_drop_database(name: str) -> None:
+    import psycopg
+    with psycopg.connect(PG_DSN + " dbname=postgres", autocommit=True) as con:
+        con.execute(f'drop database if exists "{name}" with (force)')
+
+
+def pg_upsert(name: str, bars: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> None:
+    import psycopg
+    with psycopg.connect(f"{PG_DSN} dbname={name}") as con:
+        for table, df in ((BARS, bars), (CORPORATE_ACTIONS, actions)):
+            if df is None or df.empty:
+                continue
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            key = ", ".join(f'"{k}"' for k in table.key)
+            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in table.column_names if c not in table.key)
+            con.execute("create temp table frame (like " + table.qualified + ") on commit drop")
+            buf = io.StringIO()
+            df[table.column_names].to_csv(buf, index=False, header=False, na_rep="\\N")
+            with con.cursor().copy(f"copy frame ({cols}) from stdin with (format csv, null '\\N')") as cp:
+                cp.write(buf.getvalue())
+            con.execute(f"insert into {table.qualified} ({cols}) select {cols} from frame "
+                        f"on conflict ({key}) do update set {updates}")
+            con.execute("drop table frame")
+        con.commit()
+
+
+def pg_execute(name: str, sql: str) -> None:
+    import psycopg
+    with psycopg.connect(f"{PG_DSN} dbname={name}", autocommit=True) as con:
+        con.execute(sql)
+
+
+if __name__ == "__main__":  # scratch: python rawdata.py duckdb /tmp/x.duckdb | pg dbname [timescale]
+    kind, where = sys.argv[1], sys.argv[2]
+    b, a = load_sample()
+    if kind == "duckdb":
+        duckdb_upsert(where, b, a)
+    else:
+        pg_create_database(where, timescale=len(sys.argv) > 3)
+        pg_upsert(where, b, a)
+    print(len(b), "bars", len(a), "actions")
