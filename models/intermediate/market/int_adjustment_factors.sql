@@ -1,0 +1,139 @@
+{#
+    Backward adjustment factors per daily bar, as vendors compute them (CRSP style): prices before an
+    ex-date are scaled so the series has no jump at it, and the newest bar keeps its traded price.
+
+    For each corporate-action event (all actions of one symbol on one ex-date):
+        split factor     = 1 / split ratio               (2-for-1: older prices halve)
+        dividend factor  = 1 - dividend / previous close  (previous close in post-split terms)
+    A bar's price factor is the product of the event factors of every event after it; its volume factor
+    is the product of the split ratios after it (older volumes double in a 2-for-1 split).
+    An action whose ex-date has no bar is applied at the next bar (the first one trading ex).
+#}
+
+with
+
+daily_bars as (
+
+    select symbol, exchange, ts, session_date, close from {{ ref('int_bars_unioned_1d') }}
+
+),
+
+actions as (
+
+    select * from {{ ref('stg_market__corporate_actions') }}
+
+),
+
+bars_with_previous as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        session_date,
+        close,
+        lag(close) over (partition by symbol, exchange order by ts) as previous_close
+    from daily_bars
+
+),
+
+{#- the first bar on or after each ex-date (within 10 days; an older action with no bar is ignored) -#}
+action_bars as (
+
+    select
+        actions.symbol,
+        actions.exchange,
+        actions.ex_date,
+        actions.action,
+        actions.action_value,
+        min(daily_bars.session_date) as applied_session_date
+    from actions
+    inner join daily_bars
+        on
+            actions.symbol = daily_bars.symbol
+            and actions.exchange = daily_bars.exchange
+            and daily_bars.session_date >= actions.ex_date
+            and daily_bars.session_date < actions.ex_date + 10
+    group by actions.symbol, actions.exchange, actions.ex_date, actions.action, actions.action_value
+
+),
+
+events as (
+
+    select
+        symbol,
+        exchange,
+        applied_session_date as session_date,
+        exp(sum(case when action = 'split' then ln(action_value) else 0 end)) as split_ratio,
+        sum(case when action = 'dividend' then action_value else 0 end) as dividend
+    from action_bars
+    group by symbol, exchange, applied_session_date
+
+),
+
+event_factors as (
+
+    select
+        bars_with_previous.symbol,
+        bars_with_previous.exchange,
+        bars_with_previous.ts,
+        bars_with_previous.session_date,
+        coalesce(events.split_ratio, 1) as split_ratio,
+        coalesce(events.dividend, 0) as dividend,
+        bars_with_previous.previous_close,
+        case
+            when events.dividend > 0
+                and bars_with_previous.previous_close / events.split_ratio > events.dividend
+                then 1 - events.dividend / (bars_with_previous.previous_close / events.split_ratio)
+            else 1
+        end as dividend_factor
+    from bars_with_previous
+    left join events
+        on
+            bars_with_previous.symbol = events.symbol
+            and bars_with_previous.exchange = events.exchange
+            and bars_with_previous.session_date = events.session_date
+
+),
+
+cumulated as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        session_date,
+        split_ratio,
+        dividend,
+        dividend_factor,
+        {#- the events strictly after this bar: a running sum in descending time, excluding the row -#}
+        coalesce(sum(ln(split_ratio)) over (
+            partition by symbol, exchange order by ts desc
+            rows between unbounded preceding and 1 preceding
+        ), 0) as log_split_after,
+        coalesce(sum(ln(dividend_factor)) over (
+            partition by symbol, exchange order by ts desc
+            rows between unbounded preceding and 1 preceding
+        ), 0) as log_dividend_after
+    from event_factors
+
+),
+
+final as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        session_date,
+        split_ratio,
+        dividend,
+        dividend_factor,
+        exp(-log_split_after) as split_factor,
+        exp(-log_split_after + log_dividend_after) as price_factor,
+        exp(log_split_after) as volume_factor
+    from cumulated
+
+)
+
+select * from final

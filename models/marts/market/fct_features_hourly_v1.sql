@@ -1,0 +1,29 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
+        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
+    )
+}}
+
+{#
+    Hourly features, version 1, on traded (unadjusted) hourly prices; see macros/market/features.sql.
+    Windows count bars, not clock hours: 20 bars of a 24/7 pair are 20 hours, of an equity about three
+    sessions.
+#}
+
+{{ market_features(
+    ref('fct_bars_1h'),
+    {
+        'open': 'open',
+        'high': 'high',
+        'low': 'low',
+        'close': 'close',
+        'volume': 'volume',
+        'vwap': 'vwap',
+        'price_factor': '1',
+    },
+    1
+) }}

@@ -1,0 +1,47 @@
+{{
+    config(
+        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
+    )
+}}
+
+{#
+    Training rows: the features of bar t next to the forward returns from bar t. Point-in-time correct:
+    features of bar t are computed from bars up to and including t only (tested by truncating history
+    and recomputing); labels start at t's close. Only rows whose 1-bar label exists are kept.
+#}
+
+with
+
+features as (
+
+    select * from {{ ref('fct_features_daily') }}
+
+),
+
+labels as (
+
+    select * from {{ ref('fct_labels_daily') }}
+
+),
+
+final as (
+
+    select
+        features.*,
+        labels.forward_return_1,
+        labels.forward_return_5,
+        labels.forward_return_20,
+        labels.horizon_end_ts_1,
+        labels.horizon_end_ts_5,
+        labels.horizon_end_ts_20
+    from features
+    inner join labels
+        on
+            features.symbol = labels.symbol
+            and features.exchange = labels.exchange
+            and features.ts = labels.ts
+    where labels.forward_return_1 is not null
+
+)
+
+select * from final

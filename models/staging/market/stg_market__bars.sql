@@ -1,0 +1,92 @@
+{#
+    Bars as loaded, typed and deduplicated: one row per (symbol, exchange, interval, ts). Should the raw
+    table ever hold a bar twice (an append-only sink, a replayed file), the newest load wins. Rows that
+    break the OHLC invariants are excluded here: the loader has already put them in raw.quarantine, so
+    nothing is lost, and no downstream model has to guard against them.
+#}
+
+with
+
+source_bars as (
+
+    select * from {{ source('market', 'bars') }}
+
+),
+
+typed as (
+
+    select
+        cast(symbol as varchar) as symbol,
+        cast(exchange as varchar) as exchange,
+        cast("interval" as varchar) as bar_interval,
+        cast(ts as timestamp with time zone) as ts,
+        cast(open as double precision) as open,
+        cast(high as double precision) as high,
+        cast(low as double precision) as low,
+        cast(close as double precision) as close,
+        cast(volume as double precision) as volume,
+        cast(adj_close as double precision) as vendor_adj_close,
+        cast(vwap as double precision) as vwap,
+        cast(trade_count as bigint) as trade_count,
+        cast(quote_volume as double precision) as quote_volume,
+        cast(taker_buy_volume as double precision) as taker_buy_volume,
+        cast(taker_buy_quote_volume as double precision) as taker_buy_quote_volume,
+        cast(source as varchar) as load_source,
+        cast(run_id as varchar) as run_id,
+        cast(loaded_at as timestamp with time zone) as loaded_at
+    from source_bars
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by symbol, exchange, bar_interval, ts
+            order by loaded_at desc, run_id desc
+        ) as load_rank
+    from typed
+
+),
+
+valid as (
+
+    select * from ranked
+    where
+        load_rank = 1
+        and ts is not null
+        and open > 0 and high > 0 and low > 0 and close > 0
+        and volume >= 0
+        and high >= low
+        and high >= open and high >= close
+        and low <= open and low <= close
+
+),
+
+final as (
+
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        vendor_adj_close,
+        vwap,
+        trade_count,
+        quote_volume,
+        taker_buy_volume,
+        taker_buy_quote_volume,
+        load_source,
+        run_id,
+        loaded_at
+    from valid
+
+)
+
+select * from final

@@ -1,0 +1,144 @@
+{#
+    A rollup agrees with its source bars: per bucket, volume is the sum of the source volumes, open the
+    open of the earliest source bar, close the close of the latest, high/low the extremes, and the source
+    bar count matches. Recomputed here without first/last aggregates (min/max timestamps joined back), so
+    it checks the model's cross-database code rather than repeating it.
+
+    source_model     the source bars (e.g. ref('stg_market__bars'))
+    source_interval  the source bars' interval (1m)
+    bucket_width     '5 minutes', '15 minutes', '1 hour'; or 'session' for daily bars by exchange session
+    tolerance        relative tolerance for volume sums (floating point)
+#}
+{% test rollup_reconciles(model, source_model, source_interval='1m', bucket_width='1 hour', tolerance=1e-9) %}
+
+with
+
+source_bars as (
+
+    select * from {{ source_model }}
+    where bar_interval = '{{ source_interval }}'
+
+),
+
+{% if bucket_width == 'session' %}
+bucketed as (
+
+    select
+        source_bars.symbol,
+        source_bars.exchange,
+        {{ mwh_date_to_utc_ts('sessions.session_date') }} as bucket_ts,
+        source_bars.ts,
+        source_bars.open,
+        source_bars.high,
+        source_bars.low,
+        source_bars.close,
+        source_bars.volume
+    from source_bars
+    inner join {{ ref('exchanges') }} as exchanges
+        on source_bars.exchange = exchanges.exchange
+    inner join {{ ref('int_trading_sessions') }} as sessions
+        on
+            exchanges.calendar = sessions.calendar
+            and sessions.session_date = case
+                when exchanges.calendar = '24/7' then {{ mwh_utc_date('source_bars.ts') }}
+                else {{ mwh_local_date('source_bars.ts', 'exchanges.timezone') }}
+            end
+            and source_bars.ts >= sessions.open_utc
+            and source_bars.ts < sessions.close_utc
+
+),
+{% else %}
+bucketed as (
+
+    select
+        symbol,
+        exchange,
+        {{ mwh_time_bucket(bucket_width, 'ts') }} as bucket_ts,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume
+    from source_bars
+
+),
+{% endif %}
+
+bucket_stats as (
+
+    select
+        symbol,
+        exchange,
+        bucket_ts,
+        min(ts) as first_ts,
+        max(ts) as last_ts,
+        max(high) as high,
+        min(low) as low,
+        sum(volume) as volume,
+        count(*) as source_bar_count
+    from bucketed
+    group by symbol, exchange, bucket_ts
+
+),
+
+expected as (
+
+    select
+        bucket_stats.*,
+        first_bar.open,
+        last_bar.close
+    from bucket_stats
+    inner join bucketed as first_bar
+        on
+            bucket_stats.symbol = first_bar.symbol
+            and bucket_stats.exchange = first_bar.exchange
+            and bucket_stats.first_ts = first_bar.ts
+    inner join bucketed as last_bar
+        on
+            bucket_stats.symbol = last_bar.symbol
+            and bucket_stats.exchange = last_bar.exchange
+            and bucket_stats.last_ts = last_bar.ts
+
+),
+
+compared as (
+
+    select
+        coalesce(expected.symbol, rollup.symbol) as symbol,
+        coalesce(expected.exchange, rollup.exchange) as exchange,
+        coalesce(expected.bucket_ts, rollup.ts) as bucket_ts,
+        expected.open as expected_open,
+        rollup.open as rollup_open,
+        expected.close as expected_close,
+        rollup.close as rollup_close,
+        expected.high as expected_high,
+        rollup.high as rollup_high,
+        expected.low as expected_low,
+        rollup.low as rollup_low,
+        expected.volume as expected_volume,
+        rollup.volume as rollup_volume,
+        expected.source_bar_count as expected_bar_count,
+        rollup.source_bar_count as rollup_bar_count
+    from expected
+    full outer join {{ model }} as rollup
+        on
+            expected.symbol = rollup.symbol
+            and expected.exchange = rollup.exchange
+            and expected.bucket_ts = rollup.ts
+
+)
+
+select *
+from compared
+where
+    expected_open is null
+    or rollup_open is null
+    or expected_open != rollup_open
+    or expected_close != rollup_close
+    or expected_high != rollup_high
+    or expected_low != rollup_low
+    or expected_bar_count != rollup_bar_count
+    or abs(expected_volume - rollup_volume) > {{ tolerance }} * greatest(abs(expected_volume), 1)
+
+{% endtest %}
