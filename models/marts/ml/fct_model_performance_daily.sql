@@ -1,0 +1,86 @@
+{#
+    Performance per model version, symbol and day (the UTC date of the bar predicted from), over
+    resolved predictions, with a rolling window of var('ml_rolling_window_days') days ending that day.
+    Rolling figures are recomputed from summed counts and sums, never averaged averages.
+    Regression rows have accuracy, Brier and log loss null; classification rows have MAE and RMSE null.
+#}
+
+with
+
+outcomes as (
+
+    select * from {{ ref('fct_prediction_outcomes') }}
+
+),
+
+daily as (
+
+    select
+        model_id,
+        symbol,
+        prediction_date,
+        max(prediction_kind) as prediction_kind,
+        count(*) as n_predictions,
+        sum({{ mwh_ml_int('is_resolved') }}) as n_resolved,
+        sum({{ mwh_ml_int('is_correct') }}) as n_correct,
+        count(is_correct) as n_scored,
+        sum({{ mwh_ml_int('is_direction_hit') }}) as n_direction_hits,
+        count(is_direction_hit) as n_direction_scored,
+        sum(brier_score) as sum_brier,
+        sum(log_loss) as sum_log_loss,
+        sum(abs(prediction_error)) as sum_abs_error,
+        sum(power(prediction_error, 2)) as sum_squared_error,
+        count(prediction_error) as n_errors,
+        avg(latency_ms) as avg_latency_ms
+    from outcomes
+    group by model_id, symbol, prediction_date
+
+),
+
+rolling as (
+
+    select
+        *,
+        {%- for col in ['n_resolved', 'n_correct', 'n_scored', 'n_direction_hits', 'n_direction_scored',
+                        'sum_brier', 'sum_log_loss', 'sum_abs_error', 'sum_squared_error', 'n_errors'] %}
+        sum({{ col }}) over (
+            partition by model_id, symbol
+            order by prediction_date
+            range between interval '{{ var("ml_rolling_window_days") - 1 }} days' preceding and current row
+        ) as rolling_{{ col }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from daily
+
+),
+
+final as (
+
+    select
+        model_id,
+        symbol,
+        prediction_date,
+        prediction_kind,
+        n_predictions,
+        n_resolved,
+        n_correct,
+        {{ mwh_safe_divide('cast(n_correct as double precision)', 'n_scored') }} as accuracy,
+        {{ mwh_safe_divide('cast(n_direction_hits as double precision)', 'n_direction_scored') }} as hit_rate,
+        {{ mwh_safe_divide('sum_brier', 'n_scored') }} as brier_score,
+        {{ mwh_safe_divide('sum_log_loss', 'n_scored') }} as log_loss,
+        {{ mwh_safe_divide('sum_abs_error', 'n_errors') }} as mae,
+        sqrt({{ mwh_safe_divide('sum_squared_error', 'n_errors') }}) as rmse,
+        avg_latency_ms,
+        rolling_n_resolved,
+        {{ mwh_safe_divide('cast(rolling_n_correct as double precision)', 'rolling_n_scored') }}
+            as rolling_accuracy,
+        {{ mwh_safe_divide('cast(rolling_n_direction_hits as double precision)', 'rolling_n_direction_scored') }}
+            as rolling_hit_rate,
+        {{ mwh_safe_divide('rolling_sum_brier', 'rolling_n_scored') }} as rolling_brier_score,
+        {{ mwh_safe_divide('rolling_sum_log_loss', 'rolling_n_scored') }} as rolling_log_loss,
+        {{ mwh_safe_divide('rolling_sum_abs_error', 'rolling_n_errors') }} as rolling_mae,
+        sqrt({{ mwh_safe_divide('rolling_sum_squared_error', 'rolling_n_errors') }}) as rolling_rmse
+    from rolling
+
+)
+
+select * from final

@@ -1,0 +1,156 @@
+{{
+    config(
+        indexes=mwh_indexes([
+            {'columns': ['model_id', 'bar_ts']},
+            {'columns': ['symbol', 'bar_ts']},
+        ]),
+    )
+}}
+
+{#
+    Each prediction joined to what the market then did. The reference price is the close of the bar
+    the model last saw (bar_ts); the outcome is the close `horizon_bars` bars later in the same series.
+    realized_class is `up` / `down` beyond +/- var('ml_flat_return_threshold'), else `flat`.
+    A prediction whose horizon has not yet passed (or whose bars are missing) is unresolved: its
+    outcome columns are null and is_resolved is false.
+
+    Scores per prediction (averaged in the performance marts):
+    - classification: is_correct; brier_score = (probability - is_correct)^2 and
+      log_loss = -ln(probability of what happened), where `probability` is the model's probability of
+      its predicted class, so both judge that one probability (one-vs-rest);
+    - regression: error = predicted_value - realized_return;
+    - both: is_direction_hit, whether the predicted direction (class, or sign of the value) matched.
+#}
+
+with
+
+predictions as (
+
+    select * from {{ ref('stg_ml__predictions') }}
+
+),
+
+bars as (
+
+    select * from {{ ref('int_ml__bars_indexed') }}
+
+),
+
+registry as (
+
+    select * from {{ ref('stg_ml__model_registry') }}
+
+),
+
+with_bars as (
+
+    select
+        predictions.*,
+        entry_bar.close as entry_close,
+        exit_bar.ts as outcome_bar_ts,
+        exit_bar.close as outcome_close
+    from predictions
+    left join bars as entry_bar
+        on
+            predictions.symbol = entry_bar.symbol
+            and predictions.exchange = entry_bar.exchange
+            and predictions.bar_interval = entry_bar.bar_interval
+            and predictions.bar_ts = entry_bar.ts
+    left join bars as exit_bar
+        on
+            entry_bar.symbol = exit_bar.symbol
+            and entry_bar.exchange = exit_bar.exchange
+            and entry_bar.bar_interval = exit_bar.bar_interval
+            and exit_bar.bar_index = entry_bar.bar_index + predictions.horizon_bars
+
+),
+
+realized as (
+
+    select
+        *,
+        outcome_close / entry_close - 1 as realized_return
+    from with_bars
+
+),
+
+classified as (
+
+    select
+        *,
+        realized_return is not null as is_resolved,
+        case
+            when realized_return > {{ var('ml_flat_return_threshold') }} then 'up'
+            when realized_return < -{{ var('ml_flat_return_threshold') }} then 'down'
+            when realized_return is not null then 'flat'
+        end as realized_class,
+        case
+            when prediction_kind = 'classification' then predicted_class
+            when predicted_value > 0 then 'up'
+            when predicted_value < 0 then 'down'
+            else 'flat'
+        end as predicted_direction
+    from realized
+
+),
+
+scored as (
+
+    select
+        *,
+        case
+            when is_resolved and prediction_kind = 'classification' then predicted_class = realized_class
+        end as is_correct,
+        case when is_resolved then predicted_direction = realized_class end as is_direction_hit
+    from classified
+
+),
+
+final as (
+
+    select
+        scored.model_id,
+        registry.model_name,
+        registry.model_version,
+        scored.symbol,
+        scored.exchange,
+        scored.bar_interval,
+        scored.bar_ts,
+        scored.horizon_bars,
+        {{ mwh_utc_date('scored.bar_ts') }} as prediction_date,
+        scored.predicted_at,
+        scored.prediction_kind,
+        scored.predicted_class,
+        scored.probability,
+        scored.predicted_value,
+        scored.predicted_direction,
+        scored.latency_ms,
+        scored.entry_close,
+        scored.outcome_bar_ts,
+        scored.outcome_close,
+        scored.is_resolved,
+        scored.realized_return,
+        scored.realized_class,
+        scored.is_correct,
+        scored.is_direction_hit,
+        case
+            when scored.is_correct is not null
+                then power(scored.probability - {{ mwh_ml_int('scored.is_correct') }}, 2)
+        end as brier_score,
+        case
+            when scored.is_correct
+                then -ln(greatest(scored.probability, 1e-15))
+            when not scored.is_correct
+                then -ln(greatest(1 - scored.probability, 1e-15))
+        end as log_loss,
+        case
+            when scored.is_resolved and scored.prediction_kind = 'regression'
+                then scored.predicted_value - scored.realized_return
+        end as prediction_error
+    from scored
+    left join registry
+        on scored.model_id = registry.model_id
+
+)
+
+select * from final
