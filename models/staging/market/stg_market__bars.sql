@@ -38,29 +38,27 @@ typed as (
 
 ),
 
-ranked as (
+{#- distinct on keeps the first row per key in the order given: the newest load. Works the same on
+    DuckDB and PostgreSQL, and unlike a row_number() filter it leaves PostgreSQL's row estimates
+    intact, which downstream joins depend on. -#}
+newest_load as (
 
-    select
-        *,
-        row_number() over (
-            partition by symbol, exchange, bar_interval, ts
-            order by loaded_at desc, run_id desc
-        ) as load_rank
+    select distinct on (symbol, exchange, bar_interval, ts)
+        *
     from typed
+    order by symbol, exchange, bar_interval, ts, loaded_at desc, run_id desc
 
 ),
 
 valid as (
 
-    select * from ranked
+    select * from newest_load
     where
-        load_rank = 1
-        and ts is not null
-        and open > 0 and high > 0 and low > 0 and close > 0
+        ts is not null
         and volume >= 0
-        and high >= low
-        and high >= open and high >= close
-        and low <= open and low <= close
+        and least(open, high, low, close) > 0
+        and high >= greatest(open, low, close)
+        and low <= least(open, close)
 
 ),
 

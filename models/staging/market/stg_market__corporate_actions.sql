@@ -26,15 +26,12 @@ typed as (
 
 ),
 
-ranked as (
+newest_load as (
 
-    select
-        *,
-        row_number() over (
-            partition by symbol, exchange, ex_date, action
-            order by loaded_at desc, run_id desc
-        ) as load_rank
+    select distinct on (symbol, exchange, ex_date, action)
+        *
     from typed
+    order by symbol, exchange, ex_date, action, loaded_at desc, run_id desc
 
 ),
 
@@ -49,10 +46,9 @@ final as (
         load_source,
         run_id,
         loaded_at
-    from ranked
+    from newest_load
     where
-        load_rank = 1
-        and action in ('dividend', 'split')
+        action in ('dividend', 'split')
         and action_value > 0
 
 )

@@ -1,0 +1,83 @@
+{#
+    Freshness that knows the trading calendar: a symbol's bars are stale when
+      - daily bars: more than `max_sessions_behind` sessions have closed (plus `load_grace_hours` for
+        the nightly load) after its last bar: weekends and holidays are not sessions, so a Monday
+        morning check of Friday's bar passes;
+      - intraday bars: more than `max_open_minutes_behind` minutes of *open market* have passed since
+        its last bar: nights, weekends and holidays of an exchange do not count, every minute of a
+        24/7 market does.
+    Fails with each stale (symbol, interval), its last bar and how far behind it is. Historical
+    datasets (the shared sample ends in 2021) are stale by definition, hence severity warn in the YAML.
+#}
+{% test bars_are_fresh(model, interval_column='bar_interval', max_sessions_behind=1, load_grace_hours=6, max_open_minutes_behind=30) %}
+
+with
+
+latest as (
+
+    select
+        bars.symbol,
+        bars.exchange,
+        bars.{{ interval_column }} as bar_interval,
+        exchanges.calendar,
+        max(bars.ts) as last_ts
+    from {{ model }} as bars
+    inner join {{ ref('exchanges') }} as exchanges
+        on bars.exchange = exchanges.exchange
+    group by bars.symbol, bars.exchange, bars.{{ interval_column }}, exchanges.calendar
+
+),
+
+daily_lag as (
+
+    select
+        latest.symbol,
+        latest.exchange,
+        latest.bar_interval,
+        latest.last_ts,
+        count(sessions.session_date) as sessions_behind,
+        cast(null as double precision) as open_minutes_behind
+    from latest
+    left join {{ ref('int_trading_sessions') }} as sessions
+        on
+            latest.calendar = sessions.calendar
+            and sessions.session_date > {{ mwh_utc_date('latest.last_ts') }}
+            and sessions.close_utc + interval '{{ load_grace_hours }} hours' <= current_timestamp
+    where latest.bar_interval in ('1d', '1wk')
+    group by latest.symbol, latest.exchange, latest.bar_interval, latest.last_ts
+
+),
+
+intraday_lag as (
+
+    select
+        latest.symbol,
+        latest.exchange,
+        latest.bar_interval,
+        latest.last_ts,
+        count(sessions.session_date) as sessions_behind,
+        coalesce(sum(
+            extract(epoch from
+                least(sessions.close_utc, current_timestamp) - greatest(sessions.open_utc, latest.last_ts)
+            ) / 60
+        ), 0) as open_minutes_behind
+    from latest
+    left join {{ ref('int_trading_sessions') }} as sessions
+        on
+            latest.calendar = sessions.calendar
+            and sessions.close_utc > latest.last_ts
+            and sessions.open_utc < current_timestamp
+    where latest.bar_interval not in ('1d', '1wk')
+    group by latest.symbol, latest.exchange, latest.bar_interval, latest.last_ts
+
+)
+
+select * from daily_lag
+where sessions_behind > {{ max_sessions_behind }}
+
+union all
+
+select * from intraday_lag
+where open_minutes_behind > {{ max_open_minutes_behind }}
+
+{% endtest %}
