@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import logging
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,9 @@ def cmd_demo(args) -> int:
     plan = [
         ("alphavantage", sorted(sample.glob("alphavantage/*"))),
         ("binance-klines", sorted(sample.glob("binance_klines/*"))),
-        ("yfinance", sorted(sample.glob("yfinance/*"))),
+        # A vendor file with a repaired twin (`*-fixed.csv`) is shown only in its repaired form.
+        ("yfinance", sorted(p for p in sample.glob("yfinance/*.csv")
+                            if not p.with_name(p.stem + "-fixed.csv").exists())),
     ]
     status = 0
     run_id = new_run_id()
@@ -108,7 +111,7 @@ def cmd_demo(args) -> int:
             status |= _print_reports(reports)
     t_load = time.monotonic() - t0
     print("\n== dbt build")
-    res = run_dbt(["build"], target, quiet=not args.verbose)
+    res = run_dbt(["build"], target, quiet=not args.dbt_output)
     if not res.success:
         print("dbt build FAILED (see logs/dbt.log)")
         status = 2
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mwh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", help="profile target (default: MWH_TARGET or duckdb)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
     load = sub.add_parser("load", help="land market data in the raw tables")
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="what the warehouse holds")
     s.set_defaults(func=cmd_summary)
     demo = sub.add_parser("demo", help="load the bundled sample, build, summarize")
-    demo.add_argument("--verbose", action="store_true")
+    demo.add_argument("--dbt-output", action="store_true", help="show dbt's full output")
     demo.set_defaults(func=cmd_demo)
     _register_extensions(sub)
     return parser
@@ -176,6 +180,9 @@ def _register_extensions(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO if args.verbose == 1 else logging.DEBUG,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         if getattr(args, "passthrough", False):
             return args.func(args, extra)

@@ -7,9 +7,11 @@ raw.loader_runs as failed with the error, and does not stop the other sources of
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from loaders.sinks import Sink
 from loaders.sources import alphavantage, binance_klines, generic, yfinance_format
 from loaders.sources.common import ParsedBatch
 from loaders.validate import Validated, validate
+
+log = logging.getLogger(__name__)
 
 FORMATS: dict[str, Callable[..., ParsedBatch]] = {
     "alphavantage": alphavantage.parse,
@@ -44,8 +48,11 @@ class SourceReport:
     examples: list[str] = field(default_factory=list)  # first quarantined rows, "line N: reason"
 
     def line(self) -> str:
-        if self.status != "success":
+        if self.status == "failed":
             return f"FAILED  {self.error}"
+        if self.status == "partial":
+            return (f"PARTIAL {self.source}: loaded {self.loaded}, replaced {self.replaced}, "
+                    f"quarantined {self.quarantined}; then: {self.error}")
         return (f"ok      {self.source}: read {self.rows_read}, loaded {self.loaded}, "
                 f"replaced {self.replaced}, duplicate {self.duplicate}, "
                 f"quarantined {self.quarantined} ({self.seconds:.2f}s)")
@@ -79,17 +86,23 @@ def _audit_row(report: SourceReport, run_id: str, target: str, parameters: dict,
 
 
 def write_batch(sink: Sink, batch: ParsedBatch, run_id: str, checked: Validated | None = None,
-                started: pd.Timestamp | None = None) -> SourceReport:
-    """Validate and write one parsed source; all of it commits or none of it."""
+                started: pd.Timestamp | None = None, partial_error: str | None = None) -> SourceReport:
+    """Validate and write one parsed source; all of it commits or none of it.
+    partial_error: the source could only be read in part (e.g. a later fetch failed); what was
+    read is written and the audit row says `partial` with the error."""
     started = started or _utcnow()
     v = checked or validate(batch)
     report = SourceReport(source=batch.source, loader=batch.loader, rows_read=v.rows_read,
                           quarantined=len(v.rejected))
+    if partial_error:
+        report.status, report.error = "partial", partial_error
     report.examples = [f"line {n}: {r}" for n, r in zip(v.rejected["row_number"][:5], v.rejected["reason"][:5])]
     at = _utcnow()
     quarantine = v.rejected.assign(run_id=run_id, source=batch.source, target_table=BARS.qualified,
                                    quarantined_at=at)
     with sink.transaction() as tx:
+        log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
+                 batch.source, len(v.bars), len(v.actions), len(quarantine))
         counts = tx.merge(BARS, _with_audit(v.bars, batch.source, run_id, at))
         tx.merge(CORPORATE_ACTIONS, _with_audit(v.actions, batch.source, run_id, at))
         if len(quarantine):
@@ -119,27 +132,47 @@ def _describe(exc: BaseException, source: str) -> str:
 
 
 def run_source(sink: Sink, run_id: str, source: str, loader: str, parameters: dict,
-               produce: Callable[[], ParsedBatch]) -> SourceReport:
+               produce: Callable[[], ParsedBatch | tuple[ParsedBatch, Validated]]) -> SourceReport:
     """Parse and write one source; any failure is recorded and reported, never raised."""
     started = _utcnow()
     try:
-        batch = produce()
-        return write_batch(sink, batch, run_id, started=started)
+        produced = produce()
+        batch, checked = produced if isinstance(produced, tuple) else (produced, None)
+        return write_batch(sink, batch, run_id, checked=checked, started=started)
     except Exception as exc:  # one bad source must not stop the others
-        return record_failure(sink, run_id, source, loader, _describe(exc, source), started, parameters)
+        error = _describe(exc, source)
+        try:
+            return record_failure(sink, run_id, source, loader, error, started, parameters)
+        except Exception as audit_exc:  # e.g. the connection itself is gone
+            return SourceReport(source=source, loader=loader, status="failed",
+                                error=f"{error} (and the failure could not be recorded: {audit_exc})")
+
+
+def _parse_and_validate(parse: Callable[..., ParsedBatch], path: Path, opts: dict):
+    batch = parse(path, **opts)
+    return batch, validate(batch)
 
 
 def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,
                **options) -> list[SourceReport]:
-    """Load vendor files of one format; one transaction and one audit row per file."""
+    """Load vendor files of one format; one transaction and one audit row per file.
+
+    Parsing and validating the next file runs in a worker thread while the current one is written
+    (Arrow and the database driver release the GIL), so the client's CPU work overlaps the server's.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     parse = FORMATS[fmt]
     run_id = run_id or new_run_id()
     opts = {k: v for k, v in options.items() if v is not None}
+    paths = [Path(p) for p in paths]
     reports = []
-    for p in paths:
-        path = Path(p)
-        reports.append(run_source(sink, run_id, str(path), fmt, {"format": fmt, **opts},
-                                  lambda path=path: parse(path, **opts)))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
+        pending = [pool.submit(_parse_and_validate, parse, p, opts) for p in paths[:1]]
+        for i, path in enumerate(paths):
+            future = pending[i]
+            if i + 1 < len(paths):
+                pending.append(pool.submit(_parse_and_validate, parse, paths[i + 1], opts))
+            reports.append(run_source(sink, run_id, str(path), fmt, {"format": fmt, **opts},
+                                      future.result))
     return reports

@@ -143,7 +143,9 @@ LOADER_RUNS = Table(
         Column("rows_replaced", "bigint", False, "Rows whose key existed with other values; the new ones won."),
         Column("rows_duplicate", "bigint", False, "Rows identical to what the table already held."),
         Column("rows_quarantined", "bigint", False, "Rows rejected by validation (see quarantine)."),
-        Column("status", "text", False, "`success` or `failed`."),
+        Column("status", "text", False,
+               "`success`, `failed` (nothing written), or `partial` (what was fetched before an "
+               "error was written; the next incremental run resumes)."),
         Column("error", "text", True, "Error message of a failed source."),
         Column("started_at", "timestamp", False, "Start (UTC)."),
         Column("finished_at", "timestamp", False, "End (UTC)."),

@@ -11,6 +11,7 @@ Rules for bars (a row may fail several; all reasons are kept):
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 
@@ -97,6 +98,13 @@ def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
         "record": _records(batch, bad_idx),
         "reason": reasons.loc[bad_idx].values,
     })
+    if batch.malformed:
+        rejected = pd.concat([rejected, pd.DataFrame({
+            "row_number": [n if n is not None else -1 for n, _ in batch.malformed],
+            "record": [json.dumps({"line": text}, ensure_ascii=False) for _, text in batch.malformed],
+            "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
+                       for _, t in batch.malformed],
+        })], ignore_index=True).sort_values("row_number", ignore_index=True)
 
     actions = batch.actions
     if "_src" in actions.columns:

@@ -145,8 +145,9 @@ def training_run_rules(t: pd.DataFrame, ctx: Context) -> pd.Series:
 def model_rules(m: pd.DataFrame, ctx: Context) -> pd.Series:
     r = Reasons(m.index)
     r.add(_not_in(m["task"], TASKS), f"task not one of {', '.join(TASKS)}")
-    r.add(m["model_id"] != m["model_name"] + "@" + m["model_version"],
-          "model_id is not <model_name>@<model_version>")
+    named = m["model_id"].notna() & m["model_name"].notna() & m["model_version"].notna()
+    expected = m["model_name"].astype(str) + "@" + m["model_version"].astype(str)
+    r.add(named & (m["model_id"] != expected), "model_id is not <model_name>@<model_version>")
     _future(r, m, ctx, ("training_date",))
     return r.values
 
@@ -201,11 +202,11 @@ def check_records(kind: Kind, raw: pd.DataFrame, row_numbers: pd.Series, ctx: Co
     if read_errors is not None:
         read = pd.Series(list(read_errors), index=raw.index)
         reasons = pd.Series(np.where(read != "", read, reasons), index=raw.index)
-    parsed = reasons == ""
-    if parsed.any():
-        rules = kind.rules(frame[parsed], ctx)
-        cur = reasons[parsed]
-        reasons[parsed] = np.where(cur == "", rules, np.where(rules == "", cur, cur + "; " + rules))
+    # Rules see every row (a field that did not parse is null and passes them), so a row's reasons
+    # are all reported at once.
+    rules = kind.rules(frame, ctx)
+    reasons = pd.Series(np.where(reasons == "", rules, np.where(rules == "", reasons, reasons + "; " + rules)),
+                        index=raw.index)
 
     key = list(kind.table.key)
     ok = reasons == ""

@@ -120,13 +120,20 @@ class Transaction(ABC):
         symbols = sorted(frame["symbol"].unique().tolist())
         return bool(self.execute(sql, [symbols, t.min().to_pydatetime(), t.max().to_pydatetime()]))
 
+    def try_append_new(self, table: Table, frame: pd.DataFrame) -> bool:
+        """The fast path: append when no row of the batch can collide with a stored one.
+        Returns False (having written nothing) when the merge is needed."""
+        if self._has_overlap(table, frame):
+            return False
+        self.append(table, frame)
+        return True
+
     def merge(self, table: Table, frame: pd.DataFrame) -> MergeCounts:
         """Upsert `frame` (unique on table.key, all columns present) into `table`."""
         if frame.empty:
             return MergeCounts()
         frame = frame[table.column_names]
-        if not self._has_overlap(table, frame):
-            self.append(table, frame)
+        if self.try_append_new(table, frame):
             return MergeCounts(loaded=len(frame))
         stage = self.stage(table, frame)
         new, replaced, duplicate = self.execute(merge_count_sql(table, stage))[0]

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from loaders.schema import RAW_SCHEMA, Table
 from loaders.sinks.base import Sink, Transaction, create_table_sql
@@ -28,15 +30,21 @@ def _pg(sql: str) -> str:
 
 
 def copy_frame(cur: psycopg.Cursor, target: str, columns: list[str], frame: pd.DataFrame) -> None:
-    """COPY a frame into `target` as CSV, streamed in chunks."""
+    """COPY a frame into `target`: Arrow formats CSV in C++ (nulls as empty fields, floats
+    round-trip exact), streamed in chunks so the server ingests while the next chunk is formatted."""
     cols = ", ".join(columns)
+    table = pa.Table.from_pandas(frame[columns], preserve_index=False)
+    # Arrow formats zoned timestamps ~25x slower than naive ones; the values are UTC instants and
+    # the session's time zone is UTC, so write them naive.
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_timestamp(fld.type) and fld.type.tz is not None:
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("us")))
+    options = pacsv.WriteOptions(include_header=False)
     with cur.copy(f"copy {target} ({cols}) from stdin (format csv)") as copy:
-        for start in range(0, len(frame), COPY_CHUNK_ROWS):
-            buf = io.StringIO()
-            frame.iloc[start:start + COPY_CHUNK_ROWS].to_csv(
-                buf, index=False, header=False, columns=columns
-            )
-            copy.write(buf.getvalue())
+        for start in range(0, table.num_rows, COPY_CHUNK_ROWS):
+            buf = io.BytesIO()
+            pacsv.write_csv(table.slice(start, COPY_CHUNK_ROWS), buf, options)
+            copy.write(buf.getbuffer())
 
 
 class PostgresTransaction(Transaction):
@@ -61,6 +69,17 @@ class PostgresTransaction(Transaction):
     def append(self, table: Table, frame: pd.DataFrame) -> None:
         copy_frame(self.cur, table.qualified, table.column_names, frame)
 
+    def try_append_new(self, table: Table, frame: pd.DataFrame) -> bool:
+        """Optimistic: COPY straight into the table under a savepoint; the primary key rejects a
+        batch that overlaps stored rows (usually at its first row), and the merge takes over.
+        Cheaper than probing every chunk of a hypertable first."""
+        try:
+            with self.conn.transaction():
+                self.append(table, frame)
+            return True
+        except psycopg.errors.UniqueViolation:
+            return False
+
 
 class PostgresSink(Sink):
     dialect = "postgres"
@@ -69,6 +88,7 @@ class PostgresSink(Sink):
         """use_timescale: None = use TimescaleDB when the extension is in the database.
         create_extension: create it first (the `timescale` target does)."""
         self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.conn.execute("set timezone = 'UTC'")  # COPY writes UTC timestamps without a zone
         if create_extension:
             try:
                 self.conn.execute("create extension if not exists timescaledb")

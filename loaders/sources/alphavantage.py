@@ -47,6 +47,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     )
     return ParsedBatch(
         source=str(path), loader="alphavantage", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, text, 1), parse_errors=p.errors, actions=actions,
+        row_numbers=line_numbers(raw, text, 1), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []), actions=actions,
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

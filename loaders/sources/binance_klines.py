@@ -51,6 +51,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     bars["vwap"] = (qv / vol).where(vol > 0)
     return ParsedBatch(
         source=str(path), loader="binance-klines", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, text, 1 if has_header else 0), parse_errors=p.errors,
+        row_numbers=line_numbers(raw, text, 1 if has_header else 0), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

@@ -3,6 +3,7 @@ could not be parsed, and what a file name says about symbol and interval."""
 
 from __future__ import annotations
 
+import csv as csvmod
 import gzip
 import io
 import re
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 BAR_FIELDS = [
     "ts", "symbol", "exchange", "interval", "open", "high", "low", "close", "volume",
@@ -45,6 +49,7 @@ class ParsedBatch:
     parse_errors: pd.Series  # "" or the reasons a row's fields did not parse
     actions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACTION_FIELDS))
     parameters: dict = field(default_factory=dict)
+    malformed: list[tuple[int | None, str]] = field(default_factory=list)  # (line, text) unsplittable rows
 
 
 def read_text(path: Path) -> str:
@@ -79,16 +84,47 @@ def reject_non_csv(path: Path, text: str, expected: str) -> None:
 
 
 def read_csv_strings(text: str, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
-    """Every field as a string, nothing guessed: parsing is the caller's, field by field."""
-    return pd.read_csv(
-        io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-        header=0 if header else None, names=names, skip_blank_lines=True,
+    """Every field as a string (Arrow-backed), nothing guessed: parsing is the caller's, field by
+    field. Rows with the wrong number of fields are not dropped: they are returned in
+    ``frame.attrs["malformed"]`` as (line number, text) for quarantine, and the remaining rows' file
+    lines in ``frame.attrs["lines"]``."""
+    first_line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    first = next(csvmod.reader([first_line])) if first_line else []
+    if header:
+        names = [c.strip() for c in first]
+    elif names is None:
+        names = [f"f{i}" for i in range(len(first))]
+    malformed: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        malformed.append((row.number, row.text))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(text.encode()),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
+                                       use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False),
     )
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    # pyarrow numbers rows by file line (skipped header included, from 1).
+    offset = 1 if header else 0
+    bad = {n for n, _ in malformed if n is not None}
+    total = len(frame) + len(malformed)
+    lines = [n for n in range(offset + 1, offset + total + 1) if n not in bad]
+    frame.attrs["lines"] = np.asarray(lines[: len(frame)], dtype="int64")
+    frame.attrs["malformed"] = malformed
+    return frame
 
 
 def line_numbers(frame: pd.DataFrame, text: str, header_lines: int) -> pd.Series:
-    """1-based file line of each row. Exact when the file has no blank lines inside the data
-    (the vendors' files do not); otherwise counts data rows after the header."""
+    """1-based file line of each row (the header is line 1)."""
+    lines = frame.attrs.get("lines")
+    if lines is not None and len(lines) == len(frame):
+        return pd.Series(lines, index=frame.index, dtype="int64")
     return pd.Series(np.arange(len(frame)) + header_lines + 1, index=frame.index, dtype="int64")
 
 
@@ -106,15 +142,29 @@ class FieldParser:
         cur = self.errors[mask]
         self.errors[mask] = np.where(cur == "", msgs, cur + "; " + msgs)
 
+    def _strings(self, column: str) -> pd.Series:
+        col = self.raw[column]
+        if not isinstance(col.dtype, pd.ArrowDtype):
+            col = col.astype(pd.ArrowDtype(pa.string()))
+        return col.str.strip()
+
     def number(self, column: str, name: str | None = None, required: bool = True) -> pd.Series:
         name = name or column
-        s = self.raw[column].str.strip()
-        out = pd.to_numeric(s, errors="coerce").astype("float64")
-        empty = s.isin(["", "null", "NaN", "nan", "None"])
-        bad = out.isna() & ~empty
-        self._note(bad, lambda m: f"unparsable number in {name}: " + s[m].map(repr))
+        s = self._strings(column)
+        empty = s.isin(["", "null", "NaN", "nan", "None"]).to_numpy(dtype=bool)
+        arr = pa.array(s.array)
+        arr = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), arr)
+        try:  # fast path: every non-empty field parses
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            out = pd.Series(values, index=s.index, dtype="float64")
+        except pa.ArrowInvalid:
+            out = pd.Series(pd.to_numeric(s.astype(object), errors="coerce"), index=s.index,
+                            dtype="float64")
+        empty_s = pd.Series(empty, index=s.index)
+        bad = out.isna() & ~empty_s
+        self._note(bad, lambda m: f"unparsable number in {name}: " + s[m].astype(object).map(repr))
         if required:
-            self._note(empty, f"missing {name}")
+            self._note(empty_s, f"missing {name}")
         out[~np.isfinite(out.fillna(0))] = np.nan
         return out
 
@@ -128,7 +178,7 @@ class FieldParser:
               date_label: bool = False, name: str = "time") -> pd.Series:
         """UTC timestamps. date_label: keep only the local calendar date and stamp it 00:00 UTC
         (daily bars are labelled by session date, whatever the vendor's offset)."""
-        s = self.raw[column].str.strip()
+        s = self._strings(column).astype(object)
         if epoch_unit:
             num = pd.to_numeric(s, errors="coerce")
             if epoch_unit == "auto":
@@ -145,7 +195,7 @@ class FieldParser:
             out = pd.to_datetime(s.str[:10], format="%Y-%m-%d", errors="coerce", utc=True)
             out = out.where(s.str.len() >= 10)
         else:
-            out = pd.to_datetime(s, format=fmt, errors="coerce", utc=True)
+            out = pd.to_datetime(s, format=fmt or "ISO8601", errors="coerce", utc=True)
         bad = out.isna()
         self._note(bad & (s != ""), lambda m: f"unparsable {name}: " + s[m].map(repr))
         self._note(bad & (s == ""), f"missing {name}")
@@ -227,6 +277,8 @@ def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
             val = pd.Series(pd.NA if col == "trade_count" else np.nan, index=index)
         frame[col] = val
     frame["trade_count"] = frame["trade_count"].astype("Int64")
+    for col in ("symbol", "exchange", "interval"):
+        frame[col] = frame[col].astype(object)
     for col in ("open", "high", "low", "close", "volume", "adj_close", "vwap", "quote_volume",
                 "taker_buy_volume", "taker_buy_quote_volume"):
         frame[col] = frame[col].astype("float64")

@@ -88,6 +88,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     )
     return ParsedBatch(
         source=str(path), loader="generic", bars=bars, raw=raw, row_numbers=rows,
-        parse_errors=p.errors,
+        parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
         parameters={"mapping": mapping, "symbol": symbol, "exchange": exchange, "interval": interval},
     )

@@ -32,13 +32,16 @@ def parse_file(path: Path, symbol: str | None = None, exchange: str | None = Non
     if first[0] == "Price" and len(lines) > 2 and lines[1].startswith("Ticker"):
         # download() layout: Price row, Ticker row, then the index-name row.
         header = pd.read_csv(io.StringIO(text), header=[0, 1], index_col=0, nrows=0)
-        body = read_csv_strings(text, header=False).iloc[3:]
+        body = read_csv_strings(text, header=False)
+        malformed = body.attrs.get("malformed", [])
+        body = body.iloc[3:]
         tickers = [t for _, t in header.columns]
         fields = [f for f, _ in header.columns]
         long = _long_from_download(body, fields, tickers, first_line=4)
         header_lines = 3
     elif first[0] in ("Date", "Datetime"):
         raw = read_csv_strings(text)
+        malformed = raw.attrs.get("malformed", [])
         missing = [c for c in REQUIRED if c not in raw.columns]
         if missing:
             raise FormatError(f"{path}: not a yfinance history CSV: missing columns {missing}")
@@ -47,7 +50,7 @@ def parse_file(path: Path, symbol: str | None = None, exchange: str | None = Non
             raise FormatError(f"{path}: no symbol in the file or its name; pass --symbol")
         long = raw.rename(columns={first[0]: "time"})
         long.insert(1, "symbol", sym)
-        long["_row"] = np.arange(len(long)) + 2
+        long["_row"] = raw.attrs["lines"]
         header_lines = 1
     else:
         raise FormatError(f"{path}: not a yfinance CSV: first header field is {first[0]!r}, expected "
@@ -55,8 +58,10 @@ def parse_file(path: Path, symbol: str | None = None, exchange: str | None = Non
     if symbol:
         long["symbol"] = symbol
     del header_lines
-    return _batch(long, source=str(path), exchange=exchange,
-                  interval=interval or named.get("interval"), loader="yfinance-csv")
+    batch = _batch(long, source=str(path), exchange=exchange,
+                   interval=interval or named.get("interval"), loader="yfinance-csv")
+    batch.malformed = malformed
+    return batch
 
 
 def _long_from_download(body: pd.DataFrame, fields: list[str], tickers: list[str],
