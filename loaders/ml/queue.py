@@ -191,7 +191,7 @@ def release_expired(sink: Sink) -> int:
     with writer_lock(sink), sink.transaction() as tx:
         rows = tx.execute(
             f"update {Q} set status = 'pending', lease_expires_at = null, "
-            f"error = 'claim by ' || coalesce(claimed_by, '?') || ' expired' "
+            f"error = 'claim by ' || coalesce(claimed_by, 'an unknown worker') || ' expired' "
             f"where status = 'processing' and lease_expires_at < ? returning request_id", [at.to_pydatetime()])
     return len(rows)
 
