@@ -43,11 +43,11 @@ rolling as (
         *,
         {%- for col in ['n_resolved', 'n_correct', 'n_scored', 'n_direction_hits', 'n_direction_scored',
                         'sum_brier', 'sum_log_loss', 'sum_abs_error', 'sum_squared_error', 'n_errors'] %}
-        sum({{ col }}) over (
+        cast(sum({{ col }}) over (
             partition by model_id, symbol
             order by prediction_date
             range between interval '{{ var("ml_rolling_window_days") - 1 }} days' preceding and current row
-        ) as rolling_{{ col }}{{ ',' if not loop.last }}
+        ) as {{ 'bigint' if col.startswith('n_') else 'double precision' }}) as rolling_{{ col }}{{ ',' if not loop.last }}
         {%- endfor %}
     from daily
 

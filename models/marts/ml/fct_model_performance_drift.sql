@@ -28,8 +28,8 @@ model_days as (
     select
         model_id,
         prediction_date,
-        sum(n_resolved) as n_resolved,
-        sum(n_correct) as n_correct
+        cast(sum(n_resolved) as bigint) as n_resolved,
+        cast(sum(n_correct) as bigint) as n_correct
     from daily
     group by model_id, prediction_date
 
@@ -42,16 +42,16 @@ rolling as (
         prediction_date,
         n_resolved,
         n_correct,
-        sum(n_resolved) over (
+        cast(sum(n_resolved) over (
             partition by model_id
             order by prediction_date
             range between interval '{{ var("ml_rolling_window_days") - 1 }} days' preceding and current row
-        ) as rolling_n_resolved,
-        sum(n_correct) over (
+        ) as bigint) as rolling_n_resolved,
+        cast(sum(n_correct) over (
             partition by model_id
             order by prediction_date
             range between interval '{{ var("ml_rolling_window_days") - 1 }} days' preceding and current row
-        ) as rolling_n_correct
+        ) as bigint) as rolling_n_correct
     from model_days
 
 ),

@@ -1,5 +1,5 @@
 """A small ML lifecycle built on real AAPL and MSFT daily bars (data/sample/alphavantage), whose outcomes
-are known by hand. Used by the tests (and handy for a dev warehouse: `python -m tests.python.ml.scenario`).
+are known by hand. Used by the tests (and handy for a dev warehouse: `python tests/python/ml/ml_scenario.py`).
 
 AAPL bars the hand-checked cases rely on (raw, unadjusted; Alpha Vantage):
 

@@ -1,0 +1,162 @@
+"""The ML marts built by dbt on real bars (AAPL and MSFT daily, data/sample), with predictions and signals
+whose outcomes are known by hand (tests/python/ml/scenario.py has the bars and the arithmetic)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import pytest
+
+from loaders.cli import main as mwh
+from loaders.dbt import run_dbt
+from loaders.ml import queue, registry
+from loaders.ml.db import open_ml_sink
+import ml_scenario as scenario
+
+# The current window of the scenario holds 21 daily bars (30 calendar days); judge PSI on 15.
+DBT_VARS = "{ml_psi_min_values: 15}"
+# Our models and snapshot, the staging model of bars they read, and only our tests.
+SELECT = ["--select", "+tag:ml", "--exclude", "tag:market,resource_type:test",
+          "--indirect-selection", "cautious", "--vars", DBT_VARS]
+
+
+def _build(target) -> None:
+    res = run_dbt(["build", *SELECT], target, quiet=True)
+    failed = [f"{r.node.name}: {r.status} {r.message}" for r in (res.result or [])
+              if str(r.status) not in ("success", "pass")]
+    assert res.success, failed or res.exception
+
+
+def _frame(sink, sql: str) -> pd.DataFrame:
+    cur_rows = sink.query(sql)
+    cols = [c.strip().split(" as ")[-1] for c in sql.split("select", 1)[1].split("from", 1)[0].split(",")]
+    return pd.DataFrame(cur_rows, columns=cols)
+
+
+def _check_hand_outcomes(sink) -> None:
+    rows = sink.query(
+        "select cast(signal_ts as date), outcome, exit_price, cast(exit_ts as date), bars_held, pnl, is_ambiguous "
+        "from marts.fct_signal_outcomes where strategy = 'hand' order by signal_ts")
+    got = {str(r[0]): r[1:] for r in rows}
+    d = pd.Timestamp
+    expected = {
+        # BUY target hit on 2021-03-15 (high 124.00 >= 123.5), 4 bars after 03-09.
+        "2021-03-09": ("target", 123.5, d("2021-03-15").date(), 4, 123.5 - 121.085, False),
+        # SELL stopped out on 2021-03-15 (high 124.00 >= stop 123.5).
+        "2021-03-12": ("stop", 123.5, d("2021-03-15").date(), 1, 121.03 - 123.5, False),
+        # Target and stop in the same bar (03-04: low 118.62, high 123.60, open 121.75): stop wins.
+        "2021-03-03": ("stop", 119.0, d("2021-03-04").date(), 1, 119.0 - 122.06, True),
+        # Gap through the target: filled at the 03-16 open 125.70.
+        "2021-03-15": ("target", 125.7, d("2021-03-16").date(), 1, 125.7 - 123.99, False),
+        # Expired after 3 bars at the 03-04 close.
+        "2021-03-01": ("expired", 120.13, d("2021-03-04").date(), 3, 120.13 - 127.79, False),
+        "2021-04-20": ("open", None, None, None, None, False),
+        "2021-03-02": ("no_trade", None, None, None, None, False),
+        # Supplied exit wins over the bars.
+        "2021-03-10": ("supplied", 126.0, None, None, 6.0, False),
+    }
+    assert got.keys() == expected.keys()
+    for day, exp in expected.items():
+        outcome, price, exit_day, held, pnl, ambiguous = got[day]
+        assert (outcome, exit_day, held, bool(ambiguous)) == (exp[0], exp[2], exp[3], exp[5]), day
+        for a, b in ((price, exp[1]), (pnl, exp[4])):
+            assert (a is None and b is None) or math.isclose(a, b, abs_tol=1e-9), (day, a, b)
+
+    perf = sink.query("select n_signals, n_trades, n_wins, total_pnl, worst_trade_return, max_drawdown "
+                      "from marts.fct_signal_performance where strategy = 'hand' and symbol = 'ALL'")[0]
+    assert perf[:3] == (8, 6, 3)
+    assert math.isclose(perf[3], 2.415 - 2.47 - 3.06 + 1.71 - 7.66 + 6.0, abs_tol=1e-9)
+    assert math.isclose(perf[4], -7.66 / 127.79, abs_tol=1e-12)
+    assert perf[5] > 0
+
+    # Prediction on 03-09 (close 121.085), horizon 2 -> 03-11 close 121.96: up; it said down at 0.7.
+    p = sink.query("select realized_class, realized_return, is_correct, brier_score, log_loss "
+                   "from marts.fct_prediction_outcomes where model_id = 'aapl_direction@1' "
+                   "and bar_ts = '2021-03-09' and horizon_bars = 2")[0]
+    assert p[0] == "up" and math.isclose(p[1], 121.96 / 121.085 - 1, abs_tol=1e-12) and p[2] is False
+    assert math.isclose(p[3], 0.49, abs_tol=1e-12) and math.isclose(p[4], -math.log(0.3), abs_tol=1e-12)
+    # Regression on 03-10 (119.98) predicted +1%; 03-11 closed at 121.96.
+    err = sink.query("select prediction_error from marts.fct_prediction_outcomes "
+                     "where model_id = 'aapl_return@1' and bar_ts = '2021-03-10'")[0][0]
+    assert math.isclose(err, 0.01 - (121.96 / 119.98 - 1), abs_tol=1e-12)
+    # The newest bar has no next bar yet: unresolved.
+    assert sink.query("select count(*) from marts.fct_prediction_outcomes "
+                      "where bar_ts = '2021-04-21' and not is_resolved") == [(2,)]
+
+    alerts = sink.query("select model_id, alert_type, alert_subject from marts.fct_model_drift_alerts "
+                        "order by model_id, alert_type")
+    assert alerts == [("aapl_direction@1", "feature", "close"), ("aapl_direction@1", "performance", "accuracy")]
+    stable = sink.query("select drift_level from marts.fct_feature_drift where feature_name = 'day_of_week'")
+    assert {r[0] for r in stable} == {"stable"}
+    cand = sink.query("select model_name, priority, reason from marts.fct_model_retrain_candidates")
+    assert [(m, p) for m, p, _ in cand] == [("aapl_direction", 1)]
+    assert "rolling 30d accuracy 0.7 below baseline 0.9" in cand[0][2]
+
+    episodes = sink.query("select episode, reward_moving_avg from marts.fct_agent_episodes "
+                          "where episode in (1, 12) order by episode")
+    # Rewards 1..12, window 10: episode 12 averages 3..12.
+    assert episodes == [(1, 1.0), (12, 7.5)]
+    mix = sink.query("select action, action_share from marts.fct_agent_action_mix_daily "
+                     "where decision_date = '2021-03-02' order by action")
+    assert mix == [("BUY", 0.25), ("HOLD", 0.5), ("SELL", 0.25)]
+
+
+@pytest.mark.parametrize("target_name", ["duckdb", "timescale", "postgres"])
+def test_marts_on_real_bars_every_target(target_name, request, tmp_path):
+    target = request.getfixturevalue(f"{target_name}_target")
+    with open_ml_sink(target) as sink:
+        scenario.build_all(sink, tmp_path)
+    _build(target)
+    with open_ml_sink(target) as sink:
+        _check_hand_outcomes(sink)
+
+
+def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, capsys):
+    with open_ml_sink(duckdb_target) as sink:
+        scenario.build_all(sink, tmp_path)
+    _build(duckdb_target)
+
+    # Enqueue the drift candidates through the CLI: once, and not again while pending.
+    assert mwh(["retrain", "enqueue"]) == 0
+    assert mwh(["retrain", "enqueue"]) == 0
+    out = capsys.readouterr().out
+    assert "enqueued aapl_direction" in out and "skipped  aapl_direction: a request is already pending" in out
+    with open_ml_sink(duckdb_target) as sink:
+        assert sink.query("select model_name, priority, status, requested_by from raw.ml_retrain_queue") == [
+            ("aapl_direction", 1, "pending", "drift")]
+        claim = queue.claim(sink, "trainer-1")
+        assert claim.model_name == "aapl_direction" and "PSI" in claim.reason
+
+        # Retrain: v2 registered and activated; msft's metrics revised. The snapshot keeps both states.
+        before_switch = pd.Timestamp.now(tz="UTC")
+        time.sleep(0.05)
+        registry.register_model(sink, "aapl_direction", "2", "logistic", "classification",
+                                "2021-04-21T00:00:00Z", metrics={"accuracy": 0.55, "accuracy_std": 0.03},
+                                feature_columns=["day_of_week"])
+        switched = registry.activate(sink, "aapl_direction", "2")
+        registry.update_metrics(sink, "msft_direction@1", {"accuracy": 0.52})
+        queue.complete(sink, claim.request_id, "trainer-1")
+    _build(duckdb_target)
+
+    with open_ml_sink(duckdb_target) as sink:
+        hist = sink.query("select model_id, is_active, baseline_accuracy, valid_from, valid_to "
+                          "from marts.dim_model_versions order by model_id, valid_from")
+        by_model: dict[str, list] = {}
+        for mid, active, acc, vf, vt in hist:
+            by_model.setdefault(mid, []).append((active, acc, vt is None))
+        assert by_model["aapl_direction@1"] == [(True, 0.9, False), (False, 0.9, True)]
+        assert by_model["aapl_direction@2"] == [(True, 0.55, True)]
+        assert by_model["msft_direction@1"] == [(True, 0.5, False), (True, 0.52, True)]
+
+        def active_at(t: pd.Timestamp) -> list[tuple]:
+            return sink.query("select model_id from marts.dim_model_versions where model_name = 'aapl_direction' "
+                              "and is_active and valid_from <= ? and (valid_to is null or ? < valid_to)",
+                              [t.to_pydatetime(), t.to_pydatetime()])
+
+        assert active_at(before_switch) == [("aapl_direction@1",)]
+        assert active_at(pd.Timestamp.now(tz="UTC")) == [(switched.model_id,)]
+        # v2 is active and has no predictions yet: no candidate any more; the old request is completed.
+        assert sink.query("select count(*) from marts.fct_model_retrain_candidates") == [(0,)]
+        assert sink.query("select status from raw.ml_retrain_queue") == [("completed",)]
