@@ -171,7 +171,7 @@ def load_record_files(sink: Sink, kind: str, paths: Sequence[str | Path], run_id
             checked = check_records(k, f.rows, f.row_numbers, Context(known_models=known), f.read_errors)
             reports.append(write_checked(sink, k, checked, str(path), run_id, f"ml-{kind}", params,
                                          started, strict))
-        except Exception as exc:  # one bad file must not stop the others
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             reports.append(_record_failure(sink, k, str(path), run_id, f"ml-{kind}", msg, params, started))
     return reports

@@ -162,5 +162,15 @@ def describe(versions: list[ModelVersion]) -> str:
                      for v in versions)
 
 
-__all__ = ["ModelVersion", "RegistryError", "SourceReport", "activate", "active_version", "get_version",
-           "register_model", "update_metrics", "stored_versions", "fill_registry_state"]
+__all__ = [
+    "ModelVersion",
+    "RegistryError",
+    "SourceReport",
+    "activate",
+    "active_version",
+    "fill_registry_state",
+    "get_version",
+    "register_model",
+    "stored_versions",
+    "update_metrics",
+]

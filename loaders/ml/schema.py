@@ -196,14 +196,14 @@ ML_TABLES = (MODEL_REGISTRY, TRAINING_RUNS, PREDICTIONS, SIGNALS, AGENT_DECISION
 # version per model; at most one pending/processing request per model. DuckDB has no partial indexes;
 # its single writer and the write paths' checks keep both rules there.
 POSTGRES_EXTRA_DDL = (
-    "create unique index if not exists ml_model_registry_one_active_idx "
-    "on raw.ml_model_registry (model_name) where is_active",
-    "create unique index if not exists ml_model_registry_name_version_idx "
-    "on raw.ml_model_registry (model_name, model_version)",
-    "create unique index if not exists ml_retrain_queue_one_open_idx "
-    "on raw.ml_retrain_queue (model_name) where status in ('pending', 'processing')",
-    "create index if not exists ml_retrain_queue_claim_idx "
-    "on raw.ml_retrain_queue (status, priority, inserted_at)",
+    ("create unique index if not exists ml_model_registry_one_active_idx "
+     "on raw.ml_model_registry (model_name) where is_active"),
+    ("create unique index if not exists ml_model_registry_name_version_idx "
+     "on raw.ml_model_registry (model_name, model_version)"),
+    ("create unique index if not exists ml_retrain_queue_one_open_idx "
+     "on raw.ml_retrain_queue (model_name) where status in ('pending', 'processing')"),
+    ("create index if not exists ml_retrain_queue_claim_idx "
+     "on raw.ml_retrain_queue (status, priority, inserted_at)"),
 )
 
 

@@ -38,31 +38,31 @@ MSFT = SAMPLE / "DA-MSFT-T-2021-04-21.csv.gz"
 HAND_SIGNALS = {
     # BUY at 121.085; target 123.5 is first reached on 03-15 (high 124.00; open 121.41 below it;
     # low 120.42 above the stop): target, exit 123.5, pnl 2.415, 4 bars held.
-    "buy_target": dict(signal_ts="2021-03-09", signal_type="BUY", entry_price=121.085, target_price=123.5,
-                       stop_price=115.0),
+    "buy_target": {"signal_ts": "2021-03-09", "signal_type": "BUY", "entry_price": 121.085,
+        "target_price": 123.5, "stop_price": 115.0},
     # SELL at 121.03; 03-15 trades up to 124.00 >= stop 123.5 (open 121.41 below it, low 120.42 above
     # the target 115): stop, exit 123.5, pnl -2.47, 1 bar held.
-    "sell_stopped": dict(signal_ts="2021-03-12", signal_type="SELL", entry_price=121.03, target_price=115.0,
-                         stop_price=123.5),
+    "sell_stopped": {"signal_ts": "2021-03-12", "signal_type": "SELL", "entry_price": 121.03, "target_price": 115.0,
+        "stop_price": 123.5},
     # BUY at 122.06; 03-04 opens at 121.75 between stop 119 and target 123.5, then trades 118.62 (stop)
     # and 123.60 (target): both in one bar. Rule: stop first (conservative), exit 119.0, pnl -3.06.
-    "same_bar": dict(signal_ts="2021-03-03", signal_type="BUY", entry_price=122.06, target_price=123.5,
-                     stop_price=119.0),
+    "same_bar": {"signal_ts": "2021-03-03", "signal_type": "BUY", "entry_price": 122.06, "target_price": 123.5,
+        "stop_price": 119.0},
     # BUY at 123.99; 03-16 opens at 125.70, above the target 125: target at the open, pnl 1.71.
-    "gap_target": dict(signal_ts="2021-03-15", signal_type="BUY", entry_price=123.99, target_price=125.0,
-                       stop_price=120.0),
+    "gap_target": {"signal_ts": "2021-03-15", "signal_type": "BUY", "entry_price": 123.99, "target_price": 125.0,
+        "stop_price": 120.0},
     # BUY at 127.79 with a 3-bar window and far levels: expires at the 03-04 close 120.13, pnl -7.66.
-    "expired": dict(signal_ts="2021-03-01", signal_type="BUY", entry_price=127.79, target_price=200.0,
-                    stop_price=50.0, max_holding_bars=3),
+    "expired": {"signal_ts": "2021-03-01", "signal_type": "BUY", "entry_price": 127.79, "target_price": 200.0,
+        "stop_price": 50.0, "max_holding_bars": 3},
     # BUY on 04-20: one bar (04-21) follows, no level reached: still open.
-    "open": dict(signal_ts="2021-04-20", signal_type="BUY", entry_price=133.11, target_price=150.0,
-                 stop_price=120.0),
+    "open": {"signal_ts": "2021-04-20", "signal_type": "BUY", "entry_price": 133.11, "target_price": 150.0,
+        "stop_price": 120.0},
     # HOLD: no trade.
-    "hold": dict(signal_ts="2021-03-02", signal_type="HOLD"),
+    "hold": {"signal_ts": "2021-03-02", "signal_type": "HOLD"},
     # Executed with a supplied exit: the supplied figures win over the bars.
-    "supplied": dict(signal_ts="2021-03-10", signal_type="BUY", entry_price=119.98, target_price=130.0,
-                     stop_price=110.0, status="EXECUTED", execution_price=120.0, exit_price=126.0,
-                     realized_pnl=6.0),
+    "supplied": {"signal_ts": "2021-03-10", "signal_type": "BUY", "entry_price": 119.98, "target_price": 130.0,
+        "stop_price": 110.0, "status": "EXECUTED", "execution_price": 120.0, "exit_price": 126.0,
+        "realized_pnl": 6.0},
 }
 
 
@@ -134,7 +134,7 @@ def prediction_rows(start: str = "2020-01-01") -> list[dict]:
 
 def signal_rows() -> list[dict]:
     rows = []
-    for name, spec in HAND_SIGNALS.items():
+    for spec in HAND_SIGNALS.values():
         row = {"strategy": "hand", "symbol": "AAPL", "latency_ms": 10.0 + len(rows), **spec}
         row["signal_ts"] = pd.Timestamp(spec["signal_ts"], tz="UTC").isoformat()
         rows.append(row)

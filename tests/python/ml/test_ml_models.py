@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 
+import ml_scenario as scenario
 import pandas as pd
 import pytest
 
@@ -13,7 +14,6 @@ from loaders.cli import main as mwh
 from loaders.dbt import run_dbt
 from loaders.ml import queue, registry
 from loaders.ml.db import open_ml_sink
-import ml_scenario as scenario
 
 # The current window of the scenario holds 21 daily bars (30 calendar days); judge PSI on 15.
 DBT_VARS = "{ml_psi_min_values: 15}"

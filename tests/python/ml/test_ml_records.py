@@ -119,8 +119,8 @@ def test_mwh_ml_load_files(duckdb_target, tmp_path, capsys):
     with open_ml_sink(duckdb_target) as sink:
         assert sink.query("select symbols, sample_count from raw.ml_training_runs") == [('["AAPL"]', 100)]
         reasons = sink.query("select reason from raw.quarantine where target_table = 'raw.ml_training_runs'")
-        assert reasons == [("sample_count 'x': not a number; status not one of running, completed, failed; "
-                            "ended_at before started_at",)]
+        assert reasons == [(("sample_count 'x': not a number; status not one of running, completed, failed; "
+                             "ended_at before started_at"),)]
 
 
 def test_load_record_files_reports_each_file(ml_duckdb, tmp_path):
