@@ -10,10 +10,10 @@ Layout (one responsibility per module):
 - ``artifacts.py`` content-addressed artifact store (local directory, or any fsspec URL).
 - ``registry.py``  register model versions, activate one atomically, update metrics.
 - ``queue.py``     the retrain queue: enqueue once, claim safely, complete, fail, leases that expire.
+- ``api.py``       the Python API ML code writes through (a thin facade over the modules above).
 - ``cli.py``       `mwh ml ...` and `mwh retrain ...`; thin.
 
-The Python API in one import::
-
     from loaders.ml import api
-    api.record_predictions(sink, rows)      # rows: list of dicts or a DataFrame
+    with api.connect() as wh:
+        api.record_predictions(wh, rows)    # rows: list of dicts or a DataFrame
 """

@@ -133,3 +133,29 @@ def test_load_record_files_reports_each_file(ml_duckdb, tmp_path):
     assert "cannot tell the format" in reports[1].error
     assert pd.Timestamp(ml_duckdb.query("select ended_at from raw.ml_agent_episodes")[0][0]) == pd.Timestamp(
         "2024-01-01T00:00:00Z")
+
+
+def test_python_api_and_registry_rows_from_a_file(duckdb_target, tmp_path):
+    from loaders.ml import api
+
+    models = tmp_path / "models.jsonl"
+    models.write_text("\n".join(json.dumps(r) for r in [
+        {"model_name": "f", "model_version": "1", "model_type": "ridge", "task": "regression",
+         "training_date": "2024-01-01T00:00:00Z", "is_active": True},
+        {"model_name": "g", "model_version": "1", "model_type": "ridge", "task": "regression",
+         "training_date": "2024-01-01T00:00:00Z", "is_active": True},
+        {"model_name": "g", "model_version": "2", "model_type": "ridge", "task": "regression",
+         "training_date": "2024-01-02T00:00:00Z", "is_active": True},
+    ]))
+    with api.connect(duckdb_target) as wh:
+        [report] = load_record_files(wh, "models", [models])
+        assert (report.loaded, report.quarantined) == (1, 2)
+        assert wh.query("select reason from raw.quarantine order by row_number") == [
+            ("more than one active version of model g in the batch",)] * 2
+        assert api.active_version(wh, "f").model_id == "f@1"
+        report = api.record_predictions(wh, [{"model_id": "f@1", "symbol": "X", "bar_ts": "2024-01-03",
+                                              "predicted_at": "2024-01-03T21:00:00Z", "predicted_value": 0.1}])
+        assert report.loaded == 1
+        assert api.request_retrain(wh, "f", "manual") is not None
+        assert api.request_retrain(wh, "f", "manual again") is None
+        assert api.claim_retrain(wh, "w").model_name == "f"
