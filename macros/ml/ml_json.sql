@@ -71,3 +71,16 @@
 {% macro mwh_ml_fmt(expr, digits=4) -%}
     cast({{ mwh_round(expr, digits) }} as varchar)
 {%- endmacro %}
+
+
+{#- Pearson correlation from sums (n, sum x, sum y, sum xy, sum x^2, sum y^2), so that it can be
+    recomputed over any window of summed rows; null below two values or without variance. -#}
+{% macro mwh_ml_correlation_from_sums(n, sx, sy, sxy, sxx, syy) -%}
+    (case
+        when {{ n }} >= 2
+            and ({{ n }} * {{ sxx }} - {{ sx }} * {{ sx }}) > 0
+            and ({{ n }} * {{ syy }} - {{ sy }} * {{ sy }}) > 0
+            then ({{ n }} * {{ sxy }} - {{ sx }} * {{ sy }})
+            / sqrt(({{ n }} * {{ sxx }} - {{ sx }} * {{ sx }}) * ({{ n }} * {{ syy }} - {{ sy }} * {{ sy }}))
+    end)
+{%- endmacro %}

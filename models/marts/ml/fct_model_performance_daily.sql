@@ -2,7 +2,9 @@
     Performance per model version, symbol and day (the UTC date of the bar predicted from), over
     resolved predictions, with a rolling window of var('ml_rolling_window_days') days ending that day.
     Rolling figures are recomputed from summed counts and sums, never averaged averages.
-    Regression rows have accuracy, Brier and log loss null; classification rows have MAE and RMSE null.
+    Regression rows have accuracy, Brier and log loss null; classification rows have MAE, RMSE and the
+    information coefficient (Pearson correlation of predicted and realized returns, recomputed from sums
+    so the rolling window's is exact) null; a correlation needs two predictions and some variance.
 #}
 
 with
@@ -31,6 +33,12 @@ daily as (
         sum(abs(prediction_error)) as sum_abs_error,
         sum(power(prediction_error, 2)) as sum_squared_error,
         count(prediction_error) as n_errors,
+        {#- Sums from which a correlation is recomputed over any window: the information coefficient. #}
+        sum(predicted_value * realized_return) filter (where prediction_error is not null) as sum_xy,
+        sum(predicted_value) filter (where prediction_error is not null) as sum_x,
+        sum(realized_return) filter (where prediction_error is not null) as sum_y,
+        sum(power(predicted_value, 2)) filter (where prediction_error is not null) as sum_xx,
+        sum(power(realized_return, 2)) filter (where prediction_error is not null) as sum_yy,
         avg(latency_ms) as avg_latency_ms
     from outcomes
     group by model_id, symbol, prediction_date
@@ -42,7 +50,8 @@ rolling as (
     select
         *,
         {%- for col in ['n_resolved', 'n_correct', 'n_scored', 'n_direction_hits', 'n_direction_scored',
-                        'sum_brier', 'sum_log_loss', 'sum_abs_error', 'sum_squared_error', 'n_errors'] %}
+                        'sum_brier', 'sum_log_loss', 'sum_abs_error', 'sum_squared_error', 'n_errors',
+                        'sum_xy', 'sum_x', 'sum_y', 'sum_xx', 'sum_yy'] %}
         cast(sum({{ col }}) over (
             partition by model_id, symbol
             order by prediction_date
@@ -69,6 +78,8 @@ final as (
         {{ mwh_safe_divide('sum_log_loss', 'n_scored') }} as log_loss,
         {{ mwh_safe_divide('sum_abs_error', 'n_errors') }} as mae,
         sqrt({{ mwh_safe_divide('sum_squared_error', 'n_errors') }}) as rmse,
+        {{ mwh_ml_correlation_from_sums('n_errors', 'sum_x', 'sum_y', 'sum_xy', 'sum_xx', 'sum_yy') }}
+            as information_coefficient,
         avg_latency_ms,
         rolling_n_resolved,
         {{ mwh_safe_divide('cast(rolling_n_correct as double precision)', 'rolling_n_scored') }}
@@ -78,7 +89,10 @@ final as (
         {{ mwh_safe_divide('rolling_sum_brier', 'rolling_n_scored') }} as rolling_brier_score,
         {{ mwh_safe_divide('rolling_sum_log_loss', 'rolling_n_scored') }} as rolling_log_loss,
         {{ mwh_safe_divide('rolling_sum_abs_error', 'rolling_n_errors') }} as rolling_mae,
-        sqrt({{ mwh_safe_divide('rolling_sum_squared_error', 'rolling_n_errors') }}) as rolling_rmse
+        sqrt({{ mwh_safe_divide('rolling_sum_squared_error', 'rolling_n_errors') }}) as rolling_rmse,
+        {{ mwh_ml_correlation_from_sums(
+            'rolling_n_errors', 'rolling_sum_x', 'rolling_sum_y', 'rolling_sum_xy', 'rolling_sum_xx', 'rolling_sum_yy'
+        ) }} as rolling_information_coefficient
     from rolling
 
 )

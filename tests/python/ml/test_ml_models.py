@@ -3,6 +3,7 @@ whose outcomes are known by hand (tests/python/ml/scenario.py has the bars and t
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -27,12 +28,6 @@ def _build(target) -> None:
     failed = [f"{r.node.name}: {r.status} {r.message}" for r in (res.result or [])
               if str(r.status) not in ("success", "pass")]
     assert res.success, failed or res.exception
-
-
-def _frame(sink, sql: str) -> pd.DataFrame:
-    cur_rows = sink.query(sql)
-    cols = [c.strip().split(" as ")[-1] for c in sql.split("select", 1)[1].split("from", 1)[0].split(",")]
-    return pd.DataFrame(cur_rows, columns=cols)
 
 
 def _check_hand_outcomes(sink) -> None:
@@ -85,6 +80,19 @@ def _check_hand_outcomes(sink) -> None:
     assert sink.query("select count(*) from marts.fct_prediction_outcomes "
                       "where bar_ts = '2021-04-21' and not is_resolved") == [(2,)]
 
+    # Two regression predictions, both directions right: the rolling IC (from summed moments) is 1.
+    ic = sink.query("select rolling_information_coefficient from marts.fct_model_performance_daily "
+                    "where model_id = 'aapl_return@1' and prediction_date = '2021-03-11'")[0][0]
+    assert math.isclose(ic, 1.0, abs_tol=1e-9)
+    assert math.isclose(sink.query("select information_coefficient from marts.fct_model_performance "
+                                   "where model_id = 'aapl_return@1'")[0][0], 1.0, abs_tol=1e-9)
+
+    psi = sink.query("select reference_n, current_n, psi from marts.fct_feature_drift "
+                     "where model_id = 'aapl_direction@1' and feature_name = 'close'")[0]
+    ref, cur, expected_psi = _psi_of_aapl_close()
+    assert (psi[0], psi[1]) == (len(ref), len(cur))
+    assert math.isclose(psi[2], expected_psi, rel_tol=1e-9)
+
     alerts = sink.query("select model_id, alert_type, alert_subject from marts.fct_model_drift_alerts "
                         "order by model_id, alert_type")
     assert alerts == [("aapl_direction@1", "feature", "close"), ("aapl_direction@1", "performance", "accuracy")]
@@ -101,6 +109,26 @@ def _check_hand_outcomes(sink) -> None:
     mix = sink.query("select action, action_share from marts.fct_agent_action_mix_daily "
                      "where decision_date = '2021-03-02' order by action")
     assert mix == [("BUY", 0.25), ("HOLD", 0.5), ("SELL", 0.25)]
+
+
+def _psi_of_aapl_close(bins: int = 10) -> tuple[list[float], list[float], float]:
+    """PSI of the raw AAPL close between the training run's window (2020-01-01 .. 2020-06-29) and the
+    30 days before the last bar (2021-04-21), computed here independently of the SQL."""
+    bars = scenario.daily_bars(scenario.AAPL).set_index("ts")["close"]
+    ref = sorted(bars[(bars.index >= "2020-01-01") & (bars.index <= "2020-06-29")].tolist())
+    last = bars.index.max()
+    cur = bars[(bars.index > last - pd.Timedelta(days=30)) & (bars.index <= last)].tolist()
+    # ntile(bins): the first len % bins groups hold one more; a group's upper edge is its largest value.
+    sizes = [len(ref) // bins + (1 if i < len(ref) % bins else 0) for i in range(bins)]
+    ends = [sum(sizes[: i + 1]) - 1 for i in range(bins)]
+    edges = sorted({ref[e] for e in ends})
+    bounds = [-math.inf, *edges[:-1], math.inf]
+
+    def shares(values: list[float]) -> list[float]:
+        counts = [sum(1 for v in values if lo < v <= hi) for lo, hi in itertools.pairwise(bounds)]
+        return [max(c / len(values), 0.0001) for c in counts]
+
+    return ref, cur, sum((c - r) * math.log(c / r) for r, c in zip(shares(ref), shares(cur)))
 
 
 @pytest.mark.parametrize("target_name", ["duckdb", "timescale", "postgres"])

@@ -75,10 +75,10 @@ def test_a_failing_batch_leaves_no_partial_rows(ml_duckdb, monkeypatch):
 
     real_append = DuckDBTransaction.append
 
-    def failing_append(self, table, frame):
+    def failing_append(self, table, frame, *args, **kwargs):
         if table is QUARANTINE:
             raise RuntimeError("disk full")
-        return real_append(self, table, frame)
+        return real_append(self, table, frame, *args, **kwargs)
 
     monkeypatch.setattr(DuckDBTransaction, "append", failing_append)
     with pytest.raises(RuntimeError, match="disk full"):
