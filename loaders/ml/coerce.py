@@ -109,46 +109,85 @@ _CONVERT = {
 _EMPTY = {"timestamp": pd.NaT, "double": np.nan}
 
 
+def _blank_mask(values: pd.Series) -> pd.Series:
+    """Vectorised _blank: null, NaN, NaT, or a string of spaces."""
+    mask = values.isna()
+    strings = values.map(type).eq(str)
+    if strings.any():
+        mask |= strings & (values.where(strings, "x").str.strip() == "")
+    return mask
+
+
+def _fast(values: pd.Series, kind: str) -> pd.Series | None:
+    """Vectorised conversion of non-blank values; NaN/NaT where a value needs the careful path.
+    None: this type has no fast path (or these values do not suit it)."""
+    if kind == "timestamp":
+        if not values.map(type).eq(str).all():
+            return None
+        return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    if kind in ("double", "bigint", "integer"):
+        if values.map(type).isin((bool, np.bool_)).any():
+            return None  # a boolean is not a number here; the careful path says so
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        numbers[~np.isfinite(numbers)] = np.nan
+        if kind != "double":
+            numbers[numbers != np.floor(numbers)] = np.nan
+        return numbers
+    if kind == "text":
+        if not values.map(type).eq(str).all():
+            return None
+        return values.str.strip()
+    return None
+
+
+_DTYPES = {"timestamp": "datetime64[ns, UTC]", "double": "float64"}
+
+
 def coerce(raw: pd.DataFrame, table: Table, defaults: dict | None = None,
            optional: Iterable[str] = ()) -> Coerced:
     """Type every data column of `table` from `raw` (columns absent from `raw` are null, or the default).
-    Required columns that end up null are reported as missing, except `optional` ones (filled later)."""
+    Required columns that end up null are reported as missing, except `optional` ones (filled later).
+    Times and numbers convert column-wise; only values that fail (or other types) go value by value,
+    which is also where the reason for a failure is worded."""
     defaults = defaults or {}
     optional = set(optional)
     errors = pd.Series("", index=raw.index, dtype=object)
-    out: dict[str, list] = {}
+    frame = pd.DataFrame(index=raw.index)
     for col in table.columns:
         if col.name in AUDIT_COLUMNS:
             continue
+        source = (raw[col.name].astype(object) if col.name in raw.columns
+                  else pd.Series(None, index=raw.index, dtype=object))
+        blank = _blank_mask(source)
+        if blank.any() and defaults.get(col.name) is not None:
+            source = source.where(~blank, defaults[col.name])
+            blank = _blank_mask(source)
+        if blank.any() and not col.nullable and col.name not in optional:
+            errors[blank] = [_join(e, f"missing {col.name}") for e in errors[blank]]
+        present = source[~blank]
+        converted = _fast(present, col.type) if len(present) else None
+        column = pd.Series(None, index=raw.index, dtype=_DTYPES.get(col.type, object))
+        if converted is None:
+            todo = present
+        else:
+            ok = converted.notna()
+            column.loc[converted.index[ok]] = converted[ok]
+            todo = present[~ok]
         convert = _CONVERT[col.type]
-        source = raw[col.name] if col.name in raw.columns else pd.Series(None, index=raw.index, dtype=object)
-        values: list = []
-        for idx, value in zip(raw.index, source.tolist()):
-            if _blank(value):
-                value = defaults.get(col.name)
-            if _blank(value):
-                values.append(_EMPTY.get(col.type))
-                if not col.nullable and col.name not in optional:
-                    errors[idx] = _join(errors[idx], f"missing {col.name}")
-                continue
+        done: dict = {}
+        for idx, value in todo.items():
             try:
-                values.append(convert(value))
+                done[idx] = convert(value)
             except ValueError as exc:
-                values.append(_EMPTY.get(col.type))
                 errors[idx] = _join(errors[idx], f"{col.name} {value!r}: {exc}")
-        out[col.name] = values
-    frame = pd.DataFrame(out, index=raw.index)
-    for col in table.columns:
-        if col.name not in frame.columns:
-            continue
-        if col.type == "timestamp":
-            frame[col.name] = pd.to_datetime(frame[col.name], utc=True)
-        elif col.type == "double":
-            frame[col.name] = frame[col.name].astype("float64")
-        elif col.type in ("bigint", "integer"):
-            frame[col.name] = frame[col.name].astype("Int64")
+        if done:
+            column.loc[list(done)] = pd.Series(list(done.values()), index=list(done), dtype=column.dtype)
+        if col.type in ("bigint", "integer"):
+            frame[col.name] = pd.array([None if pd.isna(v) else int(v) for v in column], dtype="Int64")
         elif col.type == "boolean":
-            frame[col.name] = frame[col.name].astype("boolean")
+            frame[col.name] = column.astype("boolean")
+        else:
+            frame[col.name] = column
     return Coerced(frame=frame, errors=errors)
 
 

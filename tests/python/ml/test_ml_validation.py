@@ -106,3 +106,28 @@ def test_csv_reader_and_unreadable_files(tmp_path):
         read_records(body)
     with pytest.raises(FileFormatError, match="cannot tell the format"):
         read_records(tmp_path / "x.parquet")
+
+
+def test_coercion_of_times_numbers_and_json():
+    from loaders.ml.coerce import coerce
+    from loaders.ml.schema import PREDICTIONS
+
+    raw = pd.DataFrame({
+        "model_id": ["m@1", "m@1", " m@1 ", "m@1"],
+        "bar_ts": ["2024-01-05T10:00:00-05:00", "2024-01-05", 1704448800, "2024-13-45"],
+        "horizon_bars": ["2", 1, "1.5", True],
+        "probability": ["0.25", float("nan"), "inf", 0.5],
+        "features": ['{"b": 1, "a": 2}', {"x": 1.0}, "[1, 2]", "{oops"],
+    }).astype(object)
+    c = coerce(raw, PREDICTIONS)
+    assert c.frame["bar_ts"].tolist()[:3] == [pd.Timestamp("2024-01-05T15:00:00Z"), pd.Timestamp("2024-01-05T00:00:00Z"),
+                                             pd.Timestamp("2024-01-05T10:00:00Z")]
+    assert c.frame["model_id"].tolist()[2] == "m@1"
+    assert c.frame["horizon_bars"].tolist()[:2] == [2, 1]
+    assert c.frame["probability"].tolist()[0] == 0.25
+    assert c.frame["features"].tolist()[:3] == ['{"a": 2, "b": 1}', '{"x": 1.0}', "[1, 2]"]
+    errors = c.errors.tolist()
+    assert "horizon_bars '1.5': not a whole number" in errors[2] and "probability 'inf': not a finite number" in errors[2]
+    assert "bar_ts '2024-13-45': not a time" in errors[3]
+    assert "horizon_bars True: not a number" in errors[3] and "features '{oops': not valid JSON" in errors[3]
+    assert "missing symbol" in errors[0]
