@@ -244,7 +244,7 @@ def register(sub) -> None:
     cl.add_argument("--lease", type=int, default=15 * 60, help="seconds before an unfinished claim expires")
     cl.set_defaults(func=cmd_claim)
     for name in ("complete", "fail"):
-        p = rsub.add_parser(name, help=f"mark a claimed request {name}d")
+        p = rsub.add_parser(name, help=f"mark a claimed request {'completed' if name == 'complete' else 'failed'}")
         p.add_argument("request_id")
         p.add_argument("--worker", required=True)
         if name == "fail":

@@ -8,7 +8,10 @@ values compare equal; `bar_interval` is the bars' `interval` (1m, 1h, 1d, ...).
 
 from __future__ import annotations
 
-from loaders.schema import _AUDIT, Column, Table
+from loaders.schema import AUDIT_COLUMNS, BARS, Column, Table
+
+# The audit columns every loaded row carries (source, run_id, loaded_at), as the market tables declare them.
+_AUDIT = tuple(c for c in BARS.columns if c.name in AUDIT_COLUMNS)
 
 MODEL_REGISTRY = Table(
     name="ml_model_registry",
