@@ -85,28 +85,57 @@ def _audit_row(report: SourceReport, run_id: str, target: str, parameters: dict,
     }])
 
 
-def write_batch(sink: Sink, batch: ParsedBatch, run_id: str, checked: Validated | None = None,
-                started: pd.Timestamp | None = None, partial_error: str | None = None) -> SourceReport:
+@dataclass
+class PreparedBatch:
+    """A source ready to write: validated, audit columns set, and the rows already encoded for the
+    sink's bulk path (so that this CPU work can run while the previous source is being written)."""
+
+    batch: ParsedBatch
+    checked: Validated
+    at: pd.Timestamp
+    bars: pd.DataFrame
+    actions: pd.DataFrame
+    quarantine: pd.DataFrame
+    encoded_bars: object = None
+
+
+def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str,
+                  checked: Validated | None = None) -> PreparedBatch:
+    """Everything before the transaction: pure CPU work, no database round trip."""
+    v = checked or validate(batch)
+    at = _utcnow()
+    bars = _with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
+    quarantine = v.rejected.assign(run_id=run_id, source=batch.source, target_table=BARS.qualified,
+                                   quarantined_at=at)
+    return PreparedBatch(
+        batch=batch, checked=v, at=at, bars=bars,
+        actions=_with_audit(v.actions, batch.source, run_id, at)[CORPORATE_ACTIONS.column_names],
+        quarantine=quarantine[QUARANTINE.column_names],
+        encoded_bars=sink.encode(BARS, bars),
+    )
+
+
+def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
+                checked: Validated | None = None, started: pd.Timestamp | None = None,
+                partial_error: str | None = None) -> SourceReport:
     """Validate and write one parsed source; all of it commits or none of it.
     partial_error: the source could only be read in part (e.g. a later fetch failed); what was
     read is written and the audit row says `partial` with the error."""
     started = started or _utcnow()
-    v = checked or validate(batch)
+    prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id, checked)
+    batch, v = prep.batch, prep.checked
     report = SourceReport(source=batch.source, loader=batch.loader, rows_read=v.rows_read,
                           quarantined=len(v.rejected))
     if partial_error:
         report.status, report.error = "partial", partial_error
     report.examples = [f"line {n}: {r}" for n, r in zip(v.rejected["row_number"][:5], v.rejected["reason"][:5])]
-    at = _utcnow()
-    quarantine = v.rejected.assign(run_id=run_id, source=batch.source, target_table=BARS.qualified,
-                                   quarantined_at=at)
     with sink.transaction() as tx:
         log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
-                 batch.source, len(v.bars), len(v.actions), len(quarantine))
-        counts = tx.merge(BARS, _with_audit(v.bars, batch.source, run_id, at))
-        tx.merge(CORPORATE_ACTIONS, _with_audit(v.actions, batch.source, run_id, at))
-        if len(quarantine):
-            tx.append(QUARANTINE, quarantine[QUARANTINE.column_names])
+                 batch.source, len(prep.bars), len(prep.actions), len(prep.quarantine))
+        counts = tx.merge(BARS, prep.bars, encoded=prep.encoded_bars)
+        tx.merge(CORPORATE_ACTIONS, prep.actions)
+        if len(prep.quarantine):
+            tx.append(QUARANTINE, prep.quarantine)
         report.loaded, report.replaced = counts.loaded, counts.replaced
         report.duplicate = counts.duplicate + v.duplicates_in_source
         finished = _utcnow()
@@ -132,13 +161,11 @@ def _describe(exc: BaseException, source: str) -> str:
 
 
 def run_source(sink: Sink, run_id: str, source: str, loader: str, parameters: dict,
-               produce: Callable[[], ParsedBatch | tuple[ParsedBatch, Validated]]) -> SourceReport:
+               produce: Callable[[], ParsedBatch | PreparedBatch]) -> SourceReport:
     """Parse and write one source; any failure is recorded and reported, never raised."""
     started = _utcnow()
     try:
-        produced = produce()
-        batch, checked = produced if isinstance(produced, tuple) else (produced, None)
-        return write_batch(sink, batch, run_id, checked=checked, started=started)
+        return write_batch(sink, produce(), run_id, started=started)
     except Exception as exc:  # one bad source must not stop the others
         error = _describe(exc, source)
         try:
@@ -148,17 +175,18 @@ def run_source(sink: Sink, run_id: str, source: str, loader: str, parameters: di
                                 error=f"{error} (and the failure could not be recorded: {audit_exc})")
 
 
-def _parse_and_validate(parse: Callable[..., ParsedBatch], path: Path, opts: dict):
-    batch = parse(path, **opts)
-    return batch, validate(batch)
+def _parse_and_prepare(sink: Sink, run_id: str, parse: Callable[..., ParsedBatch], path: Path,
+                       opts: dict) -> PreparedBatch:
+    return prepare_batch(sink, parse(path, **opts), run_id)
 
 
 def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,
                **options) -> list[SourceReport]:
     """Load vendor files of one format; one transaction and one audit row per file.
 
-    Parsing and validating the next file runs in a worker thread while the current one is written
-    (Arrow and the database driver release the GIL), so the client's CPU work overlaps the server's.
+    Parsing, validating and encoding the next file run in a worker thread while the current one is
+    written (the database driver waits on its socket without the GIL), so the client's CPU work
+    overlaps the server's.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
@@ -168,11 +196,11 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     paths = [Path(p) for p in paths]
     reports = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
-        pending = [pool.submit(_parse_and_validate, parse, p, opts) for p in paths[:1]]
+        pending = [pool.submit(_parse_and_prepare, sink, run_id, parse, p, opts) for p in paths[:1]]
         for i, path in enumerate(paths):
             future = pending[i]
             if i + 1 < len(paths):
-                pending.append(pool.submit(_parse_and_validate, parse, paths[i + 1], opts))
+                pending.append(pool.submit(_parse_and_prepare, sink, run_id, parse, paths[i + 1], opts))
             reports.append(run_source(sink, run_id, str(path), fmt, {"format": fmt, **opts},
                                       future.result))
     return reports

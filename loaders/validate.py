@@ -36,26 +36,26 @@ class Validated:
         return len(self.bars) + len(self.rejected) + self.duplicates_in_source
 
 
-def _add(reasons: pd.Series, mask: pd.Series, text: str) -> None:
-    mask = mask.fillna(False).astype(bool)
-    if mask.any():
-        cur = reasons[mask]
-        reasons[mask] = np.where(cur == "", text, cur + "; " + text)
-
-
 def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
     """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included)."""
     now = now or pd.Timestamp.now(tz="UTC")
+    o, h, l, c, v = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume"))
+    with np.errstate(invalid="ignore"):  # NaN (unparsed) compares False: its parse error says why
+        checks = [
+            (o <= 0, "open not positive"), (h <= 0, "high not positive"),
+            (l <= 0, "low not positive"), (c <= 0, "close not positive"),
+            (v < 0, "negative volume"), (h < l, "high < low"),
+            (h < np.fmax(o, c), "high below open/close"), (l > np.fmin(o, c), "low above open/close"),
+            ((bars["ts"] > now + FUTURE_SKEW).to_numpy(dtype=bool), "time in the future"),
+            ((bars["symbol"].fillna("").astype(str).str.strip() == "").to_numpy(dtype=bool),
+             "missing symbol"),
+        ]
     reasons = pd.Series("", index=bars.index, dtype=object)
-    o, h, l, c, v = (bars[k] for k in ("open", "high", "low", "close", "volume"))
-    for name, s in (("open", o), ("high", h), ("low", l), ("close", c)):
-        _add(reasons, s <= 0, f"{name} not positive")
-    _add(reasons, v < 0, "negative volume")
-    _add(reasons, h < l, "high < low")
-    _add(reasons, h < np.fmax(o, c), "high below open/close")
-    _add(reasons, l > np.fmin(o, c), "low above open/close")
-    _add(reasons, bars["ts"] > now + FUTURE_SKEW, "time in the future")
-    _add(reasons, bars["symbol"].fillna("").astype(str).str.strip() == "", "missing symbol")
+    failing = [(m, text) for m, text in checks if m.any()]
+    if failing:  # the rare path: build the messages only for rows that fail something
+        any_bad = np.logical_or.reduce([m for m, _ in failing])
+        for i in np.flatnonzero(any_bad):
+            reasons.iat[i] = "; ".join(text for m, text in failing if m[i])
     return reasons
 
 
@@ -67,8 +67,9 @@ def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
     bars = batch.bars
     reasons = batch.parse_errors.copy()
     rules = bar_rule_violations(bars, now)
-    both = (reasons != "") & (rules != "")
-    reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+    if (rules != "").any():
+        both = (reasons != "") & (rules != "")
+        reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
 
     ok = reasons == ""
     key = list(BARS.key)

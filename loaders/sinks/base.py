@@ -105,12 +105,13 @@ class Transaction(ABC):
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]: ...
 
     @abstractmethod
-    def stage(self, table: Table, frame: pd.DataFrame) -> str:
+    def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
         """Write the frame into a temporary table shaped like `table`; return its name."""
 
     @abstractmethod
-    def append(self, table: Table, frame: pd.DataFrame) -> None:
-        """Bulk-append the frame to the table (no key checks)."""
+    def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        """Bulk-append the frame to the table (no key checks). `encoded`: the frame as the
+        sink's `encode` prepared it, when the caller did that ahead of time."""
 
     def _has_overlap(self, table: Table, frame: pd.DataFrame) -> bool:
         sql = overlap_sql(table, self.text_array)
@@ -120,22 +121,22 @@ class Transaction(ABC):
         symbols = sorted(frame["symbol"].unique().tolist())
         return bool(self.execute(sql, [symbols, t.min().to_pydatetime(), t.max().to_pydatetime()]))
 
-    def try_append_new(self, table: Table, frame: pd.DataFrame) -> bool:
+    def try_append_new(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> bool:
         """The fast path: append when no row of the batch can collide with a stored one.
         Returns False (having written nothing) when the merge is needed."""
         if self._has_overlap(table, frame):
             return False
-        self.append(table, frame)
+        self.append(table, frame, encoded)
         return True
 
-    def merge(self, table: Table, frame: pd.DataFrame) -> MergeCounts:
+    def merge(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> MergeCounts:
         """Upsert `frame` (unique on table.key, all columns present) into `table`."""
         if frame.empty:
             return MergeCounts()
         frame = frame[table.column_names]
-        if self.try_append_new(table, frame):
+        if self.try_append_new(table, frame, encoded):
             return MergeCounts(loaded=len(frame))
-        stage = self.stage(table, frame)
+        stage = self.stage(table, frame, encoded)
         new, replaced, duplicate = self.execute(merge_count_sql(table, stage))[0]
         if replaced:
             self.execute(merge_delete_sql(table, stage))
@@ -152,6 +153,11 @@ class Sink(ABC):
 
     @abstractmethod
     def ensure_tables(self, tables: Sequence[Table]) -> None: ...
+
+    def encode(self, table: Table, frame: pd.DataFrame) -> object:
+        """Turn a frame into what this sink's bulk path sends (CPU only, thread-safe), so callers
+        can do it ahead of the transaction. None: nothing to prepare."""
+        return None
 
     @abstractmethod
     @contextmanager

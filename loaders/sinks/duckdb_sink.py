@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from loaders.schema import RAW_SCHEMA, Table
 from loaders.sinks.base import Sink, Transaction, create_table_sql
@@ -29,24 +30,25 @@ class DuckDBTransaction(Transaction):
         except duckdb.InvalidInputError:
             return []
 
-    def _insert_from_frame(self, target: str, table: Table, frame: pd.DataFrame) -> None:
+    def _insert_from_frame(self, target: str, table: Table, frame: pd.DataFrame,
+                           encoded: pa.Table | None = None) -> None:
         name = f"_frame_{next(_stage_ids)}"
-        self.con.register(name, frame)
+        self.con.register(name, encoded if encoded is not None else frame)
         try:
             cols = ", ".join(table.column_names)
             self.con.execute(f"insert into {target} ({cols}) select {cols} from {name}")
         finally:
             self.con.unregister(name)
 
-    def stage(self, table: Table, frame: pd.DataFrame) -> str:
+    def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
         stage = f"_stage_{table.name}_{next(_stage_ids)}"
         # A temp table typed like the target, so comparisons see the stored types, not pandas'.
         self.con.execute(f"create temp table {stage} as select * from {table.qualified} limit 0")
-        self._insert_from_frame(stage, table, frame)
+        self._insert_from_frame(stage, table, frame, encoded)
         return stage
 
-    def append(self, table: Table, frame: pd.DataFrame) -> None:
-        self._insert_from_frame(table.qualified, table, frame)
+    def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        self._insert_from_frame(table.qualified, table, frame, encoded)
 
 
 class DuckDBSink(Sink):
@@ -56,6 +58,10 @@ class DuckDBSink(Sink):
         self.path = str(path)
         self.con = duckdb.connect(self.path, read_only=read_only)
         self.con.execute("set TimeZone = 'UTC'")
+
+    def encode(self, table: Table, frame: pd.DataFrame) -> pa.Table:
+        # DuckDB scans Arrow without the type sniffing it does on pandas object columns.
+        return pa.Table.from_pandas(frame[table.column_names], preserve_index=False)
 
     def ensure_tables(self, tables: Sequence[Table]) -> None:
         self.con.execute(f"create schema if not exists {RAW_SCHEMA}")

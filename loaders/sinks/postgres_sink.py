@@ -29,22 +29,30 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def copy_frame(cur: psycopg.Cursor, target: str, columns: list[str], frame: pd.DataFrame) -> None:
-    """COPY a frame into `target`: Arrow formats CSV in C++ (nulls as empty fields, floats
-    round-trip exact), streamed in chunks so the server ingests while the next chunk is formatted."""
-    cols = ", ".join(columns)
+def encode_csv(columns: list[str], frame: pd.DataFrame) -> list[bytes]:
+    """The frame as COPY CSV chunks. Arrow formats it in C++ (nulls as empty fields, floats that
+    round-trip exactly); zoned timestamps are written naive (Arrow formats those ~25x faster): the
+    values are UTC instants and the session's time zone is UTC."""
     table = pa.Table.from_pandas(frame[columns], preserve_index=False)
-    # Arrow formats zoned timestamps ~25x slower than naive ones; the values are UTC instants and
-    # the session's time zone is UTC, so write them naive.
     for i, fld in enumerate(table.schema):
         if pa.types.is_timestamp(fld.type) and fld.type.tz is not None:
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("us")))
     options = pacsv.WriteOptions(include_header=False)
+    chunks = []
+    for start in range(0, table.num_rows, COPY_CHUNK_ROWS):
+        buf = io.BytesIO()
+        pacsv.write_csv(table.slice(start, COPY_CHUNK_ROWS), buf, options)
+        chunks.append(buf.getvalue())
+    return chunks
+
+
+def copy_frame(cur: psycopg.Cursor, target: str, columns: list[str], frame: pd.DataFrame,
+               encoded: list[bytes] | None = None) -> None:
+    """COPY a frame (or its chunks from `encode_csv`) into `target`."""
+    cols = ", ".join(columns)
     with cur.copy(f"copy {target} ({cols}) from stdin (format csv)") as copy:
-        for start in range(0, table.num_rows, COPY_CHUNK_ROWS):
-            buf = io.BytesIO()
-            pacsv.write_csv(table.slice(start, COPY_CHUNK_ROWS), buf, options)
-            copy.write(buf.getbuffer())
+        for chunk in encoded if encoded is not None else encode_csv(columns, frame):
+            copy.write(chunk)
 
 
 class PostgresTransaction(Transaction):
@@ -59,23 +67,23 @@ class PostgresTransaction(Transaction):
             self.cur.execute(sql)
         return self.cur.fetchall() if self.cur.description else []
 
-    def stage(self, table: Table, frame: pd.DataFrame) -> str:
+    def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
         stage = f"_stage_{table.name}_{next(_stage_ids)}"
         self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
-        copy_frame(self.cur, stage, table.column_names, frame)
+        copy_frame(self.cur, stage, table.column_names, frame, encoded)
         self.cur.execute(f"analyze {stage}")
         return stage
 
-    def append(self, table: Table, frame: pd.DataFrame) -> None:
-        copy_frame(self.cur, table.qualified, table.column_names, frame)
+    def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        copy_frame(self.cur, table.qualified, table.column_names, frame, encoded)
 
-    def try_append_new(self, table: Table, frame: pd.DataFrame) -> bool:
+    def try_append_new(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> bool:
         """Optimistic: COPY straight into the table under a savepoint; the primary key rejects a
         batch that overlaps stored rows (usually at its first row), and the merge takes over.
         Cheaper than probing every chunk of a hypertable first."""
         try:
             with self.conn.transaction():
-                self.append(table, frame)
+                self.append(table, frame, encoded)
             return True
         except psycopg.errors.UniqueViolation:
             return False
@@ -102,6 +110,9 @@ class PostgresSink(Sink):
         self.license = None
         if self.timescale:
             self.license = self.conn.execute("show timescaledb.license").fetchone()[0]
+
+    def encode(self, table: Table, frame: pd.DataFrame) -> list[bytes]:
+        return encode_csv(table.column_names, frame)
 
     def ensure_tables(self, tables: Sequence[Table]) -> None:
         with self.conn.transaction():

@@ -150,22 +150,24 @@ class FieldParser:
 
     def number(self, column: str, name: str | None = None, required: bool = True) -> pd.Series:
         name = name or column
-        s = self._strings(column)
-        empty = s.isin(["", "null", "NaN", "nan", "None"]).to_numpy(dtype=bool)
-        arr = pa.array(s.array)
-        arr = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), arr)
-        try:  # fast path: every non-empty field parses
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            out = pd.Series(values, index=s.index, dtype="float64")
+        arr = pc.utf8_trim_whitespace(pa.array(self.raw[column].array, type=pa.string()))
+        empty = pc.is_in(arr, value_set=pa.array(["", "null", "NaN", "nan", "None"]))
+        empty_np = empty.to_numpy(zero_copy_only=False)
+        nulled = pc.if_else(empty, pa.scalar(None, pa.string()), arr) if empty_np.any() else arr
+        index = self.raw.index
+        try:  # fast path: every non-empty field parses, so only the empty ones are null
+            out = pd.Series(pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False),
+                            index=index, dtype="float64")
         except pa.ArrowInvalid:
-            out = pd.Series(pd.to_numeric(s.astype(object), errors="coerce"), index=s.index,
-                            dtype="float64")
-        empty_s = pd.Series(empty, index=s.index)
-        bad = out.isna() & ~empty_s
-        self._note(bad, lambda m: f"unparsable number in {name}: " + s[m].astype(object).map(repr))
-        if required:
-            self._note(empty_s, f"missing {name}")
-        out[~np.isfinite(out.fillna(0))] = np.nan
+            text = pd.Series(arr.to_numpy(zero_copy_only=False), index=index, dtype=object)
+            out = pd.Series(pd.to_numeric(text, errors="coerce"), index=index, dtype="float64")
+            bad = out.isna() & ~empty_np
+            self._note(bad, lambda m: f"unparsable number in {name}: " + text[m].map(repr))
+        if required and empty_np.any():
+            self._note(pd.Series(empty_np, index=index), f"missing {name}")
+        values = out.to_numpy()
+        if not np.isfinite(values[~np.isnan(values)]).all():
+            out[np.isinf(values)] = np.nan
         return out
 
     def integer(self, column: str, name: str | None = None, required: bool = False) -> pd.Series:
@@ -178,27 +180,34 @@ class FieldParser:
               date_label: bool = False, name: str = "time") -> pd.Series:
         """UTC timestamps. date_label: keep only the local calendar date and stamp it 00:00 UTC
         (daily bars are labelled by session date, whatever the vendor's offset)."""
-        s = self._strings(column).astype(object)
+        arr = pc.utf8_trim_whitespace(pa.array(self.raw[column].array, type=pa.string()))
+        index = self.raw.index
         if epoch_unit:
-            num = pd.to_numeric(s, errors="coerce")
-            if epoch_unit == "auto":
-                # Binance switched spot files from milliseconds to microseconds in 2025.
-                unit = np.where(num > 1e14, "us", "ms")
-                out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-                for u in ("ms", "us"):
-                    m = (unit == u) & num.notna()
-                    if m.any():
-                        out[m] = pd.to_datetime(num[m].astype("int64"), unit=u, utc=True)
-            else:
-                out = pd.to_datetime(num, unit=epoch_unit, utc=True, errors="coerce")
+            try:
+                num = pd.Series(pc.cast(pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr),
+                                        pa.float64()).to_numpy(zero_copy_only=False), index=index)
+            except pa.ArrowInvalid:
+                num = pd.Series(pd.to_numeric(pd.Series(arr.to_numpy(zero_copy_only=False), index=index),
+                                              errors="coerce"), index=index, dtype="float64")
+            units = (np.where(num > 1e14, "us", "ms") if epoch_unit == "auto"  # Binance: ms, us since 2025
+                     else np.full(len(num), epoch_unit))
+            out = pd.Series(pd.NaT, index=index, dtype="datetime64[ns, UTC]")
+            for u in np.unique(units):
+                m = (units == u) & num.notna().to_numpy()
+                if m.any():
+                    out[m] = pd.to_datetime(num[m].astype("int64"), unit=str(u), utc=True)
         elif date_label:
-            out = pd.to_datetime(s.str[:10], format="%Y-%m-%d", errors="coerce", utc=True)
-            out = out.where(s.str.len() >= 10)
+            day = pc.strptime(pc.utf8_slice_codeunits(arr, 0, 10), format="%Y-%m-%d", unit="s",
+                              error_is_null=True)
+            out = pd.Series(day.cast(pa.timestamp("ns", tz="UTC")).to_pandas(), index=index)
         else:
-            out = pd.to_datetime(s, format=fmt or "ISO8601", errors="coerce", utc=True)
+            text = pd.Series(arr.to_numpy(zero_copy_only=False), index=index, dtype=object)
+            out = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
         bad = out.isna()
-        self._note(bad & (s != ""), lambda m: f"unparsable {name}: " + s[m].map(repr))
-        self._note(bad & (s == ""), f"missing {name}")
+        if bad.any():
+            s = pd.Series(arr.to_numpy(zero_copy_only=False), index=index, dtype=object)
+            self._note(bad & (s != ""), lambda m: f"unparsable {name}: " + s[m].map(repr))
+            self._note(bad & (s == ""), f"missing {name}")
         return out
 
 
@@ -250,36 +259,43 @@ def actions_from(dates: pd.Series, symbol: str, exchange: str, dividends: pd.Ser
                  splits: pd.Series | None) -> pd.DataFrame:
     """Corporate-action rows from per-bar dividend and split columns (split ratio > 0, != 1)."""
     parts = []
-    ex_date = dates.dt.tz_localize(None).dt.normalize() if dates.dt.tz is not None else dates
-    if dividends is not None:
-        m = dividends.fillna(0) > 0
-        parts.append(pd.DataFrame({"ex_date": ex_date[m], "action": "dividend", "value": dividends[m]}))
-    if splits is not None:
-        m = splits.notna() & (splits > 0) & (splits != 1)
-        parts.append(pd.DataFrame({"ex_date": ex_date[m], "action": "split", "value": splits[m]}))
-    parts = [p for p in parts if not p.empty]
+    for action, values, mask in (
+        ("dividend", dividends, None if dividends is None else dividends.to_numpy() > 0),
+        ("split", splits, None if splits is None else
+         (splits.to_numpy() > 0) & (splits.to_numpy() != 1) & ~np.isnan(splits.to_numpy())),
+    ):
+        if mask is None or not mask.any():
+            continue
+        when = dates[mask]
+        if when.dt.tz is not None:
+            when = when.dt.tz_localize(None).dt.normalize()
+        # `_src` keeps the index of the bar row the action came from, so that validation can drop
+        # the action together with a rejected row (the row itself lands in quarantine).
+        parts.append(pd.DataFrame({"ex_date": when.to_numpy(), "symbol": symbol, "exchange": exchange,
+                                   "action": action, "value": values[mask].to_numpy(),
+                                   "_src": dates.index[mask]}))
     if not parts:
         return empty_actions()
-    # `_src` keeps the index of the bar row the action came from, so that validation can drop
-    # the action together with a rejected row (the row itself lands in quarantine).
-    out = pd.concat(parts).rename_axis("_src").reset_index().dropna(subset=["ex_date"])
-    out["symbol"] = symbol
-    out["exchange"] = exchange
-    return out[ACTION_FIELDS + ["_src"]]
+    out = pd.concat(parts, ignore_index=True)
+    return out[out["ex_date"].notna()].reset_index(drop=True)
 
 
 def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
     """A frame with every BAR_FIELDS column (missing ones null), typed."""
-    frame = pd.DataFrame(index=index)
+    n = len(index)
+    data = {}
     for col in BAR_FIELDS:
         val = columns.get(col)
-        if val is None:
-            val = pd.Series(pd.NA if col == "trade_count" else np.nan, index=index)
-        frame[col] = val
-    frame["trade_count"] = frame["trade_count"].astype("Int64")
-    for col in ("symbol", "exchange", "interval"):
-        frame[col] = frame[col].astype(object)
-    for col in ("open", "high", "low", "close", "volume", "adj_close", "vwap", "quote_volume",
-                "taker_buy_volume", "taker_buy_quote_volume"):
-        frame[col] = frame[col].astype("float64")
-    return frame
+        if col == "trade_count":
+            data[col] = (pd.array([pd.NA] * n, dtype="Int64") if val is None
+                         else pd.Series(val, index=index).astype("Int64").array)
+        elif col in ("symbol", "exchange", "interval"):
+            data[col] = (np.full(n, val, dtype=object) if isinstance(val, str)
+                         else pd.Series(val, index=index).astype(object).to_numpy())
+        elif col == "ts":
+            data[col] = val
+        elif val is None:
+            data[col] = np.full(n, np.nan)
+        else:
+            data[col] = pd.Series(val, index=index).to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(data, index=index)

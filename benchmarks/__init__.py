@@ -1,0 +1,1 @@
+"""`make bench`: throughput figures, printed. Not tests: nothing here asserts."""

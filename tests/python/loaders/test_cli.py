@@ -1,0 +1,55 @@
+"""`mwh` as a user runs it: a subprocess, the profile steered by environment variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "data" / "sample"
+
+
+def mwh(*args: str, env_extra: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "loaders.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=REPO)
+
+
+def test_load_csv_reports_each_file_and_exits_nonzero_when_one_fails(duckdb_target):
+    bad = SAMPLE / "alphavantage" / "DA-BF.B-T-2021-04-21.csv"
+    good = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
+    res = mwh("load", "csv", str(bad), str(good), "--format", "alphavantage")
+    assert res.returncode == 1, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("FAILED") and str(bad) in lines[0] and "JSON" in lines[0]
+    assert lines[1].startswith("ok") and "loaded 5402" in lines[1]
+    assert "1/2 sources loaded" in lines[-1]
+    with duckdb.connect(duckdb_target.path, read_only=True) as con:
+        assert con.execute("select count(*) from raw.bars").fetchone()[0] == 5402
+
+
+def test_load_csv_glob_and_bad_options(duckdb_target):
+    res = mwh("load", "csv", str(SAMPLE / "binance_klines" / "FILUSDT-1m-2023-0*.csv.gz"),
+              "--format", "binance-klines")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2/2 sources loaded, 83,520 rows read" in res.stdout
+    res = mwh("load", "csv", "x.csv", "--format", "alphavantage", "--map", "ts=Date")
+    assert res.returncode != 0 and "--map and --time-unit go with --format generic" in res.stderr
+
+
+def test_demo_loads_the_sample_builds_and_summarizes(duckdb_target):
+    """What `make demo` runs, on a fresh DuckDB file."""
+    res = mwh("demo")
+    out = res.stdout
+    assert res.returncode == 0, out[-4000:] + res.stderr[-4000:]
+    assert "FAILED  " in out and "DA-BF.B-T-2021-04-21.csv" in out  # the vendor error body, on purpose
+    summary = out.split("== summary", 1)[1]
+    assert "symbols:" in summary and "bars 1d" in summary and "bars 1m" in summary
+    assert "rows quarantined:" in summary and "time taken:" in summary
+    with duckdb.connect(duckdb_target.path, read_only=True) as con:
+        assert con.execute("select count(distinct symbol) from raw.bars where exchange = 'US'"
+                           ).fetchone()[0] >= 40
