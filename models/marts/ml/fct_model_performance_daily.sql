@@ -7,6 +7,10 @@
     so the rolling window's is exact) null; a correlation needs two predictions and some variance.
 #}
 
+{% set classes = ['up', 'down', 'flat'] %}
+{% set class_counts = [] %}
+{% for c in classes %}{% do class_counts.extend(['n_predicted_' ~ c, 'n_realized_' ~ c, 'n_true_' ~ c]) %}{% endfor %}
+
 with
 
 outcomes as (
@@ -28,6 +32,11 @@ daily as (
         count(is_correct) as n_scored,
         sum({{ mwh_ml_int('is_direction_hit') }}) as n_direction_hits,
         count(is_direction_hit) as n_direction_scored,
+        {%- for c in classes %}
+        sum({{ mwh_ml_int("is_resolved and predicted_class = '" ~ c ~ "'") }}) as n_predicted_{{ c }},
+        sum({{ mwh_ml_int("realized_class = '" ~ c ~ "' and prediction_kind = 'classification'") }}) as n_realized_{{ c }},
+        sum({{ mwh_ml_int("is_correct and predicted_class = '" ~ c ~ "'") }}) as n_true_{{ c }},
+        {%- endfor %}
         sum(brier_score) as sum_brier,
         sum(log_loss) as sum_log_loss,
         sum(abs(prediction_error)) as sum_abs_error,
@@ -51,7 +60,7 @@ rolling as (
         *,
         {%- for col in ['n_resolved', 'n_correct', 'n_scored', 'n_direction_hits', 'n_direction_scored',
                         'sum_brier', 'sum_log_loss', 'sum_abs_error', 'sum_squared_error', 'n_errors',
-                        'sum_xy', 'sum_x', 'sum_y', 'sum_xx', 'sum_yy'] %}
+                        'sum_xy', 'sum_x', 'sum_y', 'sum_xx', 'sum_yy'] + class_counts %}
         cast(sum({{ col }}) over (
             partition by model_id, symbol
             order by prediction_date
@@ -80,6 +89,10 @@ final as (
         sqrt({{ mwh_safe_divide('sum_squared_error', 'n_errors') }}) as rmse,
         {{ mwh_ml_correlation_from_sums('n_errors', 'sum_x', 'sum_y', 'sum_xy', 'sum_xx', 'sum_yy') }}
             as information_coefficient,
+        {%- for c in classes %}
+        {{ mwh_safe_divide('cast(n_true_' ~ c ~ ' as double precision)', 'n_predicted_' ~ c) }} as precision_{{ c }},
+        {{ mwh_safe_divide('cast(n_true_' ~ c ~ ' as double precision)', 'n_realized_' ~ c) }} as recall_{{ c }},
+        {%- endfor %}
         avg_latency_ms,
         rolling_n_resolved,
         {{ mwh_safe_divide('cast(rolling_n_correct as double precision)', 'rolling_n_scored') }}
@@ -92,7 +105,13 @@ final as (
         sqrt({{ mwh_safe_divide('rolling_sum_squared_error', 'rolling_n_errors') }}) as rolling_rmse,
         {{ mwh_ml_correlation_from_sums(
             'rolling_n_errors', 'rolling_sum_x', 'rolling_sum_y', 'rolling_sum_xy', 'rolling_sum_xx', 'rolling_sum_yy'
-        ) }} as rolling_information_coefficient
+        ) }} as rolling_information_coefficient,
+        {%- for c in classes %}
+        {{ mwh_safe_divide('cast(rolling_n_true_' ~ c ~ ' as double precision)', 'rolling_n_predicted_' ~ c) }}
+            as rolling_precision_{{ c }},
+        {{ mwh_safe_divide('cast(rolling_n_true_' ~ c ~ ' as double precision)', 'rolling_n_realized_' ~ c) }}
+            as rolling_recall_{{ c }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from rolling
 
 )

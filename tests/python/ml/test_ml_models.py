@@ -80,6 +80,12 @@ def _check_hand_outcomes(sink) -> None:
     assert sink.query("select count(*) from marts.fct_prediction_outcomes "
                       "where bar_ts = '2021-04-21' and not is_resolved") == [(2,)]
 
+    # 03-09: "up" (h1, fell) and "down" (h2, rose) -- both wrong; 03-10: "up", rose -- right.
+    day = sink.query("select prediction_date, n_resolved, accuracy, precision_up, recall_up, precision_down, "
+                     "recall_down from marts.fct_model_performance_daily where model_id = 'aapl_direction@1' "
+                     "and prediction_date in ('2021-03-09', '2021-03-10') order by prediction_date")
+    assert [r[1:] for r in day] == [(2, 0.0, 0.0, 0.0, 0.0, 0.0), (1, 1.0, 1.0, 1.0, None, None)]
+
     # Two regression predictions, both directions right: the rolling IC (from summed moments) is 1.
     ic = sink.query("select rolling_information_coefficient from marts.fct_model_performance_daily "
                     "where model_id = 'aapl_return@1' and prediction_date = '2021-03-11'")[0][0]
