@@ -84,3 +84,17 @@
             / sqrt(({{ n }} * {{ sxx }} - {{ sx }} * {{ sx }}) * ({{ n }} * {{ syy }} - {{ sy }} * {{ sy }}))
     end)
 {%- endmacro %}
+
+
+{#- Seconds from one timestamptz to another (null if either is null). -#}
+{% macro mwh_ml_seconds_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('mwh_ml_seconds_between', 'market_warehouse')(start_ts, end_ts)) }}
+{%- endmacro %}
+
+{% macro duckdb__mwh_ml_seconds_between(start_ts, end_ts) -%}
+    (epoch({{ end_ts }}) - epoch({{ start_ts }}))
+{%- endmacro %}
+
+{% macro postgres__mwh_ml_seconds_between(start_ts, end_ts) -%}
+    (extract(epoch from {{ end_ts }}) - extract(epoch from {{ start_ts }}))
+{%- endmacro %}

@@ -108,6 +108,10 @@ def _check_hand_outcomes(sink) -> None:
     assert [(m, p) for m, p, _ in cand] == [("aapl_direction", 1)]
     assert "rolling 30d accuracy 0.7 below baseline 0.9" in cand[0][2]
 
+    runs = sink.query("select training_run_id, duration_seconds, data_span_days, n_versions_registered "
+                      "from marts.fct_training_runs order by training_run_id")
+    assert runs == [("run-aapl-1", 600.0, 180.0, 1), ("run-msft-1", 300.0, 180.0, 1)]
+
     episodes = sink.query("select episode, reward_moving_avg from marts.fct_agent_episodes "
                           "where episode in (1, 12) order by episode")
     # Rewards 1..12, window 10: episode 12 averages 3..12.
@@ -194,3 +198,6 @@ def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, cap
         # v2 is active and has no predictions yet: no candidate any more; the old request is completed.
         assert sink.query("select count(*) from marts.fct_model_retrain_candidates") == [(0,)]
         assert sink.query("select status from raw.ml_retrain_queue") == [("completed",)]
+        req = sink.query("select effective_status, attempts, wait_seconds >= 0, processing_seconds > 0 "
+                         "from marts.fct_retrain_requests")
+        assert req == [("completed", 1, True, True)]
