@@ -90,8 +90,8 @@ def _write_registry_rows(tx: Transaction, checked: Checked, at: pd.Timestamp) ->
 
 
 def write_checked(sink: Sink, kind: Kind, checked: Checked, source: str, run_id: str,
-                  loader: str, parameters: dict, started: pd.Timestamp, strict: bool = False,
-                  ctx_now: pd.Timestamp | None = None) -> SourceReport:
+                  loader: str, parameters: dict, started: pd.Timestamp, strict: bool = False) -> SourceReport:
+    """Write a checked batch in one transaction: rows, quarantine, audit row."""
     table = kind.table
     report = SourceReport(source=source, loader=loader, rows_read=checked.rows_read)
     if strict and len(checked.rejected):
