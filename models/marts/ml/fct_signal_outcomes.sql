@@ -25,6 +25,12 @@ windows as (
 
 ),
 
+bars as (
+
+    select * from {{ ref('int_ml__bars_indexed') }}
+
+),
+
 first_events as (
 
     select *
@@ -60,8 +66,15 @@ window_ends as (
 
 entry_bars as (
 
-    select distinct strategy, symbol, exchange, bar_interval, signal_ts
-    from windows
+    {# The signal's own bar: with it loaded and no later bar yet, the signal is `open`, not `no_bars`. #}
+    select signals.strategy, signals.symbol, signals.exchange, signals.bar_interval, signals.signal_ts
+    from signals
+    inner join bars
+        on
+            signals.symbol = bars.symbol
+            and signals.exchange = bars.exchange
+            and signals.bar_interval = bars.bar_interval
+            and signals.signal_ts = bars.ts
 
 ),
 

@@ -57,6 +57,9 @@ HAND_SIGNALS = {
     # BUY on 04-20: one bar (04-21) follows, no level reached: still open.
     "open": {"signal_ts": "2021-04-20", "signal_type": "BUY", "entry_price": 133.11, "target_price": 150.0,
         "stop_price": 120.0},
+    # SELL on the last bar of the sample (04-21): no bar follows yet, still open.
+    "open_last_bar": {"signal_ts": "2021-04-21", "signal_type": "SELL", "entry_price": 133.5,
+        "target_price": 120.0, "stop_price": 140.0},
     # HOLD: no trade.
     "hold": {"signal_ts": "2021-03-02", "signal_type": "HOLD"},
     # Executed with a supplied exit: the supplied figures win over the bars.

@@ -48,6 +48,7 @@ def _check_hand_outcomes(sink) -> None:
         # Expired after 3 bars at the 03-04 close.
         "2021-03-01": ("expired", 120.13, d("2021-03-04").date(), 3, 120.13 - 127.79, False),
         "2021-04-20": ("open", None, None, None, None, False),
+        "2021-04-21": ("open", None, None, None, None, False),
         "2021-03-02": ("no_trade", None, None, None, None, False),
         # Supplied exit wins over the bars.
         "2021-03-10": ("supplied", 126.0, None, None, 6.0, False),
@@ -61,7 +62,7 @@ def _check_hand_outcomes(sink) -> None:
 
     perf = sink.query("select n_signals, n_trades, n_wins, total_pnl, worst_trade_return, max_drawdown "
                       "from marts.fct_signal_performance where strategy = 'hand' and symbol = 'ALL'")[0]
-    assert perf[:3] == (8, 6, 3)
+    assert perf[:3] == (9, 6, 3)
     assert math.isclose(perf[3], 2.415 - 2.47 - 3.06 + 1.71 - 7.66 + 6.0, abs_tol=1e-9)
     assert math.isclose(perf[4], -7.66 / 127.79, abs_tol=1e-12)
     assert perf[5] > 0

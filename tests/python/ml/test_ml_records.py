@@ -159,3 +159,9 @@ def test_python_api_and_registry_rows_from_a_file(duckdb_target, tmp_path):
         assert api.request_retrain(wh, "f", "manual") is not None
         assert api.request_retrain(wh, "f", "manual again") is None
         assert api.claim_retrain(wh, "w").model_name == "f"
+
+
+def test_time_series_tables_are_hypertables_on_timescale(ml_timescale):
+    rows = ml_timescale.query("select hypertable_name from timescaledb_information.hypertables "
+                              "where hypertable_schema = 'raw' and hypertable_name like 'ml_%' order by 1")
+    assert rows == [("ml_agent_decisions",), ("ml_predictions",), ("ml_signals",)]
