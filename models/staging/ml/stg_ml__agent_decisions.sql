@@ -4,7 +4,7 @@ with
 
 source_decisions as (
 
-    select * from {{ source('ml', 'ml_agent_decisions') }}
+    select * from {{ mwh_ml_source('ml_agent_decisions') }}
 
 ),
 

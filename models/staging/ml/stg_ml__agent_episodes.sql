@@ -4,7 +4,7 @@ with
 
 source_episodes as (
 
-    select * from {{ source('ml', 'ml_agent_episodes') }}
+    select * from {{ mwh_ml_source('ml_agent_episodes') }}
 
 ),
 

@@ -9,7 +9,7 @@ with
 
 source_registry as (
 
-    select * from {{ source('ml', 'ml_model_registry') }}
+    select * from {{ mwh_ml_source('ml_model_registry') }}
 
 ),
 

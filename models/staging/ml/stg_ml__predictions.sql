@@ -8,7 +8,7 @@ with
 
 source_predictions as (
 
-    select * from {{ source('ml', 'ml_predictions') }}
+    select * from {{ mwh_ml_source('ml_predictions') }}
 
 ),
 

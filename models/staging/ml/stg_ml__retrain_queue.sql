@@ -8,7 +8,7 @@ with
 
 source_queue as (
 
-    select * from {{ source('ml', 'ml_retrain_queue') }}
+    select * from {{ mwh_ml_source('ml_retrain_queue') }}
 
 ),
 

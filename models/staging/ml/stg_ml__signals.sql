@@ -8,7 +8,7 @@ with
 
 source_signals as (
 
-    select * from {{ source('ml', 'ml_signals') }}
+    select * from {{ mwh_ml_source('ml_signals') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 source_runs as (
 
-    select * from {{ source('ml', 'ml_training_runs') }}
+    select * from {{ mwh_ml_source('ml_training_runs') }}
 
 ),
 

@@ -202,3 +202,17 @@ def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, cap
         req = sink.query("select effective_status, attempts, wait_seconds >= 0, processing_seconds > 0 "
                          "from marts.fct_retrain_requests")
         assert req == [("completed", 1, True, True)]
+
+
+def test_ml_models_build_on_a_warehouse_without_ml_records(duckdb_target):
+    """`mwh demo` / `mwh build` on market data only: the raw ML tables do not exist; the ML models
+    build empty instead of failing (staging reads mwh_ml_source's empty relation)."""
+    from loaders.sinks import open_sink
+
+    with open_sink(duckdb_target) as sink:
+        scenario.load_bars(sink, paths=(scenario.AAPL,))
+        assert not sink.query("select table_name from information_schema.tables where table_name like 'ml_%'")
+    _build(duckdb_target)
+    with open_sink(duckdb_target) as sink:
+        assert sink.query("select count(*) from marts.fct_prediction_outcomes") == [(0,)]
+        assert sink.query("select count(*) from marts.dim_model_versions") == [(0,)]

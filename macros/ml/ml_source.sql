@@ -1,0 +1,47 @@
+{#
+    The ML raw tables exist once `loaders/ml` first writes (or `open_ml_sink` opens) a warehouse; a
+    warehouse holding only market data has none. So that `dbt build` works there too, the ML staging
+    models read their source through this macro: the table when it exists, else an empty relation with
+    the declared columns (`data_type` in models/staging/ml/_ml__sources.yml, the loaders' logical types).
+    source() is called either way, so the lineage is the same.
+#}
+
+{% macro mwh_ml_source(table_name) -%}
+    {%- set relation = source('ml', table_name) -%}
+    {%- if execute -%}
+        {%- set existing = adapter.get_relation(
+            database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+        {%- if existing is none -%}
+            {{- return(mwh_ml_empty_source(table_name)) -}}
+        {%- endif -%}
+    {%- endif -%}
+    {{- return(relation) -}}
+{%- endmacro %}
+
+
+{% macro mwh_ml_empty_source(table_name) -%}
+    {%- set node = graph.sources['source.' ~ project_name ~ '.ml.' ~ table_name] -%}
+    {%- set columns = [] -%}
+    {%- for name, column in node.columns.items() -%}
+        {%- do columns.append('cast(null as ' ~ mwh_ml_physical_type(column.data_type) ~ ') as ' ~ adapter.quote(name)) -%}
+    {%- endfor -%}
+    {{- return('(select ' ~ columns | join(', ') ~ ' where 1 = 0) as empty_' ~ table_name) -}}
+{%- endmacro %}
+
+
+{#- A logical type of loaders/schema.py as this target spells it. -#}
+{% macro mwh_ml_physical_type(logical_type) -%}
+    {{ return(adapter.dispatch('mwh_ml_physical_type', 'market_warehouse')(logical_type)) }}
+{%- endmacro %}
+
+{% macro duckdb__mwh_ml_physical_type(logical_type) -%}
+    {%- set types = {'timestamp': 'timestamptz', 'date': 'date', 'text': 'varchar', 'double': 'double',
+                     'bigint': 'bigint', 'integer': 'integer', 'boolean': 'boolean', 'json': 'json'} -%}
+    {{- return(types[logical_type]) -}}
+{%- endmacro %}
+
+{% macro postgres__mwh_ml_physical_type(logical_type) -%}
+    {%- set types = {'timestamp': 'timestamptz', 'date': 'date', 'text': 'text', 'double': 'double precision',
+                     'bigint': 'bigint', 'integer': 'integer', 'boolean': 'boolean', 'json': 'jsonb'} -%}
+    {{- return(types[logical_type]) -}}
+{%- endmacro %}
