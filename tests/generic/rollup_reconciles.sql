@@ -1,8 +1,8 @@
 {#
     A rollup agrees with its source bars: per bucket, volume is the sum of the source volumes, open the
     open of the earliest source bar, close the close of the latest, high/low the extremes, and the source
-    bar count matches. Recomputed here without first/last aggregates (min/max timestamps joined back), so
-    it checks the model's cross-database code rather than repeating it.
+    bar count matches. Recomputed here without first/last aggregates (row_number() picks the first and
+    last bar), so it checks the model's cross-database code rather than repeating it.
 
     source_model     the source bars (e.g. ref('stg_market__bars'))
     source_interval  the source bars' interval (1m)
@@ -65,40 +65,30 @@ bucketed as (
 ),
 {% endif %}
 
-bucket_stats as (
+ordered as (
 
     select
-        symbol,
-        exchange,
-        bucket_ts,
-        min(ts) as first_ts,
-        max(ts) as last_ts,
-        max(high) as high,
-        min(low) as low,
-        sum(volume) as volume,
-        count(*) as source_bar_count
+        *,
+        row_number() over (partition by symbol, exchange, bucket_ts order by ts asc) as rank_from_first,
+        row_number() over (partition by symbol, exchange, bucket_ts order by ts desc) as rank_from_last
     from bucketed
-    group by symbol, exchange, bucket_ts
 
 ),
 
 expected as (
 
     select
-        bucket_stats.*,
-        first_bar.open,
-        last_bar.close
-    from bucket_stats
-    inner join bucketed as first_bar
-        on
-            bucket_stats.symbol = first_bar.symbol
-            and bucket_stats.exchange = first_bar.exchange
-            and bucket_stats.first_ts = first_bar.ts
-    inner join bucketed as last_bar
-        on
-            bucket_stats.symbol = last_bar.symbol
-            and bucket_stats.exchange = last_bar.exchange
-            and bucket_stats.last_ts = last_bar.ts
+        symbol,
+        exchange,
+        bucket_ts,
+        max(case when rank_from_first = 1 then open end) as open,
+        max(case when rank_from_last = 1 then close end) as close,
+        max(high) as high,
+        min(low) as low,
+        sum(volume) as volume,
+        count(*) as source_bar_count
+    from ordered
+    group by symbol, exchange, bucket_ts
 
 ),
 

@@ -129,9 +129,11 @@ final as (
         split_ratio,
         dividend,
         dividend_factor,
-        exp(-log_split_after) as split_factor,
-        exp(-log_split_after + log_dividend_after) as price_factor,
-        exp(log_split_after) as volume_factor
+        {#- products through sums of logs are exact only to ~1e-15: round so equal inputs give
+            equal factors everywhere (12 decimals is far below a cent on any adjusted price) -#}
+        {{ mwh_round('exp(-log_split_after)', 12) }} as split_factor,
+        {{ mwh_round('exp(-log_split_after + log_dividend_after)', 12) }} as price_factor,
+        {{ mwh_round('exp(log_split_after)', 12) }} as volume_factor
     from cumulated
 
 )
