@@ -8,14 +8,17 @@ Several workers at once:
 - PostgreSQL: the claim is one UPDATE whose target row is picked with ``FOR UPDATE SKIP LOCKED``:
   a row another worker is claiming is skipped, never claimed twice. A partial unique index keeps at
   most one pending/processing request per model, so concurrent enqueues cannot duplicate either.
-- DuckDB: one writer per database file. Claims and enqueues take an exclusive lock file next to the
-  database (``<file>.queue.lock``, flock) around their transaction; processes and threads alike queue
-  up on it.
+- DuckDB: one writer per database file. Claims and enqueues take an exclusive lock (flock on a file
+  in the temp directory named after the database's path) around their transaction; processes and
+  threads alike queue up on it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import os
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -63,16 +66,25 @@ def _now() -> pd.Timestamp:
 _held = threading.local()
 
 
+def _lock_path(path: str) -> str:
+    """The lock file of a DuckDB database: in the temp directory, named after the database's absolute
+    path, so every process on the machine finds the same file and the project directory stays clean."""
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"mwh-queue-{digest}.lock")
+
+
 @contextmanager
 def duckdb_file_lock(path: str) -> Iterator[None]:
-    """An exclusive flock on <path>.queue.lock; re-entrant within a thread. Other threads and processes
-    wait for it (flock locks belong to the open file, so two opens in one process exclude each other)."""
+    """An exclusive flock on the database's lock file; re-entrant within a thread. Other threads and
+    processes wait for it (flock locks belong to the open file, so two opens in one process exclude
+    each other)."""
+    path = os.path.abspath(path)
     held: set[str] = getattr(_held, "paths", None) or set()
     _held.paths = held
     if path in held:
         yield
         return
-    with open(f"{path}.queue.lock", "a+") as handle:
+    with open(_lock_path(path), "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         held.add(path)
         try:
