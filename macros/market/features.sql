@@ -257,3 +257,24 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+
+{#
+    Post-hooks for a versioned model: when this version is the latest, (re)create a view under the
+    model's unversioned name (marts.fct_features_daily -> fct_features_daily_v1), so queries that do
+    not care about versions always read the latest, while every version's own relation stays.
+#}
+{% macro latest_version_view_sql(action) -%}
+    {%- if model.get('version') is not none and model.get('version') == model.get('latest_version') -%}
+        {%- set view = api.Relation.create(
+            database=this.database, schema=this.schema, identifier=model.get('name'), type='view'
+        ) -%}
+        {%- if action == 'drop' -%}
+            drop view if exists {{ view }}
+        {%- else -%}
+            create view {{ view }} as select * from {{ this }}
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

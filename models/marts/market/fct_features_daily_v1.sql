@@ -5,6 +5,10 @@
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
+        post_hook=[
+            "{{ latest_version_view_sql('drop') }}",
+            "{{ latest_version_view_sql('create') }}",
+        ],
     )
 }}
 

@@ -1,8 +1,8 @@
-"""Scratch raw-layer fixtures for the model tests: the shared vendor files, parsed the way the
-loaders do, written straight into raw.* on DuckDB or PostgreSQL.
+"""Helpers for the market model tests: the shared vendor files parsed the way the loaders do and
+written straight into raw.* (DuckDB or PostgreSQL), dbt invoked in-process, tables read back.
 
-This stands in for `mwh load` so the dbt tests do not depend on the loader's CLI; the table layout
-comes from loaders/schema.py, so both stay in step.
+Writing raw rows directly (instead of through `mwh load`) lets a test hold bars back, correct them
+and replay them late with exact control; the table layout comes from loaders/schema.py.
 """
 
 from __future__ import annotations
@@ -150,6 +150,12 @@ def pg_create_database(name: str, timescale: bool) -> None:
     with psycopg.connect(PG_DSN + " dbname=postgres", autocommit=True) as con:
         con.execute(f'drop database if exists "{name}" with (force)')
         con.execute(f'create database "{name}"')
+    pg_create_raw(name, timescale)
+
+
+def pg_create_raw(name: str, timescale: bool) -> None:
+    """raw.* in an existing database (a hypertable for bars where the extension is installed)."""
+    import psycopg
     with psycopg.connect(f"{PG_DSN} dbname={name}", autocommit=True) as con:
         if timescale:
             con.execute("create extension if not exists timescaledb")
@@ -185,12 +191,111 @@ def pg_upsert(name: str, bars: pd.DataFrame | None = None, actions: pd.DataFrame
                         f"on conflict ({key}) do update set {updates}")
             con.execute("drop table frame")
         con.commit()
+    pg_execute(name, f"analyze {BARS.qualified}; analyze {CORPORATE_ACTIONS.qualified}")
 
 
 def pg_execute(name: str, sql: str) -> None:
     import psycopg
     with psycopg.connect(f"{PG_DSN} dbname={name}", autocommit=True) as con:
         con.execute(sql)
+
+
+# ---- one interface over both --------------------------------------------------------------------
+
+class Warehouse:
+    """The target the test fixtures selected (MWH_* environment), seen from the test."""
+
+    def __init__(self, kind: str):
+        import os
+        self.kind = kind
+        if kind == "duckdb":
+            self.where = os.environ["MWH_DUCKDB_PATH"]
+        elif kind == "timescale":
+            self.where = os.environ["MWH_PG_DATABASE"]
+        else:
+            self.where = os.environ["MWH_PG_PLAIN_DATABASE"]
+        global PG_DSN
+        if kind != "duckdb":
+            PG_DSN = (f"host={os.environ.get('MWH_PG_HOST', '127.0.0.1')} port={os.environ.get('MWH_PG_PORT', '5433')} "
+                      f"user={os.environ.get('MWH_PG_USER', 'postgres')}"
+                      + (f" password={os.environ['MWH_PG_PASSWORD']}" if os.environ.get("MWH_PG_PASSWORD") else ""))
+
+    def create_raw(self) -> None:
+        if self.kind == "duckdb":
+            duckdb_create(self.where)
+        else:
+            pg_create_raw(self.where, timescale=self.kind == "timescale")
+
+    def upsert(self, bars: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> None:
+        if self.kind == "duckdb":
+            duckdb_upsert(self.where, bars, actions)
+        else:
+            pg_upsert(self.where, bars, actions)
+
+    def execute(self, sql: str) -> None:
+        if self.kind == "duckdb":
+            duckdb_execute(self.where, sql)
+        else:
+            pg_execute(self.where, sql)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        if self.kind == "duckdb":
+            import duckdb
+            with duckdb.connect(self.where) as con:
+                return con.execute(sql).df()
+        import psycopg
+        with psycopg.connect(f"{PG_DSN} dbname={self.where}") as con:
+            cur = con.execute(sql)
+            cols = [d.name for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+MARKET_SELECTION = ["--select", "tag:market", "path:seeds"]
+# build seeds and models only (tests run in the build steps that check them)
+MODELS_ONLY = [*MARKET_SELECTION, "--exclude-resource-type", "test", "unit_test"]
+
+
+def dbt(*args: str) -> None:
+    """Run dbt in-process against the target the environment selects; fail with its errors."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(["--no-use-colors", *args, "--project-dir", str(REPO)])
+    if not result.success:
+        failures = []
+        if result.result is not None and hasattr(result.result, "results"):
+            failures = [f"{r.node.unique_id}: {r.status}: {r.message}" for r in result.result.results
+                        if str(r.status) in ("error", "fail")]
+        raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or ''}\n" + "\n".join(failures))
+
+
+def read_table(wh: Warehouse, relation: str, key: list[str]) -> pd.DataFrame:
+    df = wh.query(f"select * from {relation}")
+    for col in df.columns:
+        if str(df[col].dtype).startswith("datetime64"):
+            df[col] = pd.to_datetime(df[col], utc=True)
+        elif df[col].dtype == object and len(df[col].dropna()) and hasattr(df[col].dropna().iloc[0], "tzinfo"):
+            df[col] = pd.to_datetime(df[col], utc=True)
+    return df.sort_values(key).reset_index(drop=True)
+
+
+def assert_frames_match(left: pd.DataFrame, right: pd.DataFrame, what: str, rtol: float = 1e-8,
+                        atol: float = 1e-9) -> None:
+    """Same rows and columns; floats equal within rtol/atol (float sums may differ in the last bits)."""
+    import numpy as np
+    assert list(left.columns) == list(right.columns), f"{what}: columns differ"
+    assert len(left) == len(right), f"{what}: {len(left)} rows vs {len(right)}"
+    for col in left.columns:
+        a, b = left[col], right[col]
+        if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
+            a = pd.to_numeric(a, errors="coerce").to_numpy(dtype=float)
+            b = pd.to_numeric(b, errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+            assert not bad.any(), (f"{what}.{col}: {bad.sum()} values differ, first at row "
+                                   f"{int(np.argmax(bad))}: {a[bad][:3]} vs {b[bad][:3]}\n"
+                                   f"{left[bad][:3]}")
+        else:
+            diff = ~((a == b) | (a.isna() & b.isna()))
+            assert not diff.any(), f"{what}.{col}: {diff.sum()} values differ\n{left[diff][:3]}\n{right[diff][:3]}"
 
 
 if __name__ == "__main__":  # scratch: python rawdata.py duckdb /tmp/x.duckdb | pg dbname [timescale]

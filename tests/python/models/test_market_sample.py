@@ -1,0 +1,101 @@
+"""The market models on the whole shared sample (40 Alpha Vantage symbols, FILUSDT 1m Feb + Apr 2023),
+built with real dbt on a real DuckDB file: the acceptance numbers of the issue."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from market_fixtures import MARKET_SELECTION, Warehouse, dbt, load_sample
+
+
+@pytest.fixture(scope="module")
+def built_sample(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("sample") / "warehouse.duckdb"
+    mp.setenv("MWH_TARGET", "duckdb")
+    mp.setenv("MWH_DUCKDB_PATH", str(path))
+    wh = Warehouse("duckdb")
+    bars, actions = load_sample()
+    wh.upsert(bars, actions)
+    dbt("build", *MARKET_SELECTION)
+    yield wh
+    mp.undo()
+
+
+def test_adjusted_close_matches_vendor(built_sample):
+    share = built_sample.query("""
+        select
+            symbol,
+            count(*) as n,
+            avg(case when abs(adj_close - vendor_adj_close) <= 0.005 * vendor_adj_close then 1.0 else 0.0 end) as share
+        from marts.fct_bars_1d
+        where vendor_adj_close is not null
+        group by symbol
+    """)
+    assert len(share) == 40
+    overall = (share["share"] * share["n"]).sum() / share["n"].sum()
+    assert overall >= 0.99, overall
+    # AAPL: four splits (2000, 2005, 2014 7-for-1, 2020 4-for-1) and its dividends
+    assert share.set_index("symbol").loc["AAPL", "share"] >= 0.99
+
+
+def test_aapl_split_factors(built_sample):
+    splits = built_sample.query("""
+        select session_date, split_ratio from marts.fct_bars_1d
+        where symbol = 'AAPL' and split_ratio != 1 order by session_date
+    """)
+    assert [str(d)[:10] for d in splits["session_date"]] == ["2000-06-21", "2005-02-28", "2014-06-09", "2020-08-31"]
+    first = built_sample.query("select volume_factor from marts.fct_bars_1d where symbol = 'AAPL' order by ts limit 1")
+    assert first["volume_factor"][0] == pytest.approx(2 * 2 * 7 * 4, rel=1e-6)
+
+
+def test_gaps_only_march_2023_for_filusdt(built_sample):
+    gaps = built_sample.query("select * from marts.fct_bar_gaps order by symbol, bar_interval, session_date")
+    # The 40 Alpha Vantage symbols are complete against XNYS: holidays, weekends, 2001-09-11..14 and
+    # 2012-10-29..30 are not sessions, so not gaps.
+    assert set(gaps["symbol"]) == {"FILUSDT"}
+    assert set(gaps["bar_interval"]) == {"1m"}
+    dates = pd.to_datetime(gaps["session_date"])
+    assert list(dates) == list(pd.date_range("2023-03-01", "2023-03-31", freq="D"))
+    assert gaps["missing_bars"].sum() == 31 * 1440
+    assert gaps["is_whole_session_missing"].all()
+
+
+def test_gap_test_failure_names_symbol_and_sessions(built_sample):
+    """The completeness test's stored failures name the symbol and each missing session."""
+    failures = built_sample.query("select * from test_failures.stg_market__bars_1m_complete")
+    assert set(failures["symbol"]) == {"FILUSDT"}
+    assert len(failures) == 31
+    # remove a real session of one symbol: the daily test now fails and names exactly it
+    built_sample.execute("delete from raw.bars where symbol = 'KO' and ts = '2012-10-31 00:00:00+00'")
+    with pytest.raises(AssertionError):
+        dbt("test", "--select", "stg_market__bars_daily_complete")
+    missing = built_sample.query("select symbol, session_date from test_failures.stg_market__bars_daily_complete")
+    assert missing["symbol"].tolist() == ["KO"]
+    assert str(missing["session_date"][0])[:10] == "2012-10-31"
+
+
+def test_calendar_closures_are_not_sessions(built_sample):
+    sessions = built_sample.query("""
+        select cast(session_date as varchar) as d from marts.dim_trading_sessions
+        where calendar = 'XNYS' and session_date between '2001-09-10' and '2001-09-18'
+           or calendar = 'XNYS' and session_date between '2012-10-26' and '2012-11-01'
+        order by 1
+    """)["d"].tolist()
+    assert sessions == ["2001-09-10", "2001-09-17", "2001-09-18", "2012-10-26", "2012-10-31", "2012-11-01"]
+    early = built_sample.query("""
+        select session_minutes from marts.dim_trading_sessions
+        where calendar = 'XNYS' and session_date = '2020-11-27'
+    """)
+    assert early["session_minutes"][0] == 210
+
+
+def test_daily_rollup_follows_sessions(built_sample):
+    """FILUSDT daily bars rolled up from minutes: one per UTC day, 1,440 minutes each."""
+    days = built_sample.query("""
+        select count(*) as n, min(source_bar_count) as lo, max(source_bar_count) as hi
+        from marts.fct_bars_1d where symbol = 'FILUSDT'
+    """)
+    assert days["n"][0] == 28 + 30
+    assert days["lo"][0] == days["hi"][0] == 1440
