@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         if getattr(args, "passthrough", False):
+            # `mwh build --target X ...`: the target is ours to resolve (dbt gets it from us).
+            for flag in ("--target", "-t"):
+                if flag in extra[:-1]:
+                    i = extra.index(flag)
+                    args.target = extra[i + 1]
+                    del extra[i:i + 2]
             return args.func(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
