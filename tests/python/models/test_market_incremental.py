@@ -112,15 +112,15 @@ def test_features_are_point_in_time(duckdb_target):
     cutoff = "2020-06-30 00:00:00+00"
     query = f"select * from marts.fct_training_set_daily where ts <= '{cutoff}'"
     key = ["symbol", "exchange", "ts"]
-    feature_columns = None
 
     with_future = read_table_query(wh, query, key)
     hourly_cut = "2023-04-10 00:00:00+00"
     hourly_with_future = read_table_query(
-        wh, f"select * from marts.fct_features_hourly_v1 where ts <= '{hourly_cut}'", key)
+        wh, f"select * from marts.fct_features_hourly_v1 where ts < '{hourly_cut}'", key)
 
+    # minute bars from the cut-off hour on are removed, so the last hour kept is whole
     wh.execute(f"""
-        delete from raw.bars where ("interval" = '1d' and ts > '{cutoff}') or ("interval" = '1m' and ts > '{hourly_cut}');
+        delete from raw.bars where ("interval" = '1d' and ts > '{cutoff}') or ("interval" = '1m' and ts >= '{hourly_cut}');
         delete from raw.corporate_actions where ex_date > date '2020-06-30';
     """)
     dbt("build", *MODELS_ONLY, "--full-refresh")
@@ -129,7 +129,7 @@ def test_features_are_point_in_time(duckdb_target):
     feature_columns = [c for c in truncated.columns]
     assert_frames_match(with_future[feature_columns], truncated, "daily features, truncated history")
     hourly_truncated = read_table_query(
-        wh, f"select * from marts.fct_features_hourly_v1 where ts <= '{hourly_cut}'", key)
+        wh, f"select * from marts.fct_features_hourly_v1 where ts < '{hourly_cut}'", key)
     assert_frames_match(hourly_with_future, hourly_truncated, "hourly features, truncated history")
 
 
