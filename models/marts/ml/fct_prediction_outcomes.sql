@@ -1,5 +1,9 @@
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['model_id', 'symbol', 'exchange', 'bar_interval', 'bar_ts', 'horizon_bars'],
+        on_schema_change='fail',
         indexes=mwh_indexes([
             {'columns': ['model_id', 'bar_ts']},
             {'columns': ['symbol', 'bar_ts']},
@@ -14,6 +18,11 @@
     A prediction whose horizon has not yet passed (or whose bars are missing) is unresolved: its
     outcome columns are null and is_resolved is false.
 
+    Incremental: a run recomputes the predictions on bars from var('ml_outcomes_late_window_days') days
+    before the newest one built (new bars and late bar corrections resolve or change those), every
+    prediction still unresolved, and every prediction loaded since the last run (late or re-scored).
+    A correction of bars older than the window needs --full-refresh.
+
     Scores per prediction (averaged in the performance marts):
     - classification: is_correct; brier_score = (probability - is_correct)^2 and
       log_loss = -ln(probability of what happened), where `probability` is the model's probability of
@@ -26,7 +35,28 @@ with
 
 predictions as (
 
-    select * from {{ ref('stg_ml__predictions') }}
+    select * from {{ ref('stg_ml__predictions') }} as staged
+    {% if is_incremental() -%}
+    where
+        staged.bar_ts >= (
+            select {{ mwh_utc_midnight_days_before(
+                'coalesce(max(bar_ts), ' ~ mwh_min_ts() ~ ')', var('ml_outcomes_late_window_days')) }}
+            from {{ this }}
+        )
+        or staged.loaded_at > (select coalesce(max(prediction_loaded_at), {{ mwh_min_ts() }}) from {{ this }})
+        or exists (
+            select 1
+            from {{ this }} as built
+            where
+                not built.is_resolved
+                and built.model_id = staged.model_id
+                and built.symbol = staged.symbol
+                and built.exchange = staged.exchange
+                and built.bar_interval = staged.bar_interval
+                and built.bar_ts = staged.bar_ts
+                and built.horizon_bars = staged.horizon_bars
+        )
+    {%- endif %}
 
 ),
 
@@ -146,7 +176,8 @@ final as (
         case
             when scored.is_resolved and scored.prediction_kind = 'regression'
                 then scored.predicted_value - scored.realized_return
-        end as prediction_error
+        end as prediction_error,
+        scored.loaded_at as prediction_loaded_at
     from scored
     left join registry
         on scored.model_id = registry.model_id

@@ -216,3 +216,58 @@ def test_ml_models_build_on_a_warehouse_without_ml_records(duckdb_target):
     with open_sink(duckdb_target) as sink:
         assert sink.query("select count(*) from marts.fct_prediction_outcomes") == [(0,)]
         assert sink.query("select count(*) from marts.dim_model_versions") == [(0,)]
+
+
+def _outcomes(sink) -> list[tuple]:
+    cols = ("model_id, symbol, bar_ts, horizon_bars, probability, entry_close, outcome_bar_ts, outcome_close, "
+            "is_resolved, realized_return, is_correct, brier_score, log_loss, prediction_error, prediction_loaded_at")
+    return sink.query(f"select {cols} from marts.fct_prediction_outcomes order by model_id, bar_ts, horizon_bars")
+
+
+@pytest.mark.parametrize("target_name", ["duckdb", "timescale"])
+def test_prediction_outcomes_incremental_equals_full_refresh(target_name, request, tmp_path):
+    """Two incremental runs (late predictions, a re-scored old one, new bars resolving open ones)
+    give exactly what a full refresh gives."""
+    target = request.getfixturevalue(f"{target_name}_target")
+
+    # AAPL without its last two bars (04-20, 04-21), under the vendor's file name.
+    early = tmp_path / "early" / scenario.AAPL.name
+    early.parent.mkdir()
+    full = pd.read_csv(scenario.AAPL)
+    full[full["timestamp"] < "2021-04-20"].to_csv(early, index=False, compression="gzip")
+    rows = [r for r in scenario.prediction_rows() if r["symbol"] == "AAPL"]
+    first = [r for r in rows if r["bar_ts"] < "2021-04-01"]
+    later = [r for r in rows if r["bar_ts"] >= "2021-04-01"]
+    # A long-horizon prediction older than the late window whose outcome bar is 04-20: unresolved after
+    # the first run, it must be picked up (as unresolved) and resolved by the second.
+    after = full[(full["timestamp"] > "2021-03-05") & (full["timestamp"] < "2021-04-20")]
+    first.append({**first[-1], "bar_ts": "2021-03-05", "predicted_at": "2021-03-05T21:00:00Z",
+                  "horizon_bars": len(after) + 1})
+    select = ["--select", "+fct_prediction_outcomes", "--exclude", "tag:market,resource_type:test"]
+    with open_ml_sink(target) as sink:
+        scenario.load_bars(sink, paths=(early,))
+        scenario.register_models(sink, tmp_path)
+        api_report = scenario.write_records(sink, "predictions", first)
+        assert api_report.quarantined == 0
+    assert run_dbt(["build", *select], target, quiet=True).success
+    with open_ml_sink(target) as sink:
+        # 04-19 is the newest bar: its prediction is unresolved for now.
+        assert sink.query("select cast(bar_ts as date), horizon_bars > 1 from marts.fct_prediction_outcomes "
+                          "where not is_resolved") == [(pd.Timestamp("2021-03-05").date(), True)]
+        rescored = dict(first[20], probability=0.95)  # a 2020 prediction, re-scored: outside the window
+        scenario.write_records(sink, "predictions", [*later, rescored])
+        scenario.load_bars(sink, paths=(scenario.AAPL,))  # 04-20 and 04-21 arrive
+    assert run_dbt(["build", *select], target, quiet=True).success
+    with open_ml_sink(target) as sink:
+        incremental = _outcomes(sink)
+        assert sink.query("select probability, is_resolved from marts.fct_prediction_outcomes "
+                          f"where model_id = 'aapl_direction@1' and bar_ts = '{rescored['bar_ts']}'") == [(0.95, True)]
+        assert sink.query("select is_resolved from marts.fct_prediction_outcomes where model_id = "
+                          "'aapl_direction@1' and bar_ts = '2021-04-19' and horizon_bars = 1") == [(True,)]
+        long_one = sink.query("select outcome_bar_ts from marts.fct_prediction_outcomes "
+                              "where bar_ts = '2021-03-05' and horizon_bars > 1")
+        assert long_one == [(pd.Timestamp("2021-04-20", tz="UTC").to_pydatetime(),)]
+    assert run_dbt(["build", *select, "--full-refresh"], target, quiet=True).success
+    with open_ml_sink(target) as sink:
+        assert _outcomes(sink) == incremental
+        assert len(incremental) == len(rows) + 1  # every AAPL prediction once, and the long one
