@@ -35,8 +35,9 @@ final as (
         artifact_checksum,
         is_active,
         created_at,
-        cast(dbt_valid_from as timestamp with time zone) as valid_from,
-        cast(dbt_valid_to as timestamp with time zone) as valid_to,
+        {#- the snapshot keeps UTC change times without time zone (updated_at_utc) -#}
+        (cast(dbt_valid_from as timestamp) at time zone 'UTC') as valid_from,
+        (cast(dbt_valid_to as timestamp) at time zone 'UTC') as valid_to,
         dbt_valid_to is null as is_current,
         dbt_scd_id as model_version_scd_id
     from snapshot

@@ -43,6 +43,9 @@ final as (
         cast(is_active as boolean) as is_active,
         cast(created_at as timestamp with time zone) as created_at,
         cast(updated_at as timestamp with time zone) as updated_at,
+        {#- dbt snapshots stamp their rows with a timestamp without time zone; give them the change
+            time in the same type (UTC) so the snapshot compares like with like. -#}
+        cast(updated_at at time zone 'UTC' as timestamp) as updated_at_utc,
         cast(loaded_at as timestamp with time zone) as loaded_at
     from ranked
     where load_rank = 1
