@@ -26,6 +26,21 @@ registry as (
 
 ),
 
+windowed_features as (
+
+    select * from {{ ref('int_ml__feature_values_windowed') }}
+
+),
+
+current_window_ends as (
+
+    select model_id, max(bar_ts) as last_bar_ts
+    from windowed_features
+    where window_name = 'current'
+    group by model_id
+
+),
+
 latest_performance as (
 
     select
@@ -68,12 +83,7 @@ feature_alerts as (
         || cast(features.reference_n as varchar) || ' values) and the last {{ var("ml_psi_recent_days") }} days ('
         || cast(features.current_n as varchar) || ' values)' as reason
     from features
-    inner join (
-        select model_id, max(bar_ts) as last_bar_ts
-        from {{ ref('int_ml__feature_values_windowed') }}
-        where window_name = 'current'
-        group by model_id
-    ) as last_bars
+    inner join current_window_ends as last_bars
         on features.model_id = last_bars.model_id
     where features.is_drifting
 
