@@ -164,7 +164,7 @@ def pg_create_raw(name: str, timescale: bool) -> None:
             con.execute(ddl(t, "postgres"))
         if timescale:
             con.execute(f"select create_hypertable('{BARS.qualified}', 'ts', "
-                        f"chunk_time_interval => interval '30 days', migrate_data => true)")
+                        f"chunk_time_interval => interval '30 days', migrate_data => true, if_not_exists => true)")
 
 
 def pg_drop_database(name: str) -> None:
