@@ -24,14 +24,18 @@ signals as (
 
 ),
 
+referenced_bars as (
+
+    select symbol, exchange, bar_interval, bar_ts as ts from predictions
+    union all
+    select symbol, exchange, bar_interval, signal_ts as ts from signals
+
+),
+
 series_used as (
 
     select symbol, exchange, bar_interval, min(ts) as first_ts
-    from (
-        select symbol, exchange, bar_interval, bar_ts as ts from predictions
-        union all
-        select symbol, exchange, bar_interval, signal_ts as ts from signals
-    ) as referenced
+    from referenced_bars
     group by symbol, exchange, bar_interval
 
 ),

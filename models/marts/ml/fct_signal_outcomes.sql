@@ -31,19 +31,22 @@ bars as (
 
 ),
 
+ranked_events as (
+
+    select
+        *,
+        row_number() over (
+            partition by strategy, symbol, exchange, bar_interval, signal_ts
+            order by bars_after_signal
+        ) as event_rank
+    from windows
+    where bar_event is not null
+
+),
+
 first_events as (
 
-    select *
-    from (
-        select
-            *,
-            row_number() over (
-                partition by strategy, symbol, exchange, bar_interval, signal_ts
-                order by bars_after_signal
-            ) as event_rank
-        from windows
-        where bar_event is not null
-    ) as ranked_events
+    select * from ranked_events
     where event_rank = 1
 
 ),
