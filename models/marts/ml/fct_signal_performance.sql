@@ -20,6 +20,7 @@ outcomes as (
 
 signals_scoped as (
 
+    {# Each signal counts in its symbol's group and in its strategy and model's 'ALL' group. #}
     select
         strategy as group_strategy,
         model_key as group_model_key,
@@ -30,31 +31,19 @@ signals_scoped as (
         exit_ts,
         signal_ts,
         latency_ms
-    from (
-        select
-            outcomes.strategy,
-            outcomes.model_key,
-            outcomes.symbol,
-            outcomes.is_closed,
-            outcomes.pnl,
-            outcomes.return_pct,
-            outcomes.exit_ts,
-            outcomes.signal_ts,
-            outcomes.latency_ms
-        from outcomes
-        union all
-        select
-            outcomes.strategy,
-            outcomes.model_key,
-            'ALL' as symbol,
-            outcomes.is_closed,
-            outcomes.pnl,
-            outcomes.return_pct,
-            outcomes.exit_ts,
-            outcomes.signal_ts,
-            outcomes.latency_ms
-        from outcomes
-    ) as both_scopes
+    from outcomes
+    union all
+    select
+        strategy as group_strategy,
+        model_key as group_model_key,
+        'ALL' as group_symbol,
+        is_closed,
+        pnl,
+        return_pct,
+        exit_ts,
+        signal_ts,
+        latency_ms
+    from outcomes
 
 ),
 
