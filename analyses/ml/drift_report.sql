@@ -13,15 +13,18 @@ registry as (
 
 ),
 
+performance_by_recency as (
+
+    select
+        *,
+        row_number() over (partition by model_id order by prediction_date desc) as recency
+    from {{ ref('fct_model_performance_drift') }}
+
+),
+
 latest_performance as (
 
-    select *
-    from (
-        select
-            *,
-            row_number() over (partition by model_id order by prediction_date desc) as recency
-        from {{ ref('fct_model_performance_drift') }}
-    ) as by_recency
+    select * from performance_by_recency
     where recency = 1
 
 ),
@@ -51,15 +54,18 @@ queue as (
 
 ),
 
+requests_by_recency as (
+
+    select
+        *,
+        row_number() over (partition by model_name order by inserted_at desc) as recency
+    from queue
+
+),
+
 last_request as (
 
-    select *
-    from (
-        select
-            *,
-            row_number() over (partition by model_name order by inserted_at desc) as recency
-        from queue
-    ) as by_recency
+    select * from requests_by_recency
     where recency = 1
 
 )

@@ -31,14 +31,19 @@ reference_ntiles as (
 
 ),
 
+ntile_edges as (
+
+    select model_id, feature_name, max(feature_value) as upper_edge
+    from reference_ntiles
+    group by model_id, feature_name, ntile_bin
+
+),
+
 edges as (
 
+    {# Ties can give two quantiles the same edge: one bin per distinct edge. #}
     select distinct model_id, feature_name, upper_edge
-    from (
-        select model_id, feature_name, max(feature_value) as upper_edge
-        from reference_ntiles
-        group by model_id, feature_name, ntile_bin
-    ) as ntile_edges
+    from ntile_edges
 
 ),
 
