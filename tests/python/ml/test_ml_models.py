@@ -1,11 +1,13 @@
 """The ML marts built by dbt on real bars (AAPL and MSFT daily, data/sample), with predictions and signals
-whose outcomes are known by hand (tests/python/ml/scenario.py has the bars and the arithmetic)."""
+whose outcomes are known by hand (tests/python/ml/ml_scenario.py has the bars and the arithmetic)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
+from pathlib import Path
 
 import ml_scenario as scenario
 import pandas as pd
@@ -28,6 +30,16 @@ def _build(target) -> None:
     failed = [f"{r.node.name}: {r.status} {r.message}" for r in (res.result or [])
               if str(r.status) not in ("success", "pass")]
     assert res.success, failed or res.exception
+
+
+def _run_analyses(target, sink) -> tuple[list[tuple], list[tuple]]:
+    """Compile analyses/ml and run them: the starter queries must work on every target."""
+    res = run_dbt(["compile", "--select", "model_leaderboard", "drift_report", "--vars", DBT_VARS],
+                  target, quiet=True)
+    assert res.success, res.exception
+    compiled = Path(os.environ["DBT_TARGET_PATH"]) / "compiled" / "market_warehouse" / "analyses" / "ml"
+    return tuple(sink.query((compiled / f"{name}.sql").read_text())
+                 for name in ("model_leaderboard", "drift_report"))
 
 
 def _check_hand_outcomes(sink) -> None:
@@ -150,6 +162,13 @@ def test_marts_on_real_bars_every_target(target_name, request, tmp_path):
     _build(target)
     with open_ml_sink(target) as sink:
         _check_hand_outcomes(sink)
+        leaderboard, report = _run_analyses(target, sink)
+    # Always-up classifiers: MSFT's (log loss 0.689) ranks above AAPL's (0.703), which drifts.
+    assert [(r[0], r[1], r[2]) for r in leaderboard] == [
+        ("classification", 1, "msft_direction@1"), ("classification", 2, "aapl_direction@1")]
+    assert leaderboard[1][-1] == "feature:close, performance:accuracy"
+    drifting = {r[0]: (r[6], r[9]) for r in report}
+    assert drifting["aapl_direction"] == (True, 1) and drifting["msft_direction"] == (False, None)
 
 
 def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, capsys):
