@@ -6,9 +6,12 @@
                    daily uses the adjusted prices) and price_factor (adjusted / traded price; 1 when
                    unadjusted), used to report ATR and MACD in the price units traded at bar t
     feature_version integer written to every row
+    actions_aware  true for adjusted prices: a symbol whose corporate actions changed is rewritten in
+                   full (a late dividend changes the return across its ex-date), see incremental.sql
 
     Incremental runs: per symbol, the rows to (re)write are the bars from `features_late_window_days`
-    before the newest bar already built (all bars of a symbol not built yet); the run reads
+    before the newest bar already built (all bars of a symbol not built yet, or whose corporate
+    actions changed when `actions_aware`); the run reads
     `ewm_window_bars * 4 + 100` bars before the first of them, enough for every window (the nested MACD
     signal needs two exponential windows, each reaching back at most 2N bars, see ewm.sql). The result
     is exactly what a full refresh computes for those rows.
@@ -19,7 +22,7 @@
     MACD are divided by the bar's price factor for the same reason.
 #}
 
-{% macro market_features(bars_relation, columns, feature_version) -%}
+{% macro market_features(bars_relation, columns, feature_version, actions_aware=false) -%}
 {%- set n = var('ewm_window_bars') -%}
 {%- set lookback = n * 4 + 100 -%}
 {%- set digits = var('feature_round_digits') -%}
@@ -52,36 +55,13 @@ bars_indexed as (
 
 ),
 
+{% if actions_aware %}
+{{ current_actions_cte() }},
+{% endif %}
+
 {% if is_incremental() %}
 
-already_built as (
-
-    select
-        symbol,
-        exchange,
-        max(ts) as max_ts
-    from {{ this }}
-    group by symbol, exchange
-
-),
-
-rewrite_from as (
-
-    select
-        bars_indexed.symbol,
-        bars_indexed.exchange,
-        min(bars_indexed.bar_index) as first_output_index
-    from bars_indexed
-    left join already_built
-        on
-            bars_indexed.symbol = already_built.symbol
-            and bars_indexed.exchange = already_built.exchange
-    where
-        already_built.max_ts is null
-        or bars_indexed.ts >= already_built.max_ts - interval '{{ var("features_late_window_days") }} days'
-    group by bars_indexed.symbol, bars_indexed.exchange
-
-),
+{{ rewrite_from_cte('bars_indexed', var('features_late_window_days'), 0, actions_aware) }},
 
 bars_in_scope as (
 
@@ -241,17 +221,28 @@ features as (
 final as (
 
     select
-        symbol,
-        exchange,
-        ts,
+        features.symbol,
+        features.exchange,
+        features.ts,
         cast({{ feature_version }} as integer) as feature_version,
         {%- for column in ['return_1', 'return_5', 'return_20', 'log_return_1', 'volatility_20',
                            'volatility_60', 'rsi_14', 'atr_14', 'macd_12_26', 'macd_signal_9',
                            'macd_histogram', 'bollinger_pct_b_20', 'volume_zscore_20',
                            'vwap_distance_20'] %}
-        {{ mwh_round(column, digits) }} as {{ column }}{{ "," if not loop.last }}
+        {{ mwh_round(column, digits) }} as {{ column }},
         {%- endfor %}
+        {% if actions_aware -%}
+        current_actions.actions_loaded_at
+        {%- else -%}
+        cast(null as timestamp with time zone) as actions_loaded_at
+        {%- endif %}
     from features
+    {%- if actions_aware %}
+    left join current_actions
+        on
+            features.symbol = current_actions.symbol
+            and features.exchange = current_actions.exchange
+    {%- endif %}
 
 )
 

@@ -1,21 +1,56 @@
 {#
     Forward returns over 1, 5 and 20 bars of a bar series, with the time of the horizon's bar (so a
     backtest can purge overlapping labels). `close_column` is the price to use.
+
+    Incremental: a new bar completes the labels of the 20 bars before it, so a run rewrites each
+    symbol's bars from `late_window_days` before its newest built bar minus 20 bars; with
+    `actions_aware` (adjusted prices) a symbol whose corporate actions changed is rewritten in full.
 #}
-{% macro forward_return_labels(bars_relation, close_column) -%}
+{% macro forward_return_labels(bars_relation, close_column, late_window_days, actions_aware) -%}
 
 with
 
-bars as (
+all_bars as (
 
     select
         symbol,
         exchange,
         ts,
-        cast({{ close_column }} as double precision) as close
+        cast({{ close_column }} as double precision) as close,
+        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
     from {{ bars_relation }}
 
 ),
+
+{% if actions_aware %}
+{{ current_actions_cte() }},
+{% endif %}
+
+{% if is_incremental() %}
+
+{{ rewrite_from_cte('all_bars', late_window_days, 20, actions_aware) }},
+
+bars as (
+
+    select all_bars.*
+    from all_bars
+    inner join rewrite_from
+        on
+            all_bars.symbol = rewrite_from.symbol
+            and all_bars.exchange = rewrite_from.exchange
+    where all_bars.bar_index >= rewrite_from.first_output_index
+
+),
+
+{% else %}
+
+bars as (
+
+    select * from all_bars
+
+),
+
+{% endif %}
 
 with_future as (
 
@@ -35,16 +70,25 @@ with_future as (
 final as (
 
     select
-        symbol,
-        exchange,
-        ts,
+        with_future.symbol,
+        with_future.exchange,
+        with_future.ts,
         {{ mwh_round(mwh_safe_divide('close_1_ahead', 'close') ~ ' - 1', var('feature_round_digits')) }} as forward_return_1,
         {{ mwh_round(mwh_safe_divide('close_5_ahead', 'close') ~ ' - 1', var('feature_round_digits')) }} as forward_return_5,
         {{ mwh_round(mwh_safe_divide('close_20_ahead', 'close') ~ ' - 1', var('feature_round_digits')) }} as forward_return_20,
         ts_1_ahead as horizon_end_ts_1,
         ts_5_ahead as horizon_end_ts_5,
         ts_20_ahead as horizon_end_ts_20
+        {%- if actions_aware %},
+        current_actions.actions_loaded_at
+        {%- endif %}
     from with_future
+    {%- if actions_aware %}
+    left join current_actions
+        on
+            with_future.symbol = current_actions.symbol
+            and with_future.exchange = current_actions.exchange
+    {%- endif %}
 
 )
 

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
+    )
+}}
+
 {#
     Backward adjustment factors per daily bar, as vendors compute them (CRSP style): prices before an
     ex-date are scaled so the series has no jump at it, and the newest bar keeps its traded price.
@@ -8,13 +17,24 @@
     A bar's price factor is the product of the event factors of every event after it; its volume factor
     is the product of the split ratios after it (older volumes double in a 2-for-1 split).
     An action whose ex-date has no bar is applied at the next bar (the first one trading ex).
+
+    Incremental (macros/market/incremental.sql): a run rewrites every bar of a symbol whose actions
+    changed, and otherwise only the bars of the late-data window (var daily_late_window_days): new
+    bars without new actions leave earlier factors as they were.
 #}
 
 with
 
 daily_bars as (
 
-    select symbol, exchange, ts, session_date, close from {{ ref('int_bars_unioned_1d') }}
+    select
+        symbol,
+        exchange,
+        ts,
+        session_date,
+        close,
+        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
+    from {{ ref('int_bars_unioned_1d') }}
 
 ),
 
@@ -24,6 +44,40 @@ actions as (
 
 ),
 
+{{ current_actions_cte() }},
+
+{% if is_incremental() %}
+
+{{ rewrite_from_cte('daily_bars', var('daily_late_window_days', 7)) }},
+
+bars_in_scope as (
+
+    select
+        daily_bars.*,
+        rewrite_from.first_output_index
+    from daily_bars
+    inner join rewrite_from
+        on
+            daily_bars.symbol = rewrite_from.symbol
+            and daily_bars.exchange = rewrite_from.exchange
+    {# one bar more: the first rewritten bar needs its previous close #}
+    where daily_bars.bar_index >= rewrite_from.first_output_index - 1
+
+),
+
+{% else %}
+
+bars_in_scope as (
+
+    select
+        *,
+        0 as first_output_index
+    from daily_bars
+
+),
+
+{% endif %}
+
 bars_with_previous as (
 
     select
@@ -32,12 +86,15 @@ bars_with_previous as (
         ts,
         session_date,
         close,
+        bar_index,
+        first_output_index,
         lag(close) over (partition by symbol, exchange order by ts) as previous_close
-    from daily_bars
+    from bars_in_scope
 
 ),
 
-{#- the first bar on or after each ex-date (within 10 days; an older action with no bar is ignored) -#}
+{# the first bar on or after each ex-date (within 10 days; an older action with no bar is ignored),
+    looked up in all bars, not only those in scope #}
 action_bars as (
 
     select
@@ -78,6 +135,8 @@ event_factors as (
         bars_with_previous.exchange,
         bars_with_previous.ts,
         bars_with_previous.session_date,
+        bars_with_previous.bar_index,
+        bars_with_previous.first_output_index,
         coalesce(events.split_ratio, 1) as split_ratio,
         coalesce(events.dividend, 0) as dividend,
         bars_with_previous.previous_close,
@@ -103,10 +162,12 @@ cumulated as (
         exchange,
         ts,
         session_date,
+        bar_index,
+        first_output_index,
         split_ratio,
         dividend,
         dividend_factor,
-        {#- the events strictly after this bar: a running sum in descending time, excluding the row -#}
+        {# the events strictly after this bar: a running sum in descending time, excluding the row #}
         coalesce(sum(ln(split_ratio)) over (
             partition by symbol, exchange order by ts desc
             rows between unbounded preceding and 1 preceding
@@ -122,19 +183,25 @@ cumulated as (
 final as (
 
     select
-        symbol,
-        exchange,
-        ts,
-        session_date,
-        split_ratio,
-        dividend,
-        dividend_factor,
-        {#- products through sums of logs are exact only to ~1e-15: round so equal inputs give
-            equal factors everywhere (12 decimals is far below a cent on any adjusted price) -#}
-        {{ mwh_round('exp(-log_split_after)', 12) }} as split_factor,
-        {{ mwh_round('exp(-log_split_after + log_dividend_after)', 12) }} as price_factor,
-        {{ mwh_round('exp(log_split_after)', 12) }} as volume_factor
+        cumulated.symbol,
+        cumulated.exchange,
+        cumulated.ts,
+        cumulated.session_date,
+        cumulated.split_ratio,
+        cumulated.dividend,
+        cumulated.dividend_factor,
+        {# products through sums of logs are exact only to ~1e-15: round so equal inputs give
+            equal factors everywhere (12 decimals is far below a cent on any adjusted price) #}
+        {{ mwh_round('exp(-cumulated.log_split_after)', 12) }} as split_factor,
+        {{ mwh_round('exp(-cumulated.log_split_after + cumulated.log_dividend_after)', 12) }} as price_factor,
+        {{ mwh_round('exp(cumulated.log_split_after)', 12) }} as volume_factor,
+        current_actions.actions_loaded_at
     from cumulated
+    left join current_actions
+        on
+            cumulated.symbol = current_actions.symbol
+            and cumulated.exchange = current_actions.exchange
+    where cumulated.bar_index >= cumulated.first_output_index
 
 )
 

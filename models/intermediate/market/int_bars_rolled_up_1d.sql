@@ -23,7 +23,7 @@ minute_bars as (
     where
         bar_interval = '1m'
         {% if is_incremental() -%}
-        {#- a session dated on or after the cut-off can open up to a day earlier in UTC -#}
+        {# a session dated on or after the cut-off can open up to a day earlier in UTC #}
         and ts >= {{ rollup_late_cutoff() }} - interval '1 day'
         {%- endif %}
 

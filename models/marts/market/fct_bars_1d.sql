@@ -1,5 +1,9 @@
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
         indexes=mwh_indexes([
             {'columns': ['symbol', 'ts desc']},
             {'columns': ['ts']},
@@ -8,18 +12,50 @@
 }}
 
 {#
-    Daily bars, one per symbol and session, raw and adjusted side by side. Rebuilt in full on every run
-    (a table): backward adjustment rewrites the whole history of a symbol whenever a new dividend or
-    split arrives, so there is no stable past to keep.
+    Daily bars, one per symbol and session, raw and adjusted side by side. Incremental like
+    int_adjustment_factors: backward adjustment rewrites the whole history of a symbol whenever a new
+    dividend or split arrives, so such a symbol is rewritten in full; otherwise only the late-data
+    window is.
 #}
 
 with
 
-daily_bars as (
+unioned_bars as (
 
-    select * from {{ ref('int_bars_unioned_1d') }}
+    select
+        *,
+        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
+    from {{ ref('int_bars_unioned_1d') }}
 
 ),
+
+{{ current_actions_cte() }},
+
+{% if is_incremental() %}
+
+{{ rewrite_from_cte('unioned_bars', var('daily_late_window_days', 7)) }},
+
+daily_bars as (
+
+    select unioned_bars.*
+    from unioned_bars
+    inner join rewrite_from
+        on
+            unioned_bars.symbol = rewrite_from.symbol
+            and unioned_bars.exchange = rewrite_from.exchange
+    where unioned_bars.bar_index >= rewrite_from.first_output_index
+
+),
+
+{% else %}
+
+daily_bars as (
+
+    select * from unioned_bars
+
+),
+
+{% endif %}
 
 factors as (
 
@@ -53,13 +89,18 @@ final as (
         factors.dividend,
         daily_bars.vendor_adj_close,
         daily_bars.source_interval,
-        daily_bars.source_bar_count
+        daily_bars.source_bar_count,
+        current_actions.actions_loaded_at
     from daily_bars
     inner join factors
         on
             daily_bars.symbol = factors.symbol
             and daily_bars.exchange = factors.exchange
             and daily_bars.ts = factors.ts
+    left join current_actions
+        on
+            daily_bars.symbol = current_actions.symbol
+            and daily_bars.exchange = current_actions.exchange
 
 )
 

@@ -29,5 +29,6 @@
         'vwap': 'adj_vwap',
         'price_factor': 'price_factor',
     },
-    1
+    1,
+    actions_aware=true
 ) }}

@@ -1,5 +1,9 @@
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
     )
 }}
@@ -8,7 +12,8 @@
     Forward returns of daily bars: what a model is trained to predict. They look into the future by
     design, so they live apart from the features and only meet them in the training set. Returns use
     adjusted closes (dividends and splits included); the label of a bar is null until its horizon's bar
-    exists. Rebuilt in full: a new bar completes the labels of the 20 bars before it.
+    exists. Incremental: a new bar completes the labels of the 20 bars before it, which a run rewrites
+    (see macros/market/labels.sql); a symbol with changed corporate actions is rewritten in full.
 #}
 
-{{ forward_return_labels(ref('fct_bars_1d'), 'adj_close') }}
+{{ forward_return_labels(ref('fct_bars_1d'), 'adj_close', var('daily_late_window_days', 7), true) }}

@@ -1,9 +1,13 @@
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
     )
 }}
 
 {# Forward returns of hourly bars (traded prices); see fct_labels_daily. #}
 
-{{ forward_return_labels(ref('fct_bars_1h'), 'close') }}
+{{ forward_return_labels(ref('fct_bars_1h'), 'close', var('features_late_window_days'), false) }}

@@ -1,6 +1,6 @@
 {{
     config(
-        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
+        materialized='view',
     )
 }}
 
@@ -8,6 +8,7 @@
     Training rows: the features of bar t next to the forward returns from bar t. Point-in-time correct:
     features of bar t are computed from bars up to and including t only (tested by truncating history
     and recomputing); labels start at t's close. Only rows whose 1-bar label exists are kept.
+    A view over two indexed, incremental tables: always as current as they are, nothing to rebuild.
 #}
 
 with

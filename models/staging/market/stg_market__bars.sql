@@ -38,9 +38,9 @@ typed as (
 
 ),
 
-{#- distinct on keeps the first row per key in the order given: the newest load. Works the same on
+{# distinct on keeps the first row per key in the order given: the newest load. Works the same on
     DuckDB and PostgreSQL, and unlike a row_number() filter it leaves PostgreSQL's row estimates
-    intact, which downstream joins depend on. -#}
+    intact, which downstream joins depend on. #}
 newest_load as (
 
     select distinct on (symbol, exchange, bar_interval, ts)
