@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,8 +26,15 @@ _stage_ids = itertools.count()
 COPY_CHUNK_ROWS = 50_000
 
 
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
 def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+    """The sinks' shared SQL uses `?` placeholders (DuckDB's); psycopg wants `%s`. Literals are
+    left alone, and a literal `%` is escaped."""
+    parts = _QUOTED.split(sql)
+    return "".join(p.replace("%", "%%") if i % 2 else p.replace("%", "%%").replace("?", "%s")
+                   for i, p in enumerate(parts))
 
 
 def encode_csv(columns: list[str], frame: pd.DataFrame) -> list[bytes]:
