@@ -109,8 +109,8 @@ action_bars as (
         on
             actions.symbol = daily_bars.symbol
             and actions.exchange = daily_bars.exchange
-            and daily_bars.session_date >= actions.ex_date
-            and daily_bars.session_date < actions.ex_date + 10
+            and actions.ex_date <= daily_bars.session_date
+            and actions.ex_date + 10 > daily_bars.session_date
     group by actions.symbol, actions.exchange, actions.ex_date, actions.action, actions.action_value
 
 ),
@@ -141,7 +141,8 @@ event_factors as (
         coalesce(events.dividend, 0) as dividend,
         bars_with_previous.previous_close,
         case
-            when events.dividend > 0
+            when
+                events.dividend > 0
                 and bars_with_previous.previous_close / events.split_ratio > events.dividend
                 then 1 - events.dividend / (bars_with_previous.previous_close / events.split_ratio)
             else 1

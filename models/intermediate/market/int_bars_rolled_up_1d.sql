@@ -19,13 +19,11 @@ with
 
 minute_bars as (
 
+    {# in incremental runs: a session dated on or after the cut-off can open a day earlier in UTC #}
     select * from {{ ref('stg_market__bars') }}
     where
         bar_interval = '1m'
-        {% if is_incremental() -%}
-        {# a session dated on or after the cut-off can open up to a day earlier in UTC #}
-        and ts >= {{ rollup_late_cutoff() }} - interval '1 day'
-        {%- endif %}
+        {% if is_incremental() %}and ts >= {{ rollup_late_cutoff() }} - interval '1 day'{% endif %}
 
 ),
 

@@ -19,12 +19,14 @@ exchange_sessions as (
 ),
 
 utc_days as (
+    {%- set start_date = "cast('" ~ var('calendar_start_date') ~ "' as date)" %}
+    {%- set day_count = "cast('" ~ var('calendar_end_date') ~ "' as date) - " ~ start_date %}
 
     select
         cast(
             cast('{{ var("calendar_start_date") }}' as date) + cast(integer_series.n as integer) as date
         ) as session_date
-    from {{ mwh_integer_series(0, "cast('" ~ var('calendar_end_date') ~ "' as date) - cast('" ~ var('calendar_start_date') ~ "' as date)") }}
+    from {{ mwh_integer_series(0, day_count) }}
 
 ),
 

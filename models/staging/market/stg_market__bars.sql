@@ -18,7 +18,8 @@ typed as (
     select
         cast(symbol as varchar) as symbol,
         cast(exchange as varchar) as exchange,
-        cast("interval" as varchar) as bar_interval,
+        -- "interval" is a reserved word in PostgreSQL
+        cast("interval" as varchar) as bar_interval,  -- noqa: RF06
         cast(ts as timestamp with time zone) as ts,
         cast(open as double precision) as open,
         cast(high as double precision) as high,
@@ -43,10 +44,10 @@ typed as (
     intact, which downstream joins depend on. #}
 newest_load as (
 
-    select distinct on (symbol, exchange, bar_interval, ts)
+    select distinct on (symbol, exchange, bar_interval, ts)  -- noqa: LT09
         *
     from typed
-    order by symbol, exchange, bar_interval, ts, loaded_at desc, run_id desc
+    order by symbol asc, exchange asc, bar_interval asc, ts asc, loaded_at desc, run_id desc
 
 ),
 

@@ -28,10 +28,10 @@ typed as (
 
 newest_load as (
 
-    select distinct on (symbol, exchange, ex_date, action)
+    select distinct on (symbol, exchange, ex_date, action)  -- noqa: LT09
         *
     from typed
-    order by symbol, exchange, ex_date, action, loaded_at desc, run_id desc
+    order by symbol asc, exchange asc, ex_date asc, action asc, loaded_at desc, run_id desc
 
 ),
 
