@@ -1,8 +1,26 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'bar_interval', 'ts'],
+        on_schema_change='fail',
+        indexes=mwh_indexes([
+            {'columns': ['symbol', 'exchange', 'bar_interval', 'ts'], 'unique': true},
+            {'columns': ['bar_interval', 'ts']},
+        ]),
+    )
+}}
+
 {#
     Bars as loaded, typed and deduplicated: one row per (symbol, exchange, interval, ts). Should the raw
     table ever hold a bar twice (an append-only sink, a replayed file), the newest load wins. Rows that
     break the OHLC invariants are excluded here: the loader has already put them in raw.quarantine, so
     nothing is lost, and no downstream model has to guard against them.
+
+    Incremental rather than a view (the raw table is the largest one): a run takes the raw rows loaded
+    since `staging_reload_window_hours` before the newest load it holds and replaces their keys, so a
+    reloaded or corrected bar replaces the old one. Every downstream model reads a deduplicated table
+    with statistics and indexes instead of re-sorting raw.bars.
 #}
 
 with
@@ -10,6 +28,13 @@ with
 source_bars as (
 
     select * from {{ source('market', 'bars') }}
+    {% if is_incremental() -%}
+    where loaded_at >= (
+        select coalesce(max(loaded_at), {{ mwh_min_ts() }})
+            - interval '{{ var("staging_reload_window_hours", 24) }} hours'
+        from {{ this }}
+    )
+    {%- endif %}
 
 ),
 
