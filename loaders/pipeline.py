@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,7 @@ class PreparedBatch:
     actions: pd.DataFrame
     quarantine: pd.DataFrame
     encoded_bars: object = None
+    started: pd.Timestamp | None = None
 
 
 def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str,
@@ -160,47 +162,127 @@ def _describe(exc: BaseException, source: str) -> str:
     return msg if source in msg else f"{source}: {msg}"
 
 
-def run_source(sink: Sink, run_id: str, source: str, loader: str, parameters: dict,
-               produce: Callable[[], ParsedBatch | PreparedBatch]) -> SourceReport:
-    """Parse and write one source; any failure is recorded and reported, never raised."""
-    started = _utcnow()
-    try:
-        return write_batch(sink, produce(), run_id, started=started)
-    except Exception as exc:  # one bad source must not stop the others
-        error = _describe(exc, source)
-        try:
-            return record_failure(sink, run_id, source, loader, error, started, parameters)
-        except Exception as audit_exc:  # e.g. the connection itself is gone
-            return SourceReport(source=source, loader=loader, status="failed",
-                                error=f"{error} (and the failure could not be recorded: {audit_exc})")
-
-
 def _parse_and_prepare(sink: Sink, run_id: str, parse: Callable[..., ParsedBatch], path: Path,
                        opts: dict) -> PreparedBatch:
-    return prepare_batch(sink, parse(path, **opts), run_id)
+    started = _utcnow()
+    prep = prepare_batch(sink, parse(path, **opts), run_id)
+    prep.started = started
+    return prep
+
+
+@dataclass
+class _FailedSource:
+    source: str
+    error: str
+    started: pd.Timestamp
+
+
+def group_rows() -> int:
+    """Bars per transaction when a command loads many files (MWH_LOAD_GROUP_ROWS)."""
+    return int(os.environ.get("MWH_LOAD_GROUP_ROWS", "1000000"))
+
+
+def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSource]], run_id: str,
+                loader: str, parameters: dict, max_rows: int) -> list[tuple[int, SourceReport]]:
+    """Write consecutive prepared files in ONE transaction, streaming each into the sink as soon as
+    it is ready, until `max_rows` bars are in or the files run out. All of the group commits or
+    none of it (a rerun completes it); a file that could not be parsed fails alone."""
+    taken: list[tuple[int, PreparedBatch]] = []
+    failed: list[tuple[int, _FailedSource]] = []
+    rows = 0
+
+    def bars_stream():
+        nonlocal rows
+        for i, item in items:
+            if isinstance(item, _FailedSource):
+                failed.append((i, item))
+                continue
+            taken.append((i, item))
+            log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
+                     item.batch.source, len(item.bars), len(item.actions), len(item.quarantine))
+            yield item.bars, item.encoded_bars
+            rows += len(item.bars)
+            if rows >= max_rows:
+                return
+
+    out: list[tuple[int, SourceReport]] = []
+    stream = bars_stream()
+    try:
+        with sink.transaction() as tx:
+            counts = tx.merge_many(BARS, stream)
+            for _ in stream:  # a sink that stopped reading early: still account for every file
+                pass
+            tx.merge_many(CORPORATE_ACTIONS, ((prep.actions, None) for _, prep in taken))
+            quarantined = [prep.quarantine for _, prep in taken if len(prep.quarantine)]
+            if quarantined:
+                tx.append(QUARANTINE, pd.concat(quarantined, ignore_index=True))
+            audit = []
+            finished = _utcnow()
+            for (i, prep), c in zip(taken, counts, strict=True):
+                v = prep.checked
+                r = SourceReport(source=prep.batch.source, loader=prep.batch.loader,
+                                 rows_read=v.rows_read, quarantined=len(v.rejected), loaded=c.loaded,
+                                 replaced=c.replaced, duplicate=c.duplicate + v.duplicates_in_source,
+                                 seconds=(finished - prep.started).total_seconds())
+                r.examples = [f"line {n}: {m}" for n, m in
+                              zip(v.rejected["row_number"][:5], v.rejected["reason"][:5])]
+                audit.append(_audit_row(r, run_id, BARS.qualified, prep.batch.parameters,
+                                        prep.started, finished))
+                out.append((i, r))
+            if audit:
+                tx.append(LOADER_RUNS, pd.concat(audit, ignore_index=True))
+    except Exception as exc:  # the whole group rolled back: each of its files failed
+        out = [(i, _record_failure_safely(sink, run_id, prep.batch.source, loader,
+                                          _describe(exc, prep.batch.source), prep.started, parameters))
+               for i, prep in taken]
+    out += [(i, _record_failure_safely(sink, run_id, f.source, loader, f.error, f.started, parameters))
+            for i, f in failed]
+    return out
+
+
+def _record_failure_safely(sink: Sink, run_id: str, source: str, loader: str, error: str,
+                           started: pd.Timestamp, parameters: dict) -> SourceReport:
+    try:
+        return record_failure(sink, run_id, source, loader, error, started, parameters)
+    except Exception as audit_exc:  # e.g. the connection itself is gone
+        return SourceReport(source=source, loader=loader, status="failed",
+                            error=f"{error} (and the failure could not be recorded: {audit_exc})")
 
 
 def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,
                **options) -> list[SourceReport]:
-    """Load vendor files of one format; one transaction and one audit row per file.
+    """Load vendor files of one format, with one audit row per file.
 
-    Parsing, validating and encoding the next file run in a worker thread while the current one is
-    written (the database driver waits on its socket without the GIL), so the client's CPU work
-    overlaps the server's.
+    Files are written in groups of up to MWH_LOAD_GROUP_ROWS bars, one transaction per group (see
+    `write_group`). Parsing, validating and encoding run in a worker thread, two files ahead of the
+    writer, so the client's CPU work overlaps the server's; within a group each file is streamed
+    into the same COPY as soon as it is ready.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     parse = FORMATS[fmt]
     run_id = run_id or new_run_id()
     opts = {k: v for k, v in options.items() if v is not None}
+    parameters = {"format": fmt, **opts}
     paths = [Path(p) for p in paths]
-    reports = []
+    max_rows = group_rows()
+    results: list[tuple[int, SourceReport]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
-        pending = [pool.submit(_parse_and_prepare, sink, run_id, parse, p, opts) for p in paths[:1]]
-        for i, path in enumerate(paths):
-            future = pending[i]
-            if i + 1 < len(paths):
-                pending.append(pool.submit(_parse_and_prepare, sink, run_id, parse, paths[i + 1], opts))
-            reports.append(run_source(sink, run_id, str(path), fmt, {"format": fmt, **opts},
-                                      future.result))
-    return reports
+
+        def prepared() -> Iterator[tuple[int, PreparedBatch | _FailedSource]]:
+            ahead = 2  # files parsed ahead of the writer
+            futures = [pool.submit(_parse_and_prepare, sink, run_id, parse, p, opts) for p in paths[:ahead]]
+            for i, path in enumerate(paths):
+                if i + ahead < len(paths):
+                    futures.append(pool.submit(_parse_and_prepare, sink, run_id, parse, paths[i + ahead], opts))
+                started = _utcnow()
+                try:
+                    yield i, futures[i].result()
+                except Exception as exc:  # unreadable, wrong format: this file only
+                    yield i, _FailedSource(str(path), _describe(exc, str(path)), started)
+                futures[i] = None  # free the batch once written
+
+        items = prepared()
+        while len(results) < len(paths):
+            results += write_group(sink, items, run_id, fmt, parameters, max_rows)
+    return [r for _, r in sorted(results, key=lambda x: x[0])]

@@ -14,7 +14,7 @@ the table instead: same result, half the I/O.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -128,6 +128,11 @@ class Transaction(ABC):
             return False
         self.append(table, frame, encoded)
         return True
+
+    def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
+        """Merge several batches (frame, encoded) in order; one count per batch. `parts` may be a
+        generator that is still producing: sinks that stream consume it as they write."""
+        return [self.merge(table, frame, encoded) for frame, encoded in parts]
 
     def merge(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> MergeCounts:
         """Upsert `frame` (unique on table.key, all columns present) into `table`."""

@@ -10,7 +10,7 @@ import io
 import itertools
 import re
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pandas as pd
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from loaders.schema import RAW_SCHEMA, Table
-from loaders.sinks.base import Sink, Transaction, create_table_sql
+from loaders.sinks.base import MergeCounts, Sink, Transaction, create_table_sql
 
 _stage_ids = itertools.count()
 # Rows per COPY write: the client formats the next chunk while the server ingests the last one.
@@ -84,6 +84,32 @@ class PostgresTransaction(Transaction):
 
     def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
         copy_frame(self.cur, table.qualified, table.column_names, frame, encoded)
+
+    def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
+        """Optimistic, streamed: every batch goes into ONE COPY under a savepoint, written as soon
+        as the producer hands it over (one statement keeps TimescaleDB's chunk insert states open
+        across batches). If any row collides with a stored one, the savepoint is rolled back and
+        each batch takes `merge` in order, so counts and newest-wins stay per batch."""
+        seen: list[tuple[pd.DataFrame, object]] = []
+
+        def remember():
+            for part in parts:
+                seen.append(part)
+                yield part
+
+        stream = remember()
+        cols = table.column_names
+        try:
+            with self.conn.transaction():
+                with self.cur.copy(f"copy {table.qualified} ({', '.join(cols)}) from stdin (format csv)") as copy:
+                    for frame, encoded in stream:
+                        for chunk in encoded if encoded is not None else encode_csv(cols, frame):
+                            copy.write(chunk)
+            return [MergeCounts(loaded=len(frame)) for frame, _ in seen]
+        except psycopg.errors.UniqueViolation:
+            for _ in stream:  # take the rest of the batches too, then merge one by one
+                pass
+            return [self.merge(table, frame, encoded) for frame, encoded in seen]
 
     def try_append_new(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> bool:
         """Optimistic: COPY straight into the table under a savepoint; the primary key rejects a

@@ -53,9 +53,11 @@ def big_klines(tmp_path_factory) -> Path:
     return path
 
 
-def _env_for(target) -> dict:
+def _env_for(target, group_rows: int | None) -> dict:
     env = dict(os.environ)
     env["MWH_TARGET"] = target.name
+    if group_rows:
+        env["MWH_LOAD_GROUP_ROWS"] = str(group_rows)
     return env
 
 
@@ -76,15 +78,22 @@ def _copy_in_progress(target, pid: int | None = None) -> bool:
         return bool(conn.execute(sql, (pid,) if pid else None).fetchall())
 
 
-@pytest.mark.parametrize("target_name", ["duckdb", "timescale", "postgres"])
-def test_killed_loader_leaves_no_partial_rows_and_rerun_completes(request, target_name, big_klines):
+# Files are written in groups (one transaction per MWH_LOAD_GROUP_ROWS bars). With groups of 30k
+# the small file (40,320 bars) commits alone before the big one starts; with the default (1M) both
+# files share the killed transaction and neither may leave a row.
+@pytest.mark.parametrize("target_name,group_rows,committed_before", [
+    ("duckdb", 30_000, 40320), ("timescale", 30_000, 40320), ("postgres", 30_000, 40320),
+    ("timescale", None, 0),
+])
+def test_killed_loader_leaves_no_partial_rows_and_rerun_completes(request, target_name, group_rows,
+                                                                  committed_before, big_klines):
     target = request.getfixturevalue(f"{target_name}_target")
     with open_sink(target):
         pass  # create the raw tables first, so the killed run's only open work is its batch
     proc = subprocess.Popen(
         [sys.executable, "-m", "loaders.cli", "-v", "load", "csv", str(SMALL), str(big_klines),
          "--format", "binance-klines"],
-        env=_env_for(target), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env=_env_for(target, group_rows), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     marker = f"writing {big_klines}"
     deadline = time.monotonic() + 120
     seen = False
@@ -105,11 +114,12 @@ def test_killed_loader_leaves_no_partial_rows_and_rerun_completes(request, targe
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    assert _count(target, "FILUSDT") == 40320  # the first file had committed
+    assert _count(target, "FILUSDT") == committed_before  # an earlier group had committed, or not
     assert _count(target, "SYNTHUSDT") == 0  # nothing of the killed batch
     with open_sink(target) as sink:
-        (report,) = load_files(sink, [big_klines], "binance-klines")
-        assert (report.status, report.loaded) == ("success", BIG_ROWS)
+        reports = load_files(sink, [SMALL, big_klines], "binance-klines")
+        assert [(r.status, r.loaded, r.duplicate) for r in reports] == [
+            ("success", 40320 - committed_before, committed_before), ("success", BIG_ROWS, 0)]
     assert _count(target, "SYNTHUSDT") == BIG_ROWS
 
 
