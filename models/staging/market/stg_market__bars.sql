@@ -29,11 +29,13 @@ source_bars as (
 
     select * from {{ source('market', 'bars') }}
     {% if is_incremental() -%}
-    where loaded_at >= (
-        select coalesce(max(loaded_at), {{ mwh_min_ts() }})
-            - interval '{{ var("staging_reload_window_hours", 24) }} hours'
-        from {{ this }}
-    )
+    where
+        loaded_at >= (
+            select
+                coalesce(max(loaded_at), {{ mwh_min_ts() }})
+                - interval '{{ var("staging_reload_window_hours", 24) }} hours'
+            from {{ this }}
+        )
     {%- endif %}
 
 ),
