@@ -119,10 +119,16 @@ bar_changes as (
 
 ),
 
+{# rolling windows reach back at most 59 bars: compute them only for the rows written and the 60
+   before each symbol's first one, not for the whole exponential look-back #}
 rolling as (
 
     select
-        *,
+        symbol,
+        exchange,
+        ts,
+        volume,
+        log_return_1,
         count(log_return_1) over last_20 as log_return_count_20,
         stddev_samp(log_return_1) over last_20 as volatility_20_raw,
         count(log_return_1) over last_60 as log_return_count_60,
@@ -135,6 +141,7 @@ rolling as (
         sum(typical_price * volume) over last_20 as price_volume_20,
         sum(volume) over last_20 as volume_sum_20
     from bar_changes
+    where bar_index >= first_output_index - 60
     window
         last_20 as (partition by symbol, exchange order by ts rows between 19 preceding and current row),
         last_60 as (partition by symbol, exchange order by ts rows between 59 preceding and current row)
@@ -142,7 +149,7 @@ rolling as (
 ),
 
 {{ ewm_ctes(
-    'smoothed', 'rolling', ['symbol', 'exchange'],
+    'smoothed', 'bar_changes', ['symbol', 'exchange'],
     [
         {'name': 'ema_12', 'expr': 'close', 'alpha': 2 / 13},
         {'name': 'ema_26', 'expr': 'close', 'alpha': 2 / 27},
@@ -150,11 +157,8 @@ rolling as (
         {'name': 'wilder_loss_14', 'expr': 'loss', 'alpha': 1 / 14},
         {'name': 'wilder_true_range_14', 'expr': 'true_range', 'alpha': 1 / 14},
     ],
-    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'volume', 'price_factor',
-     'previous_close', 'close_5_back', 'close_20_back', 'log_return_1',
-     'log_return_count_20', 'volatility_20_raw', 'log_return_count_60', 'volatility_60_raw',
-     'close_count_20', 'close_mean_20', 'close_stddev_20', 'volume_mean_20', 'volume_stddev_20',
-     'price_volume_20', 'volume_sum_20'],
+    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'price_factor',
+     'previous_close', 'close_5_back', 'close_20_back'],
     n
 ) }},
 
@@ -168,16 +172,40 @@ with_macd as (
 ),
 
 {{ ewm_ctes(
-    'signalled', 'with_macd', ['symbol', 'exchange'],
+    'signalled_only', 'with_macd', ['symbol', 'exchange'],
     [{'name': 'macd_signal_raw', 'expr': 'macd_raw', 'alpha': 2 / 10}],
-    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'volume', 'price_factor',
-     'previous_close', 'close_5_back', 'close_20_back', 'log_return_1',
-     'log_return_count_20', 'volatility_20_raw', 'log_return_count_60', 'volatility_60_raw',
-     'close_count_20', 'close_mean_20', 'close_stddev_20', 'volume_mean_20', 'volume_stddev_20',
-     'price_volume_20', 'volume_sum_20', 'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14',
-     'macd_raw'],
+    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'price_factor',
+     'previous_close', 'close_5_back', 'close_20_back',
+     'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_raw'],
     n
 ) }},
+
+signalled as (
+
+    select
+        signalled_only.*,
+        rolling.volume,
+        rolling.log_return_1,
+        rolling.log_return_count_20,
+        rolling.volatility_20_raw,
+        rolling.log_return_count_60,
+        rolling.volatility_60_raw,
+        rolling.close_count_20,
+        rolling.close_mean_20,
+        rolling.close_stddev_20,
+        rolling.volume_mean_20,
+        rolling.volume_stddev_20,
+        rolling.price_volume_20,
+        rolling.volume_sum_20
+    from signalled_only
+    inner join rolling
+        on
+            signalled_only.symbol = rolling.symbol
+            and signalled_only.exchange = rolling.exchange
+            and signalled_only.ts = rolling.ts
+    where signalled_only.bar_index >= signalled_only.first_output_index
+
+),
 
 features as (
 
