@@ -92,7 +92,7 @@ def overlap_sql(table: Table, text_array: str) -> str | None:
     if not table.hypertable_time or "symbol" not in table.key:
         return None
     t = table.hypertable_time
-    return (f"select 1 from {table.qualified} where symbol in (select unnest(cast(? as {text_array}))) "
+    return (f"select 1 from {table.qualified} where symbol = any(cast(? as {text_array})) "
             f"and {t} >= ? and {t} <= ? limit 1")
 
 
