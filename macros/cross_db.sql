@@ -151,3 +151,15 @@
     {%- endif -%}
     {%- do return([]) -%}
 {%- endmacro %}
+
+
+{#- Session settings for every market model (a pre-hook). PostgreSQL's JIT compiles any query whose
+    estimated cost passes jit_above_cost; the window-heavy feature and gap queries pass it, and the
+    compilation (2-3 s) costs more than an incremental run's whole query. -#}
+{% macro mwh_session_settings() -%}
+    {%- if target.type == 'postgres' -%}
+        set jit = off
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

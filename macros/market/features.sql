@@ -180,30 +180,50 @@ with_macd as (
     n
 ) }},
 
+{# the two halves side by side: a union and group by rather than a join, so PostgreSQL cannot pick a
+   nested loop on a misestimated row count #}
+{%- set exponential_columns = ['bar_index', 'first_output_index', 'close', 'price_factor', 'previous_close', 'close_5_back', 'close_20_back', 'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_raw', 'macd_signal_raw'] -%}
+{%- set rolling_columns = ['volume', 'log_return_1', 'log_return_count_20', 'volatility_20_raw', 'log_return_count_60', 'volatility_60_raw', 'close_count_20', 'close_mean_20', 'close_stddev_20', 'volume_mean_20', 'volume_stddev_20', 'price_volume_20', 'volume_sum_20'] %}
+both_halves as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        {%- for column in exponential_columns %}
+        {{ column }},
+        {%- endfor %}
+        {%- for column in rolling_columns %}
+        cast(null as double precision) as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from signalled_only
+    union all
+    select
+        symbol,
+        exchange,
+        ts,
+        {%- for column in exponential_columns %}
+        cast(null as {{ 'bigint' if column.endswith('index') else 'double precision' }}) as {{ column }},
+        {%- endfor %}
+        {%- for column in rolling_columns %}
+        {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from rolling
+
+),
+
 signalled as (
 
     select
-        signalled_only.*,
-        rolling.volume,
-        rolling.log_return_1,
-        rolling.log_return_count_20,
-        rolling.volatility_20_raw,
-        rolling.log_return_count_60,
-        rolling.volatility_60_raw,
-        rolling.close_count_20,
-        rolling.close_mean_20,
-        rolling.close_stddev_20,
-        rolling.volume_mean_20,
-        rolling.volume_stddev_20,
-        rolling.price_volume_20,
-        rolling.volume_sum_20
-    from signalled_only
-    inner join rolling
-        on
-            signalled_only.symbol = rolling.symbol
-            and signalled_only.exchange = rolling.exchange
-            and signalled_only.ts = rolling.ts
-    where signalled_only.bar_index >= signalled_only.first_output_index
+        symbol,
+        exchange,
+        ts,
+        {%- for column in exponential_columns + rolling_columns %}
+        max({{ column }}) as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from both_halves
+    group by symbol, exchange, ts
+    having max(bar_index) >= max(first_output_index)
 
 ),
 
