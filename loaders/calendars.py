@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 SEED_PATH = Path(__file__).resolve().parents[1] / "seeds" / "trading_sessions.csv"
-DEFAULT_CALENDARS = ("XNYS",)
+DEFAULT_CALENDARS = ("XNYS", "XLON", "XTKS", "XTSE")  # the calendars of seeds/exchanges.csv
 DEFAULT_START = "1995-01-01"
 DEFAULT_END = "2030-12-31"
 SEED_COLUMNS = ["calendar", "session_date", "open_utc", "close_utc", "is_early_close", "is_late_open"]
@@ -29,6 +29,12 @@ def trading_sessions(calendar: str = "XNYS", start: str = DEFAULT_START, end: st
     """
     import exchange_calendars as xcals
 
+    # Some calendars start later than the default range (XTKS: 1997); clamp to what they know.
+    from exchange_calendars.calendar_utils import global_calendar_dispatcher
+
+    bound = global_calendar_dispatcher._calendar_factories[calendar].bound_min()
+    if bound is not None and pd.Timestamp(start) < bound:
+        start = bound.strftime("%Y-%m-%d")
     cal = xcals.get_calendar(calendar, start=start, end=end)
     sched = cal.schedule.loc[start:end]
     early = set(pd.DatetimeIndex(cal.early_closes).date)

@@ -12,6 +12,7 @@ import glob
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from loaders.config import ConfigError, load_target, project_dir
@@ -81,6 +82,15 @@ def cmd_docs(args, extra: list[str]) -> int:
     return 0 if res.success else 1
 
 
+def cmd_calendars(args) -> int:
+    from loaders.calendars import SEED_PATH, write_sessions_seed
+
+    calendars = tuple(c.strip() for c in args.calendars.split(",") if c.strip())
+    n = write_sessions_seed(calendars=calendars, start=args.start, end=args.end)
+    print(f"{n:,} sessions of {', '.join(calendars)} written to {SEED_PATH}; run `mwh build` to load them")
+    return 0
+
+
 def cmd_summary(args) -> int:
     with open_sink(args.target) as sink:
         print(warehouse_summary(sink))
@@ -112,8 +122,10 @@ def cmd_demo(args) -> int:
     t_load = time.monotonic() - t0
     print("\n== dbt build")
     res = run_dbt(["build"], target, quiet=not args.dbt_output)
+    counts = Counter(str(r.status) for r in getattr(res.result, "results", None) or [])
+    print("dbt build " + ("ok" if res.success else "FAILED (see logs/dbt.log)") + ": "
+          + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if not res.success:
-        print("dbt build FAILED (see logs/dbt.log)")
         status = 2
     t_build = time.monotonic() - t0 - t_load
     print("\n== summary")
@@ -159,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build, passthrough=True)
     d = sub.add_parser("docs", help="dbt docs generate")
     d.set_defaults(func=cmd_docs, passthrough=True)
+    from loaders.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START
+
+    cal = sub.add_parser("calendars", help="regenerate the trading-sessions seed from exchange_calendars")
+    cal.add_argument("--calendars", default=",".join(DEFAULT_CALENDARS), help="MICs, comma-separated")
+    cal.add_argument("--start", default=DEFAULT_START)
+    cal.add_argument("--end", default=DEFAULT_END)
+    cal.set_defaults(func=cmd_calendars)
     s = sub.add_parser("summary", help="what the warehouse holds")
     s.set_defaults(func=cmd_summary)
     demo = sub.add_parser("demo", help="load the bundled sample, build, summarize")
