@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loaders.config import ConfigError, load_target, project_dir
 from loaders.pipeline import FORMATS, SourceReport, load_files, new_run_id
+from loaders.schema import MARKET_TABLES
 from loaders.sinks import open_sink
 from loaders.summary import warehouse_summary
 
@@ -65,9 +66,15 @@ def cmd_load_yfinance(args) -> int:
         return _print_reports(reports)
 
 
+def _refresh_statistics(target) -> None:
+    with open_sink(target) as sink:
+        sink.refresh_statistics(MARKET_TABLES)
+
+
 def cmd_build(args, extra: list[str]) -> int:
     from loaders.dbt import run_dbt
 
+    _refresh_statistics(args.target)
     res = run_dbt(["build", *extra], args.target)
     return 0 if res.success else 1
 
@@ -121,6 +128,7 @@ def cmd_demo(args) -> int:
             status |= _print_reports(reports)
     t_load = time.monotonic() - t0
     print("\n== dbt build")
+    _refresh_statistics(target)
     res = run_dbt(["build"], target, quiet=not args.dbt_output)
     counts = Counter(str(r.status) for r in getattr(res.result, "results", None) or [])
     print("dbt build " + ("ok" if res.success else "FAILED (see logs/dbt.log)") + ": "

@@ -159,6 +159,9 @@ class Sink(ABC):
     @abstractmethod
     def ensure_tables(self, tables: Sequence[Table]) -> None: ...
 
+    def refresh_statistics(self, tables: Sequence[Table]) -> None:
+        """Bring the planner's statistics up to date (before a build reads freshly loaded rows)."""
+
     def encode(self, table: Table, frame: pd.DataFrame) -> object:
         """Turn a frame into what this sink's bulk path sends (CPU only, thread-safe), so callers
         can do it ahead of the transaction. None: nothing to prepare."""

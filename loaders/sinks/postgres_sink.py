@@ -174,5 +174,10 @@ class PostgresSink(Sink):
         cur = self.conn.execute(_pg(sql), params) if params is not None else self.conn.execute(sql)
         return cur.fetchall() if cur.description else []
 
+    def refresh_statistics(self, tables: Sequence[Table]) -> None:
+        # Autovacuum gets there eventually; a build right after a load should not plan on stale
+        # estimates (nested loops over "empty" tables).
+        self.conn.execute(f"analyze {', '.join(t.qualified for t in tables)}")
+
     def close(self) -> None:
         self.conn.close()
