@@ -35,3 +35,15 @@ def run_dbt(args: Sequence[str], target: str | Target | None = None, quiet: bool
         return dbtRunner().invoke(argv)
     finally:
         os.chdir(cwd)
+
+
+def seeds_checksum() -> str:
+    """One checksum over the seed files (contents and names)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((project_dir() / "seeds").rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

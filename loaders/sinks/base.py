@@ -159,6 +159,22 @@ class Sink(ABC):
     @abstractmethod
     def ensure_tables(self, tables: Sequence[Table]) -> None: ...
 
+    # Which seed files the warehouse's `reference` tables were last built from (mwh build).
+    SEED_STATE = "raw.mwh_seed_state"
+
+    def stored_seeds_checksum(self) -> str | None:
+        try:
+            rows = self.query(f"select checksum from {self.SEED_STATE}")
+        except Exception:  # never built here (the connections are in autocommit: nothing to undo)
+            return None
+        return rows[0][0] if rows else None
+
+    def store_seeds_checksum(self, checksum: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(f"create table if not exists {self.SEED_STATE} (checksum text not null)")
+            tx.execute(f"delete from {self.SEED_STATE}")
+            tx.execute(f"insert into {self.SEED_STATE} values (?)", [checksum])
+
     def refresh_statistics(self, tables: Sequence[Table]) -> None:
         """Bring the planner's statistics up to date (before a build reads freshly loaded rows)."""
 

@@ -48,3 +48,20 @@ def test_dbt_compiles_and_documents_the_sources_on_every_target(any_target):
     assert "source.market_warehouse.market.bars" in sources
     cols = catalog.sources["source.market_warehouse.market.bars"].columns
     assert {"ts", "symbol", "open", "close", "volume"} <= set(cols)
+
+
+def test_seed_state_is_remembered_per_warehouse(any_target, tmp_path, monkeypatch):
+    """`mwh build` skips reloading seeds only when this warehouse was built from the same files."""
+    from loaders import dbt as mwh_dbt
+
+    with open_sink(any_target) as sink:
+        assert sink.stored_seeds_checksum() is None  # never built: seeds must load
+        sink.store_seeds_checksum(mwh_dbt.seeds_checksum())
+        sink.store_seeds_checksum(mwh_dbt.seeds_checksum())  # replaces, never accumulates
+        assert sink.stored_seeds_checksum() == mwh_dbt.seeds_checksum()
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "exchanges.csv").write_text("exchange,calendar\nUS,XNYS\n")
+    monkeypatch.setenv("MWH_PROJECT_DIR", str(tmp_path))
+    changed = mwh_dbt.seeds_checksum()
+    monkeypatch.delenv("MWH_PROJECT_DIR")
+    assert changed != mwh_dbt.seeds_checksum()
