@@ -105,9 +105,16 @@ up)
     build_chroot
     mount_proc
     init_cluster
-    if ! is_up; then
-        in_chroot_as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
-    fi
+    # After an unclean stop (a killed session), the old server's processes may still be exiting
+    # and its postmaster.pid is left behind: wait for them and try again.
+    for attempt in 1 2 3 4 5; do
+        is_up && break
+        if in_chroot_as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1; then
+            break
+        fi
+        [ "$attempt" = 5 ] && { echo "timescaledb.sh: server did not start; see $ROOT$LOG" >&2; tail -5 "$ROOT$LOG" >&2; exit 1; }
+        sleep 2
+    done
     is_up
     # The profile's default databases: one with the extension (timescale), one without (postgres).
     for db in "${MWH_PG_DATABASE:-market_warehouse}" "${MWH_PG_PLAIN_DATABASE:-market_warehouse_plain}"; do
