@@ -101,10 +101,9 @@ class PreparedBatch:
     started: pd.Timestamp | None = None
 
 
-def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str,
-                  checked: Validated | None = None) -> PreparedBatch:
+def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
     """Everything before the transaction: pure CPU work, no database round trip."""
-    v = checked or validate(batch)
+    v = validate(batch)
     at = _utcnow()
     bars = _with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
     quarantine = v.rejected.assign(run_id=run_id, source=batch.source, target_table=BARS.qualified,
@@ -118,13 +117,12 @@ def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str,
 
 
 def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
-                checked: Validated | None = None, started: pd.Timestamp | None = None,
-                partial_error: str | None = None) -> SourceReport:
+                started: pd.Timestamp | None = None, partial_error: str | None = None) -> SourceReport:
     """Validate and write one parsed source; all of it commits or none of it.
     partial_error: the source could only be read in part (e.g. a later fetch failed); what was
     read is written and the audit row says `partial` with the error."""
     started = started or _utcnow()
-    prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id, checked)
+    prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id)
     batch, v = prep.batch, prep.checked
     report = SourceReport(source=batch.source, loader=batch.loader, rows_read=v.rows_read,
                           quarantined=len(v.rejected))

@@ -8,7 +8,7 @@ from loaders.sinks.base import MergeCounts, Sink, Transaction
 from loaders.sinks.duckdb_sink import DuckDBSink
 from loaders.sinks.postgres_sink import PostgresSink
 
-__all__ = ["MergeCounts", "Sink", "Transaction", "DuckDBSink", "PostgresSink", "open_sink"]
+__all__ = ["DuckDBSink", "MergeCounts", "PostgresSink", "Sink", "Transaction", "open_sink"]
 
 
 def open_sink(target: Target | str | None = None, tables=MARKET_TABLES) -> Sink:

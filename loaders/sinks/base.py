@@ -29,12 +29,6 @@ class MergeCounts:
     replaced: int = 0
     duplicate: int = 0
 
-    def __iadd__(self, other: MergeCounts) -> MergeCounts:
-        self.loaded += other.loaded
-        self.replaced += other.replaced
-        self.duplicate += other.duplicate
-        return self
-
 
 def create_table_sql(table: Table, dialect: str, unique_key: bool) -> str:
     cols = ",\n    ".join(

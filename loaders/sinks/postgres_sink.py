@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import itertools
-import re
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -54,13 +54,14 @@ def encode_csv(columns: list[str], frame: pd.DataFrame) -> list[bytes]:
     return chunks
 
 
-def copy_frame(cur: psycopg.Cursor, target: str, columns: list[str], frame: pd.DataFrame,
-               encoded: list[bytes] | None = None) -> None:
-    """COPY a frame (or its chunks from `encode_csv`) into `target`."""
-    cols = ", ".join(columns)
-    with cur.copy(f"copy {target} ({cols}) from stdin (format csv)") as copy:
-        for chunk in encoded if encoded is not None else encode_csv(columns, frame):
-            copy.write(chunk)
+def copy_parts(cur: psycopg.Cursor, target: str, columns: list[str],
+               parts: Iterable[tuple[pd.DataFrame, list[bytes] | None]]) -> None:
+    """One COPY into `target` of every (frame, its chunks from `encode_csv` or None) in `parts`,
+    each written as soon as `parts` yields it."""
+    with cur.copy(f"copy {target} ({', '.join(columns)}) from stdin (format csv)") as copy:
+        for frame, encoded in parts:
+            for chunk in encoded if encoded is not None else encode_csv(columns, frame):
+                copy.write(chunk)
 
 
 class PostgresTransaction(Transaction):
@@ -78,12 +79,12 @@ class PostgresTransaction(Transaction):
     def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
         stage = f"_stage_{table.name}_{next(_stage_ids)}"
         self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
-        copy_frame(self.cur, stage, table.column_names, frame, encoded)
+        copy_parts(self.cur, stage, table.column_names, [(frame, encoded)])
         self.cur.execute(f"analyze {stage}")
         return stage
 
     def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
-        copy_frame(self.cur, table.qualified, table.column_names, frame, encoded)
+        copy_parts(self.cur, table.qualified, table.column_names, [(frame, encoded)])
 
     def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
         """Optimistic, streamed: every batch goes into ONE COPY under a savepoint, written as soon
@@ -98,13 +99,9 @@ class PostgresTransaction(Transaction):
                 yield part
 
         stream = remember()
-        cols = table.column_names
         try:
             with self.conn.transaction():
-                with self.cur.copy(f"copy {table.qualified} ({', '.join(cols)}) from stdin (format csv)") as copy:
-                    for frame, encoded in stream:
-                        for chunk in encoded if encoded is not None else encode_csv(cols, frame):
-                            copy.write(chunk)
+                copy_parts(self.cur, table.qualified, table.column_names, stream)
             return [MergeCounts(loaded=len(frame)) for frame, _ in seen]
         except psycopg.errors.UniqueViolation:
             for _ in stream:  # take the rest of the batches too, then merge one by one

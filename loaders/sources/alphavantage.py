@@ -6,8 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from loaders.sources.common import (
-    FieldParser, FormatError, ParsedBatch, actions_from, assemble_bars, infer_from_name,
-    line_numbers, read_csv_strings, read_text, reject_non_csv,
+    FieldParser,
+    FormatError,
+    ParsedBatch,
+    actions_from,
+    assemble_bars,
+    infer_from_name,
+    line_numbers,
+    read_csv_strings,
+    read_text,
+    reject_non_csv,
 )
 
 ADJUSTED = ["timestamp", "open", "high", "low", "close", "adjusted_close", "volume",
@@ -47,6 +55,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     )
     return ParsedBatch(
         source=str(path), loader="alphavantage", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, text, 1), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []), actions=actions,
+        row_numbers=line_numbers(raw, 1), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []), actions=actions,
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

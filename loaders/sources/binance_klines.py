@@ -7,8 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from loaders.sources.common import (
-    FieldParser, FormatError, ParsedBatch, assemble_bars, infer_from_name, line_numbers,
-    read_csv_strings, read_text, reject_non_csv,
+    FieldParser,
+    FormatError,
+    ParsedBatch,
+    assemble_bars,
+    infer_from_name,
+    line_numbers,
+    read_csv_strings,
+    read_text,
+    reject_non_csv,
 )
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -51,6 +58,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     bars["vwap"] = (qv / vol).where(vol > 0)
     return ParsedBatch(
         source=str(path), loader="binance-klines", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, text, 1 if has_header else 0), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
+        row_numbers=line_numbers(raw, 1 if has_header else 0), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

@@ -120,7 +120,7 @@ def read_csv_strings(text: str, header: bool = True, names: list[str] | None = N
     return frame
 
 
-def line_numbers(frame: pd.DataFrame, text: str, header_lines: int) -> pd.Series:
+def line_numbers(frame: pd.DataFrame, header_lines: int) -> pd.Series:
     """1-based file line of each row (the header is line 1)."""
     lines = frame.attrs.get("lines")
     if lines is not None and len(lines) == len(frame):
@@ -141,12 +141,6 @@ class FieldParser:
         msgs = message(mask) if callable(message) else pd.Series(message, index=mask[mask].index)
         cur = self.errors[mask]
         self.errors[mask] = np.where(cur == "", msgs, cur + "; " + msgs)
-
-    def _strings(self, column: str) -> pd.Series:
-        col = self.raw[column]
-        if not isinstance(col.dtype, pd.ArrowDtype):
-            col = col.astype(pd.ArrowDtype(pa.string()))
-        return col.str.strip()
 
     def number(self, column: str, name: str | None = None, required: bool = True) -> pd.Series:
         name = name or column

@@ -13,8 +13,16 @@ import numpy as np
 import pandas as pd
 
 from loaders.sources.common import (
-    DAILY_OR_LONGER, FieldParser, FormatError, ParsedBatch, assemble_bars, infer_from_name,
-    line_numbers, read_csv_strings, read_text, reject_non_csv,
+    DAILY_OR_LONGER,
+    FieldParser,
+    FormatError,
+    ParsedBatch,
+    assemble_bars,
+    infer_from_name,
+    line_numbers,
+    read_csv_strings,
+    read_text,
+    reject_non_csv,
 )
 
 FIELDS = ["ts", "open", "high", "low", "close", "volume", "symbol", "exchange", "interval",
@@ -49,7 +57,7 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
         text = read_text(path)
         reject_non_csv(path, text, "a CSV")
         raw = read_csv_strings(text)
-        rows = line_numbers(raw, text, 1)
+        rows = line_numbers(raw, 1)
     columns = {f: mapping.get(f, f) for f in FIELDS}
     missing = [f"{f} (column {columns[f]!r})" for f in REQUIRED if columns[f] not in raw.columns]
     if missing:

@@ -158,7 +158,7 @@ def load(sink: Sink, symbols: list[str], interval: str = "1d", start: str | None
         frames, error = [], None
         for lo, hi in plan_chunks(begin, end_ts, interval, now):
             try:
-                frames.append(with_retries(lambda lo=lo, hi=hi: fetch(symbol, lo, hi, interval), sleep=sleep))
+                frames.append(with_retries(lambda lo=lo, hi=hi, s=symbol: fetch(s, lo, hi, interval), sleep=sleep))
             except Exception as exc:
                 # Keep the contiguous chunks fetched so far; the next incremental run resumes here.
                 error = f"{source}: fetch {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M} failed: " \

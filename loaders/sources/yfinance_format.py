@@ -13,8 +13,17 @@ import numpy as np
 import pandas as pd
 
 from loaders.sources.common import (
-    DAILY_OR_LONGER, FieldParser, FormatError, ParsedBatch, actions_from, assemble_bars,
-    exchange_for_yahoo_symbol, infer_from_name, read_csv_strings, read_text, reject_non_csv,
+    DAILY_OR_LONGER,
+    FieldParser,
+    FormatError,
+    ParsedBatch,
+    actions_from,
+    assemble_bars,
+    exchange_for_yahoo_symbol,
+    infer_from_name,
+    read_csv_strings,
+    read_text,
+    reject_non_csv,
 )
 
 PRICE_FIELDS = ["Open", "High", "Low", "Close", "Adj Close", "Volume", "Dividends", "Stock Splits",
@@ -38,7 +47,6 @@ def parse_file(path: Path, symbol: str | None = None, exchange: str | None = Non
         tickers = [t for _, t in header.columns]
         fields = [f for f, _ in header.columns]
         long = _long_from_download(body, fields, tickers, first_line=4)
-        header_lines = 3
     elif first[0] in ("Date", "Datetime"):
         raw = read_csv_strings(text)
         malformed = raw.attrs.get("malformed", [])
@@ -51,13 +59,11 @@ def parse_file(path: Path, symbol: str | None = None, exchange: str | None = Non
         long = raw.rename(columns={first[0]: "time"})
         long.insert(1, "symbol", sym)
         long["_row"] = raw.attrs["lines"]
-        header_lines = 1
     else:
         raise FormatError(f"{path}: not a yfinance CSV: first header field is {first[0]!r}, expected "
                           f"'Date'/'Datetime' (history) or 'Price' (download)")
     if symbol:
         long["symbol"] = symbol
-    del header_lines
     batch = _batch(long, source=str(path), exchange=exchange,
                    interval=interval or named.get("interval"), loader="yfinance-csv")
     batch.malformed = malformed
