@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from loaders.ml.artifacts import ArtifactStore
+from loaders.ml.history import captured
 from loaders.ml.schema import MODEL_REGISTRY, model_id
 from loaders.pipeline import SourceReport
 from loaders.schema import TYPES
@@ -64,6 +65,7 @@ def _lock_model(tx: Transaction, model_name: str) -> list[tuple]:
                       f"order by model_version{lock}", [model_name])
 
 
+@captured  # the registry history (snapshot) records this change: loaders/ml/history.py
 def activate(sink: Sink, model_name: str, model_version: str) -> ModelVersion:
     """Make `model_version` the model's only active version, atomically."""
     at = pd.Timestamp.now(tz="UTC")
@@ -79,6 +81,7 @@ def activate(sink: Sink, model_name: str, model_version: str) -> ModelVersion:
     return get_version(sink, model_id(model_name, model_version))
 
 
+@captured  # the registry history (snapshot) records this change: loaders/ml/history.py
 def update_metrics(sink: Sink, mid: str, metrics: dict, merge: bool = True) -> None:
     """Replace (or, merge=True, add to) a version's metrics; updated_at moves if they changed."""
     at = pd.Timestamp.now(tz="UTC")
@@ -107,6 +110,7 @@ def active_version(sink: Sink, model_name: str) -> ModelVersion | None:
     return get_version(sink, rows[0][0]) if rows else None
 
 
+@captured  # the registry history (snapshot) records this change: loaders/ml/history.py
 def register_model(sink: Sink, model_name: str, model_version: str, model_type: str, task: str,
                    training_date: datetime | str, metrics: dict | None = None,
                    hyperparameters: dict | None = None, feature_columns: list[str] | None = None,
