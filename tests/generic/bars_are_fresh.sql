@@ -8,8 +8,13 @@
         24/7 market does.
     Fails with each stale (symbol, interval), its last bar and how far behind it is. Historical
     datasets (the shared sample ends in 2021) are stale by definition, hence severity warn in the YAML.
+    fct_data_quality_issues lists the same rows as `stale_source` (it calls this test's macro).
+
+    acknowledged_check  optional check name in the `known_data_issues` seed (`stale_source`): a stale
+                        (symbol, interval) whose last bar's date is acknowledged there is left out.
 #}
-{% test bars_are_fresh(model, interval_column='bar_interval', max_sessions_behind=1, load_grace_hours=6, max_open_minutes_behind=30) %}
+{% test bars_are_fresh(model, interval_column='bar_interval', max_sessions_behind=1, load_grace_hours=6,
+                       max_open_minutes_behind=30, acknowledged_check=none) %}
 
 with
 
@@ -70,14 +75,33 @@ intraday_lag as (
     where latest.bar_interval not in ('1d', '1wk')
     group by latest.symbol, latest.exchange, latest.bar_interval, latest.last_ts
 
+),
+
+failures as (
+
+    select * from daily_lag
+    where sessions_behind > {{ max_sessions_behind }}
+
+    union all
+
+    select * from intraday_lag
+    where open_minutes_behind > {{ max_open_minutes_behind }}
+
 )
 
-select * from daily_lag
-where sessions_behind > {{ max_sessions_behind }}
-
-union all
-
-select * from intraday_lag
-where open_minutes_behind > {{ max_open_minutes_behind }}
+select *
+from failures
+{% if acknowledged_check is not none -%}
+where not exists (
+    select 1
+    from {{ ref('known_data_issues') }} as known
+    where
+        known.check_name = '{{ acknowledged_check }}'
+        and (known.symbol is null or known.symbol = failures.symbol)
+        and (known.exchange is null or known.exchange = failures.exchange)
+        and (known.start_date is null or {{ mwh_utc_date('failures.last_ts') }} >= known.start_date)
+        and (known.end_date is null or {{ mwh_utc_date('failures.last_ts') }} <= known.end_date)
+)
+{%- endif %}
 
 {% endtest %}

@@ -1,32 +1,64 @@
 {#
     At least `min_share` of the rows (where both values exist) have `column_name` within
-    `relative_tolerance` of `compare_column`. Fails with one summary row when the share is lower.
-    Used to check computed adjusted closes against the vendor's.
+    `relative_tolerance` of `compare_column`. Fails with one summary row when the share is lower, or,
+    with `group_by` (e.g. [symbol, exchange]), one row per group whose share is lower.
+    Used to check computed adjusted closes against the vendor's (per symbol).
+
+    acknowledged_checks  optional list of check names in the `known_data_issues` seed: rows whose
+                         (symbol, exchange, `date_column`) an entry of one of these checks covers are
+                         left out of the comparison (needs symbol and exchange columns).
 #}
-{% test share_within_tolerance(model, column_name, compare_column, relative_tolerance=0.005, min_share=0.99) %}
+{% test share_within_tolerance(model, column_name, compare_column, relative_tolerance=0.005, min_share=0.99,
+                               group_by=none, acknowledged_checks=none, date_column='session_date') %}
+
+{%- set groups = group_by or [] %}
 
 with
 
 compared as (
 
     select
+        {% for column in groups -%}
+        rows_compared.{{ column }},
+        {% endfor -%}
         case
-            when abs({{ column_name }} - {{ compare_column }})
-                <= {{ relative_tolerance }} * abs({{ compare_column }}) then 1
+            when abs(rows_compared.{{ column_name }} - rows_compared.{{ compare_column }})
+                <= {{ relative_tolerance }} * abs(rows_compared.{{ compare_column }}) then 1
             else 0
         end as is_within
-    from {{ model }}
-    where {{ column_name }} is not null and {{ compare_column }} is not null and {{ compare_column }} != 0
+    from {{ model }} as rows_compared
+    where
+        rows_compared.{{ column_name }} is not null
+        and rows_compared.{{ compare_column }} is not null
+        and rows_compared.{{ compare_column }} != 0
+        {% if acknowledged_checks -%}
+        and not exists (
+            select 1
+            from {{ ref('known_data_issues') }} as known
+            where
+                known.check_name in ('{{ acknowledged_checks | join("', '") }}')
+                and (known.symbol is null or known.symbol = rows_compared.symbol)
+                and (known.exchange is null or known.exchange = rows_compared.exchange)
+                and (known.start_date is null or rows_compared.{{ date_column }} >= known.start_date)
+                and (known.end_date is null or rows_compared.{{ date_column }} <= known.end_date)
+        )
+        {%- endif %}
 
 ),
 
 summary as (
 
     select
+        {% for column in groups -%}
+        {{ column }},
+        {% endfor -%}
         count(*) as compared_rows,
         sum(is_within) as rows_within,
         cast(sum(is_within) as double precision) / nullif(count(*), 0) as share_within
     from compared
+    {% if groups -%}
+    group by {{ groups | join(', ') }}
+    {%- endif %}
 
 )
 

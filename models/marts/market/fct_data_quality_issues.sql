@@ -1,0 +1,401 @@
+{{
+    config(
+        indexes=mwh_indexes([{'columns': ['check_name', 'symbol']}]),
+    )
+}}
+
+{#
+    Data facts found by the build, one row per (check_name, symbol, exchange, bar_interval, start_date):
+    vendor gaps, disagreements with the vendor's adjusted close, corporate actions we cannot explain,
+    stale sources. These warn (they never stop the build); see docs/data_quality.md. A row matching the
+    `known_data_issues` seed is kept with is_acknowledged = true.
+
+    first_seen_at survives rebuilds: the previous table (when it exists) is read before it is replaced.
+    Issues seen before but not in this build stay, with is_current = false and their last_seen_at.
+#}
+
+{%- set tolerance = var('vendor_agreement_tolerance', 0.005) %}
+{%- set min_share = var('vendor_agreement_min_share', 0.995) %}
+{%- set built_at = "cast('" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ "+00' as timestamp with time zone)" %}
+
+{%- set previous = load_relation(this) if execute else none %}
+{%- if previous is not none %}
+    {%- set previous_columns = adapter.get_columns_in_relation(previous) | map(attribute='name') | map('lower') | list %}
+    {%- if 'first_seen_at' not in previous_columns or 'start_date' not in previous_columns %}
+        {%- set previous = none %}
+    {%- endif %}
+{%- endif %}
+
+with
+
+known as (
+
+    select
+        cast(symbol as varchar) as symbol,
+        cast(exchange as varchar) as exchange,
+        cast(check_name as varchar) as check_name,
+        cast(start_date as date) as start_date,
+        cast(end_date as date) as end_date,
+        cast(reason as varchar) as reason
+    from {{ ref('known_data_issues') }}
+
+),
+
+-- Missing sessions: fct_bar_gaps' rows, consecutive sessions of the calendar collapsed to one range.
+calendar_sessions as (
+
+    select
+        calendar,
+        session_date,
+        row_number() over (partition by calendar order by session_date) as session_index
+    from {{ ref('int_trading_sessions') }}
+
+),
+
+gaps as (
+
+    select
+        gaps.symbol,
+        gaps.exchange,
+        gaps.bar_interval,
+        gaps.session_date,
+        gaps.missing_bars,
+        gaps.expected_bars,
+        calendar_sessions.session_index
+        - row_number() over (
+            partition by gaps.symbol, gaps.exchange, gaps.bar_interval order by gaps.session_date
+        ) as run_id
+    from {{ ref('fct_bar_gaps') }} as gaps
+    inner join {{ ref('exchanges') }} as exchanges
+        on gaps.exchange = exchanges.exchange
+    inner join calendar_sessions
+        on
+            exchanges.calendar = calendar_sessions.calendar
+            and gaps.session_date = calendar_sessions.session_date
+
+),
+
+missing_sessions as (
+
+    select
+        'missing_sessions' as check_name,
+        symbol,
+        exchange,
+        bar_interval,
+        min(session_date) as start_date,
+        max(session_date) as end_date,
+        count(*) as issue_count,
+        cast(count(*) as varchar) || ' session(s) with ' || bar_interval || ' bars missing: '
+        || cast(sum(missing_bars) as varchar) || ' of ' || cast(sum(expected_bars) as varchar)
+        || ' expected bars' as detail
+    from gaps
+    group by symbol, exchange, bar_interval, run_id
+
+),
+
+-- Adjusted close against the vendor's: bars further than the tolerance, consecutive bars collapsed.
+compared_bars as (
+
+    select
+        bars.symbol,
+        bars.exchange,
+        bars.session_date,
+        abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
+        abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside,
+        row_number() over (partition by bars.symbol, bars.exchange order by bars.ts) as bar_index,
+        exists (
+            select 1
+            from known
+            where
+                known.check_name in ('adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min')
+                and (known.symbol is null or known.symbol = bars.symbol)
+                and (known.exchange is null or known.exchange = bars.exchange)
+                and (known.start_date is null or bars.session_date >= known.start_date)
+                and (known.end_date is null or bars.session_date <= known.end_date)
+        ) as is_acknowledged
+    from {{ ref('fct_bars_1d') }} as bars
+    where bars.adj_close is not null and bars.vendor_adj_close is not null and bars.vendor_adj_close != 0
+
+),
+
+outside_runs as (
+
+    select
+        symbol,
+        exchange,
+        session_date,
+        deviation,
+        bar_index - row_number() over (partition by symbol, exchange order by bar_index) as run_id
+    from compared_bars
+    where is_outside
+
+),
+
+adjusted_close_bars as (
+
+    select
+        'adjusted_close_disagrees_with_vendor' as check_name,
+        symbol,
+        exchange,
+        cast('1d' as varchar) as bar_interval,
+        min(session_date) as start_date,
+        max(session_date) as end_date,
+        count(*) as issue_count,
+        cast(count(*) as varchar) || ' bar(s) with the adjusted close more than '
+        || cast({{ tolerance * 100 }} as varchar) || '% from the vendor''s; largest deviation '
+        || cast(round(cast(100 * max(deviation) as numeric), 2) as varchar) || '%' as detail
+    from outside_runs
+    group by symbol, exchange, run_id
+
+),
+
+symbol_shares as (
+
+    select
+        symbol,
+        exchange,
+        min(session_date) as start_date,
+        max(session_date) as end_date,
+        count(*) as compared_bars,
+        sum(case when is_outside then 1 else 0 end) as outside_bars,
+        cast(sum(case when is_outside then 0 else 1 end) as double precision) / count(*) as share_within,
+        sum(case when is_acknowledged then 0 else 1 end) as unacknowledged_bars,
+        cast(sum(case when not is_acknowledged and not is_outside then 1 else 0 end) as double precision)
+        / nullif(sum(case when is_acknowledged then 0 else 1 end), 0) as share_within_unacknowledged
+    from compared_bars
+    group by symbol, exchange
+
+),
+
+adjusted_close_share as (
+
+    select
+        'adjusted_close_share_below_min' as check_name,
+        symbol,
+        exchange,
+        cast('1d' as varchar) as bar_interval,
+        start_date,
+        end_date,
+        outside_bars as issue_count,
+        cast(round(cast(100 * share_within as numeric), 2) as varchar) || '% of '
+        || cast(compared_bars as varchar) || ' bars within ' || cast({{ tolerance * 100 }} as varchar)
+        || '% of the vendor''s adjusted close (minimum ' || cast({{ min_share * 100 }} as varchar) || '%)'
+        || case
+            when unacknowledged_bars < compared_bars
+                then '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as varchar), '-')
+                || '% of the ' || cast(unacknowledged_bars as varchar) || ' bars not acknowledged'
+            else ''
+        end as detail,
+        coalesce(share_within_unacknowledged >= {{ min_share }}, true) as is_covered_by_bar_acknowledgements
+    from symbol_shares
+    where share_within < {{ min_share }}
+
+),
+
+-- Corporate actions we cannot explain (int_market__adjustment_issues): one row per check and bar.
+adjustment_issues as (
+
+    select
+        check_name,
+        symbol,
+        exchange,
+        bar_interval,
+        issue_date as start_date,
+        issue_date as end_date,
+        1 as issue_count,
+        detail
+    from {{ ref('int_market__adjustment_issues') }}
+
+),
+
+-- Stale sources: the rows of the bars_are_fresh test (tests/generic/bars_are_fresh.sql).
+stale as (
+
+    {{ test_bars_are_fresh(model=ref('stg_market__bars')) | indent(4) }}
+
+),
+
+stale_sources as (
+
+    select
+        'stale_source' as check_name,
+        symbol,
+        exchange,
+        bar_interval,
+        {{ mwh_utc_date('last_ts') }} as start_date,
+        {{ mwh_utc_date('last_ts') }} as end_date,
+        1 as issue_count,
+        'last ' || bar_interval || ' bar ' || cast({{ mwh_utc_date('last_ts') }} as varchar) || '; '
+        || case
+            when bar_interval in ('1d', '1wk') then cast(sessions_behind as varchar) || ' sessions closed since'
+            else cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as varchar)
+                || ' open-market minutes since'
+        end as detail
+    from stale
+
+),
+
+unioned as (
+
+    select *, false as is_covered_by_bar_acknowledgements from missing_sessions
+    union all
+    select *, false as is_covered_by_bar_acknowledgements from adjusted_close_bars
+    union all
+    select * from adjusted_close_share
+    union all
+    select *, false as is_covered_by_bar_acknowledgements from adjustment_issues
+    union all
+    select *, false as is_covered_by_bar_acknowledgements from stale_sources
+
+),
+
+current_issues as (
+
+    select
+        cast(check_name as varchar) as check_name,
+        cast(symbol as varchar) as symbol,
+        cast(exchange as varchar) as exchange,
+        cast(bar_interval as varchar) as bar_interval,
+        cast(start_date as date) as start_date,
+        cast(end_date as date) as end_date,
+        cast(issue_count as bigint) as issue_count,
+        cast(detail as varchar) as detail,
+        is_covered_by_bar_acknowledgements
+    from unioned
+
+),
+
+{% if previous is not none -%}
+previous_issues as (
+
+    select
+        check_name,
+        symbol,
+        exchange,
+        bar_interval,
+        start_date,
+        end_date,
+        issue_count,
+        detail,
+        first_seen_at,
+        last_seen_at
+    from {{ previous }}
+
+),
+{%- endif %}
+
+seen as (
+
+    select
+        current_issues.check_name,
+        current_issues.symbol,
+        current_issues.exchange,
+        current_issues.bar_interval,
+        current_issues.start_date,
+        current_issues.end_date,
+        current_issues.issue_count,
+        current_issues.detail,
+        current_issues.is_covered_by_bar_acknowledgements,
+        {% if previous is not none -%}
+        coalesce(previous_issues.first_seen_at, {{ built_at }}) as first_seen_at,
+        {%- else -%}
+        {{ built_at }} as first_seen_at,
+        {%- endif %}
+        {{ built_at }} as last_seen_at,
+        true as is_current
+    from current_issues
+    {% if previous is not none -%}
+    left join previous_issues
+        on
+            current_issues.check_name = previous_issues.check_name
+            and current_issues.symbol = previous_issues.symbol
+            and current_issues.exchange = previous_issues.exchange
+            and current_issues.bar_interval = previous_issues.bar_interval
+            and current_issues.start_date = previous_issues.start_date
+
+    union all
+
+    select
+        previous_issues.check_name,
+        previous_issues.symbol,
+        previous_issues.exchange,
+        previous_issues.bar_interval,
+        previous_issues.start_date,
+        previous_issues.end_date,
+        previous_issues.issue_count,
+        previous_issues.detail,
+        false as is_covered_by_bar_acknowledgements,
+        previous_issues.first_seen_at,
+        previous_issues.last_seen_at,
+        false as is_current
+    from previous_issues
+    where not exists (
+        select 1
+        from current_issues
+        where
+            current_issues.check_name = previous_issues.check_name
+            and current_issues.symbol = previous_issues.symbol
+            and current_issues.exchange = previous_issues.exchange
+            and current_issues.bar_interval = previous_issues.bar_interval
+            and current_issues.start_date = previous_issues.start_date
+    )
+    {%- endif %}
+
+),
+
+-- An issue is acknowledged when one seed row of its check covers its whole date range.
+acknowledgements as (
+
+    select
+        seen.check_name,
+        seen.symbol,
+        seen.exchange,
+        seen.bar_interval,
+        seen.start_date,
+        min(known.reason) as reason
+    from seen
+    inner join known
+        on
+            seen.check_name = known.check_name
+            and (known.symbol is null or known.symbol = seen.symbol)
+            and (known.exchange is null or known.exchange = seen.exchange)
+            and (known.start_date is null or seen.start_date >= known.start_date)
+            and (known.end_date is null or seen.end_date <= known.end_date)
+    group by seen.check_name, seen.symbol, seen.exchange, seen.bar_interval, seen.start_date
+
+),
+
+final as (
+
+    select
+        seen.check_name,
+        seen.symbol,
+        seen.exchange,
+        seen.bar_interval,
+        seen.start_date,
+        seen.end_date,
+        seen.issue_count,
+        seen.detail,
+        (acknowledgements.reason is not null or seen.is_covered_by_bar_acknowledgements) as is_acknowledged,
+        cast(coalesce(
+            acknowledgements.reason,
+            case
+                when seen.is_covered_by_bar_acknowledgements
+                    then 'its disagreeing bars are acknowledged (adjusted_close_disagrees_with_vendor)'
+            end
+        ) as varchar) as acknowledgement_reason,
+        seen.first_seen_at,
+        seen.last_seen_at,
+        seen.is_current
+    from seen
+    left join acknowledgements
+        on
+            seen.check_name = acknowledgements.check_name
+            and seen.symbol = acknowledgements.symbol
+            and seen.exchange = acknowledgements.exchange
+            and seen.bar_interval = acknowledgements.bar_interval
+            and seen.start_date = acknowledgements.start_date
+
+)
+
+select * from final
