@@ -2,6 +2,11 @@
     Every BUY/SELL signal with the bars of its holding window: the var('ml_signal_max_holding_bars')
     (or the signal's own max_holding_bars) bars after the signal bar, numbered 1..n, each classified by
     what it did to the trade. The entry is the execution price when supplied, else the entry price.
+    The signal bar is the bar matched to signal_ts as of that time (int_ml__record_bars).
+
+    Entry, target and stop are prices traded at signal time. A window bar after a split is compared in
+    those share units: its prices are scaled by its split factor over the signal bar's
+    (int_ml__bars_indexed), so a 4:1 split inside the window changes nothing.
 
     The rule per bar, for a BUY (a SELL mirrors it):
     - the bar opens at or below the stop          -> `stop` at the open (a gap through the stop);
@@ -28,6 +33,12 @@ bars as (
 
 ),
 
+record_bars as (
+
+    select * from {{ ref('int_ml__record_bars') }}
+
+),
+
 signal_bars as (
 
     select
@@ -41,43 +52,29 @@ signal_bars as (
         signals.target_price,
         signals.stop_price,
         signals.max_holding_bars,
-        entry_bar.bar_index as entry_bar_index
+        entry_bar.bar_index as entry_bar_index,
+        entry_bar.split_factor as entry_split_factor
     from signals
-    inner join bars as entry_bar
+    inner join record_bars as entry_bar
         on
             signals.symbol = entry_bar.symbol
             and signals.exchange = entry_bar.exchange
             and signals.bar_interval = entry_bar.bar_interval
-            and signals.signal_ts = entry_bar.ts
+            and signals.signal_ts = entry_bar.record_ts
 
 ),
 
-window_bars as (
+scaled_bars as (
 
     select
         signal_bars.*,
         bars.bar_index - signal_bars.entry_bar_index as bars_after_signal,
         bars.ts as bar_ts,
-        bars.open,
-        bars.high,
-        bars.low,
-        bars.close,
-        case
-            when signal_bars.signal_type = 'BUY' then bars.open <= signal_bars.stop_price
-            else bars.open >= signal_bars.stop_price
-        end as opens_past_stop,
-        case
-            when signal_bars.signal_type = 'BUY' then bars.open >= signal_bars.target_price
-            else bars.open <= signal_bars.target_price
-        end as opens_past_target,
-        case
-            when signal_bars.signal_type = 'BUY' then bars.low <= signal_bars.stop_price
-            else bars.high >= signal_bars.stop_price
-        end as touches_stop,
-        case
-            when signal_bars.signal_type = 'BUY' then bars.high >= signal_bars.target_price
-            else bars.low <= signal_bars.target_price
-        end as touches_target
+        coalesce(bars.split_factor / signal_bars.entry_split_factor, 1) as price_scale,
+        bars.open * coalesce(bars.split_factor / signal_bars.entry_split_factor, 1) as open,
+        bars.high * coalesce(bars.split_factor / signal_bars.entry_split_factor, 1) as high,
+        bars.low * coalesce(bars.split_factor / signal_bars.entry_split_factor, 1) as low,
+        bars.close * coalesce(bars.split_factor / signal_bars.entry_split_factor, 1) as close
     from signal_bars
     inner join bars
         on
@@ -86,6 +83,31 @@ window_bars as (
             and signal_bars.bar_interval = bars.bar_interval
             and bars.bar_index > signal_bars.entry_bar_index
             and bars.bar_index <= signal_bars.entry_bar_index + signal_bars.max_holding_bars
+            and signal_bars.entry_bar_index is not null
+
+),
+
+window_bars as (
+
+    select
+        scaled_bars.*,
+        case
+            when signal_type = 'BUY' then open <= stop_price
+            else open >= stop_price
+        end as opens_past_stop,
+        case
+            when signal_type = 'BUY' then open >= target_price
+            else open <= target_price
+        end as opens_past_target,
+        case
+            when signal_type = 'BUY' then low <= stop_price
+            else high >= stop_price
+        end as touches_stop,
+        case
+            when signal_type = 'BUY' then high >= target_price
+            else low <= target_price
+        end as touches_target
+    from scaled_bars
 
 ),
 
@@ -127,6 +149,7 @@ final as (
         max_holding_bars,
         bars_after_signal,
         bar_ts,
+        price_scale,
         open,
         high,
         low,

@@ -13,7 +13,11 @@
 
 {#
     Each prediction joined to what the market then did. The reference price is the close of the bar
-    the model last saw (bar_ts); the outcome is the close `horizon_bars` bars later in the same series.
+    the model last saw: the bar matched to bar_ts as of that time (int_ml__record_bars: the bar in
+    progress at bar_ts, a daily bar covering its UTC session date, else the next bar); the outcome is
+    the close `horizon_bars` bars later in the same series. realized_return compares them in the same
+    share units (a split between them is undone with the bars' split factors); outcome_close is as traded.
+    A prediction that matches no bar is unresolved and listed in fct_ml_unmatched_records.
     realized_class is `up` / `down` beyond +/- var('ml_flat_return_threshold'), else `flat`.
     A prediction whose horizon has not yet passed (or whose bars are missing) is unresolved: its
     outcome columns are null and is_resolved is false.
@@ -66,6 +70,12 @@ bars as (
 
 ),
 
+record_bars as (
+
+    select * from {{ ref('int_ml__record_bars') }}
+
+),
+
 registry as (
 
     select * from {{ ref('stg_ml__model_registry') }}
@@ -78,14 +88,21 @@ with_bars as (
         predictions.*,
         entry_bar.close as entry_close,
         exit_bar.ts as outcome_bar_ts,
-        exit_bar.close as outcome_close
+        exit_bar.close as outcome_close,
+        exit_bar.close * coalesce(exit_bar.split_factor / entry_bar.split_factor, 1) as outcome_close_entry_units
     from predictions
+    left join record_bars as matched
+        on
+            predictions.symbol = matched.symbol
+            and predictions.exchange = matched.exchange
+            and predictions.bar_interval = matched.bar_interval
+            and predictions.bar_ts = matched.record_ts
     left join bars as entry_bar
         on
-            predictions.symbol = entry_bar.symbol
-            and predictions.exchange = entry_bar.exchange
-            and predictions.bar_interval = entry_bar.bar_interval
-            and predictions.bar_ts = entry_bar.ts
+            matched.symbol = entry_bar.symbol
+            and matched.exchange = entry_bar.exchange
+            and matched.bar_interval = entry_bar.bar_interval
+            and matched.bar_index = entry_bar.bar_index
     left join bars as exit_bar
         on
             entry_bar.symbol = exit_bar.symbol
@@ -99,7 +116,7 @@ realized as (
 
     select
         *,
-        outcome_close / entry_close - 1 as realized_return
+        outcome_close_entry_units / entry_close - 1 as realized_return
     from with_bars
 
 ),

@@ -4,7 +4,12 @@
     bars (int_ml__signal_windows): the first bar of the holding window with an event decides `target`
     or `stop` (see the same-bar rule there); no event in a full window -> `expired` at the last bar's
     close; no event in a window not yet complete -> `open` (unresolved). HOLD signals are `no_trade`;
-    a signal whose bar is not loaded is `no_bars`.
+    a signal that matches no bar is `no_bars` (and listed in fct_ml_unmatched_records with the reason).
+
+    A signal is matched as of its time (int_ml__record_bars): its signal bar is the bar in progress at
+    signal_ts (a daily bar covers its UTC session date), else the next bar; the holding window is the
+    bars after it. Prices are in the share units traded at signal time: window bars after a split are
+    scaled into them (int_ml__signal_windows), so exit_price and pnl are per share held at signal time.
 
     P&L is per unit: BUY exit - entry, SELL entry - exit; return_pct = pnl / entry;
     realized_r_multiple = pnl / |entry - stop| (realized risk/reward); planned_risk_reward is the
@@ -25,9 +30,9 @@ windows as (
 
 ),
 
-bars as (
+record_bars as (
 
-    select * from {{ ref('int_ml__bars_indexed') }}
+    select * from {{ ref('int_ml__record_bars') }}
 
 ),
 
@@ -70,14 +75,21 @@ window_ends as (
 entry_bars as (
 
     {# The signal's own bar: with it loaded and no later bar yet, the signal is `open`, not `no_bars`. #}
-    select signals.strategy, signals.symbol, signals.exchange, signals.bar_interval, signals.signal_ts
+    select
+        signals.strategy,
+        signals.symbol,
+        signals.exchange,
+        signals.bar_interval,
+        signals.signal_ts,
+        record_bars.bar_ts as signal_bar_ts
     from signals
-    inner join bars
+    inner join record_bars
         on
-            signals.symbol = bars.symbol
-            and signals.exchange = bars.exchange
-            and signals.bar_interval = bars.bar_interval
-            and signals.signal_ts = bars.ts
+            signals.symbol = record_bars.symbol
+            and signals.exchange = record_bars.exchange
+            and signals.bar_interval = record_bars.bar_interval
+            and signals.signal_ts = record_bars.record_ts
+    where record_bars.bar_index is not null
 
 ),
 
@@ -87,6 +99,7 @@ computed as (
         signals.*,
         coalesce(signals.execution_price, signals.entry_price) as effective_entry_price,
         entry_bars.signal_ts is not null as has_bars,
+        entry_bars.signal_bar_ts,
         first_events.bar_event,
         first_events.event_price,
         first_events.bar_ts as event_bar_ts,
@@ -183,6 +196,7 @@ final as (
         exchange,
         bar_interval,
         signal_ts,
+        signal_bar_ts,
         signal_type,
         strength,
         confidence,
