@@ -1,86 +1,96 @@
 {#
-    Exponentially weighted means over a finite window, as window functions (no recursion).
+    Exponential moving averages as TA-Lib defines them, as window functions (no recursion).
 
-    For a series x_i (i = bar_index, 0-based per partition), alpha and window N, the value at bar i is
+    TA-Lib seeds an average at bar s with the simple mean of its first p inputs, then recurses
+        y_s = mean(x_{s-p+1} .. x_s),      y_t = y_{t-1} + alpha * (x_t - y_{t-1})   (t > s)
+    (EMA: alpha = 2 / (p + 1), s = p - 1; Wilder's RSI and ATR: alpha = 1 / p, s = p, inputs from bar 1;
+    MACD: both EMAs seeded at bar 25, the signal at bar 33). Unrolled, with r = 1 - alpha,
+        y_t = alpha * sum_{i=s..t} r^(t-i) z_i,   z_s = y_s / alpha,  z_i = x_i for i > s.
 
-        ewm_i = sum_{k=0}^{m} (1 - alpha)^k * x_{i-k}  /  sum_{k=0}^{m} (1 - alpha)^k,   m = min(i, N - 1)
+    The sum is taken over the last K bars (K = var ewm_window_bars). The terms left out weigh
+    r^K * y_{t-K} / y_t of the value; K is checked at compile time so that r^K < 2^-60 (8.7e-19) for
+    every average, so the truncation is below double precision's own rounding (2^-53 = 1.1e-16): the
+    result is the recursion's value to floating-point accuracy (measured against TA-Lib on every bar of
+    the sample in tests/python/models/test_features_reference.py). Because each value is a function of
+    the last K bars only, an incremental run that reads enough earlier bars gives the same bits as a full
+    refresh, and so does a rebuild from history cut at any bar.
 
-    i.e. pandas' `ewm(alpha=..., adjust=True)` truncated to the last N bars. For i < N it equals the
-    untruncated recursive average exactly; beyond that the dropped weight is (1 - alpha)^N of the total
-    (N = 150: < 2e-5 for Wilder's 14, < 1e-5 for span 26), far below the features' rounding. Truncation is
-    what makes an incremental run reproduce a full refresh from a finite look-back.
-
-    How, without recursion or an N-row self-join: a weight (1-alpha)^(i-j) = r^i * r^-j. r^-j overflows
-    for long series, so rows are grouped in blocks of N and every row is duplicated into its own block's
-    group and the next one; in group g the anchor is a = (g-1)*N and the exponent j - a stays below 2N.
-    The window sum over [i-N+1, i] is then a running sum minus the running sum N rows earlier, both
-    inside the group that holds i in its second half. O(rows), and the same for every target.
+    How, without an N-row self-join: a weight r^(t-i) = r^t * r^-i; r^-i overflows for long series, so
+    rows are grouped in blocks of K and every row is duplicated into its own block's group and the next;
+    in group g the exponent of row i is e = i - (g - 1) K < 2K (r^-2K < 1e39 for every average here). The
+    window sum over [t-K+1, t] is a running sum minus the running sum K rows earlier, both inside the
+    group that holds t in its second half. O(rows), the same on every target.
 
     Arguments:
-      from_cte    CTE with the partition columns, `bar_index`, and the input expressions' columns
-      cte_name    name of the CTE this emits (plus helper CTEs prefixed with it)
-      partition   list of partition columns (e.g. ['symbol', 'exchange'])
-      specs       list of {'name': output column, 'expr': SQL over from_cte columns, 'alpha': float}
-      passthrough list of from_cte columns to keep in the output
-      window      N (var ewm_window_bars)
-    Emits CTEs (call it after a comma, it ends without one).
+      cte_name    name of the CTE this emits (helper CTEs are prefixed with it)
+      from_cte    CTE with the partition columns, `bar_index` (0-based, gapless) and the inputs' columns
+      partition   list of partition columns
+      specs       list of {'name', 'expr' (SQL over from_cte), 'alpha', 'seed_index', 'seed_period'}
+      passthrough list of from_cte columns to keep
+      window      K
+    Emits CTEs (call it after a comma; it ends without one). The last CTE has the passthrough columns
+    plus one column per spec, null before its seed bar.
 #}
-{% macro ewm_ctes(cte_name, from_cte, partition, specs, passthrough, window) -%}
+{% macro mwh_ema_ctes(cte_name, from_cte, partition, specs, passthrough, window) -%}
 {%- set part = partition | join(', ') -%}
+{%- for spec in specs -%}
+    {%- set residual = (1 - spec.alpha) ** window -%}
+    {%- if residual > 2 ** -60 -%}
+        {{ exceptions.raise_compiler_error(
+            "ewm_window_bars = " ~ window ~ " is too short for " ~ spec.name ~ " (alpha " ~ spec.alpha
+            ~ "): (1 - alpha)^K = " ~ residual ~ " must be below 2^-60") }}
+    {%- endif -%}
+{%- endfor -%}
+{{ cte_name }}_seeded as (
+    select
+        *,
+        {%- for spec in specs %}
+        case
+            when bar_index = {{ spec.seed_index }}
+                then avg({{ spec.expr }}) over (
+                    partition by {{ part }} order by bar_index
+                    rows between {{ spec.seed_period - 1 }} preceding and current row
+                ) / {{ spec.alpha }}
+            when bar_index > {{ spec.seed_index }} then {{ spec.expr }}
+        end as {{ spec.name }}__z{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ from_cte }}
+),
+
 {{ cte_name }}_blocks as (
     select
         src.*,
         dup.block_offset,
         floor(src.bar_index / {{ window }}) + dup.block_offset as ewm_block,
-        cast(src.bar_index - (floor(src.bar_index / {{ window }}) + dup.block_offset - 1) * {{ window }} as double precision) as ewm_exponent
-    from {{ from_cte }} as src
+        cast(
+            src.bar_index - (floor(src.bar_index / {{ window }}) + dup.block_offset - 1) * {{ window }}
+            as double precision
+        ) as ewm_exponent
+    from {{ cte_name }}_seeded as src
     cross join (select 0 as block_offset union all select 1 as block_offset) as dup
-),
-
-{{ cte_name }}_weighted as (
-    select
-        *,
-        {%- for spec in specs %}
-        case
-            when ({{ spec.expr }}) is not null
-                then power(cast({{ 1 - spec.alpha }} as double precision), -ewm_exponent)
-            else 0
-        end as {{ spec.name }}__w,
-        case
-            when ({{ spec.expr }}) is not null
-                then ({{ spec.expr }}) * power(cast({{ 1 - spec.alpha }} as double precision), -ewm_exponent)
-            else 0
-        end as {{ spec.name }}__wx{{ "," if not loop.last }}
-        {%- endfor %}
-    from {{ cte_name }}_blocks
 ),
 
 {{ cte_name }}_running as (
     select
         *,
         {%- for spec in specs %}
-        sum({{ spec.name }}__w) over (
-            partition by {{ part }}, ewm_block order by bar_index rows between unbounded preceding and current row
-        ) as {{ spec.name }}__cw,
-        sum({{ spec.name }}__wx) over (
-            partition by {{ part }}, ewm_block order by bar_index rows between unbounded preceding and current row
-        ) as {{ spec.name }}__cwx{{ "," if not loop.last }}
+        sum(coalesce({{ spec.name }}__z * power(cast({{ 1 - spec.alpha }} as double precision), -ewm_exponent), 0))
+            over (partition by {{ part }}, ewm_block order by bar_index rows between unbounded preceding and current row)
+            as {{ spec.name }}__cum{{ "," if not loop.last }}
         {%- endfor %}
-    from {{ cte_name }}_weighted
+    from {{ cte_name }}_blocks
 ),
 
 {{ cte_name }}_windowed as (
     select
         *,
         {%- for spec in specs %}
-        {{ spec.name }}__cw - lag({{ spec.name }}__cw, {{ window }}, 0) over (
+        {{ spec.name }}__cum - lag({{ spec.name }}__cum, {{ window }}, 0) over (
             partition by {{ part }}, ewm_block order by bar_index
-        ) as {{ spec.name }}__sw,
-        {{ spec.name }}__cwx - lag({{ spec.name }}__cwx, {{ window }}, 0) over (
-            partition by {{ part }}, ewm_block order by bar_index
-        ) as {{ spec.name }}__swx{{ "," if not loop.last }}
+        ) as {{ spec.name }}__sum{{ "," if not loop.last }}
         {%- endfor %}
     from {{ cte_name }}_running
+    {# only the copy of each row whose group holds it in the second half is kept (block_offset 0) #}
 ),
 
 {{ cte_name }} as (
@@ -89,10 +99,13 @@
         {{ column }},
         {%- endfor %}
         {%- for spec in specs %}
-        {{ mwh_safe_divide(spec.name ~ '__swx', spec.name ~ '__sw') }} as {{ spec.name }}{{ "," if not loop.last }}
+        case
+            when bar_index >= {{ spec.seed_index }}
+                then {{ spec.alpha }} * power(cast({{ 1 - spec.alpha }} as double precision), ewm_exponent)
+                    * {{ spec.name }}__sum
+        end as {{ spec.name }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ cte_name }}_windowed
-    {# the copy of each row whose group holds it in the second half (block_offset 0) #}
     where block_offset = 0
 )
 {%- endmacro %}

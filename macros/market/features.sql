@@ -1,31 +1,43 @@
 {#
-    The feature set of version 1, per symbol and bar, for any bar series (daily or hourly).
+    A feature-set version, per symbol and bar, for any bar series (daily or hourly): the columns of
+    every catalog entry (macros/market/mwh_feature_catalog.sql) that carries `feature_version`.
 
-    bars_relation  a relation with symbol, exchange, ts and the columns named in `columns`
-    columns        dict: open, high, low, close, volume, vwap (SQL expressions over bars_relation;
-                   daily uses the adjusted prices) and price_factor (adjusted / traded price; 1 when
-                   unadjusted), used to report ATR and MACD in the price units traded at bar t
-    feature_version integer written to every row
-    actions_aware  true for adjusted prices: a symbol whose corporate actions changed is rewritten in
-                   full (a late dividend changes the return across its ex-date), see incremental.sql
+    bars_relation   a relation with symbol, exchange, ts and the columns named in `columns`
+    columns         dict of SQL expressions over bars_relation: open, high, low, close, volume, vwap
+                    (daily: point-in-time adjusted), traded_close, traded_volume (as traded), and
+                    pit_price_factor (adjusted / traded price; '1' when unadjusted)
+    feature_version integer written to every row; selects the catalog entries
+    actions_aware   true for adjusted prices: a symbol whose corporate actions changed is rewritten
 
-    Incremental runs: per symbol, the rows to (re)write are the bars from `features_late_window_days`
-    before the newest bar already built (all bars of a symbol not built yet, or whose corporate
-    actions changed when `actions_aware`); the run reads
-    `ewm_window_bars * 4 + 100` bars before the first of them, enough for every window (the nested MACD
-    signal needs two exponential windows, each reaching back at most 2N bars, see ewm.sql). The result
-    is exactly what a full refresh computes for those rows.
+    Stages: source bars -> `base` (lags, returns, true range, the benchmark's return) -> exponential
+    averages (mwh_ema_ctes, TA-Lib's definitions) -> the per-bar features, rounded to
+    var feature_round_digits -> cross-sectional ranks and z-scores per exchange and session, over the
+    rounded values.
 
-    Point in time: every expression looks only at the bar and earlier bars (lag, preceding frames,
-    running sums); nothing reads a later row. Features that are ratios (returns, RSI, %b, z-scores,
-    VWAP distance) do not change when a later split or dividend rescales adjusted history; ATR and
-    MACD are divided by the bar's price factor for the same reason.
+    Incremental runs rewrite the bars chosen by mwh_bars_to_rewrite (incremental.sql) and read, before
+    the first of them, the catalog's longest window or, with exponential averages, 4 K + 100 bars
+    (K = ewm_window_bars: the MACD signal is an average of averages, each reaching back 2 K in its block
+    group, see ewm.sql). Cross-sectional and benchmark features depend on every symbol of a session, so
+    a version that has them rewrites all symbols from the earliest session any symbol needs. The rows
+    written are exactly what a full refresh computes.
 #}
-
-{% macro market_features(bars_relation, columns, feature_version, actions_aware=false) -%}
-{%- set n = var('ewm_window_bars') -%}
-{%- set lookback = n * 4 + 100 -%}
+{% macro mwh_market_features(bars_relation, columns, feature_version, actions_aware=false) -%}
+{%- set features = mwh_features_of_version(feature_version) -%}
+{%- set per_bar = [] -%}
+{%- set cross = [] -%}
+{%- for feature in features -%}
+    {%- if feature.kind is defined -%}{%- do cross.append(feature) -%}{%- else -%}{%- do per_bar.append(feature) -%}{%- endif -%}
+{%- endfor -%}
+{%- set uses_ewm = per_bar | selectattr('ewm', 'defined') | list | length > 0 -%}
+{%- set uses_benchmark = per_bar | selectattr('family', 'equalto', 'benchmark') | list | length > 0 -%}
+{%- set k = var('ewm_window_bars') -%}
+{%- set windows = per_bar | map(attribute='window') | list -%}
+{%- set lookback = [(4 * k + 100) if uses_ewm else 0, (windows | max) + 60] | max -%}
 {%- set digits = var('feature_round_digits') -%}
+{%- set base_columns = ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'actions_loaded_at',
+    'open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor',
+    'previous_close', 'bar_return_1', 'log_return_1', 'gain', 'loss', 'true_range', 'typical_price',
+    'log_high_low', 'log_close_open', 'benchmark_return_1'] -%}
 
 with
 
@@ -35,233 +47,132 @@ source_bars as (
         symbol,
         exchange,
         ts,
-        cast({{ columns.open }} as double precision) as open,
-        cast({{ columns.high }} as double precision) as high,
-        cast({{ columns.low }} as double precision) as low,
-        cast({{ columns.close }} as double precision) as close,
-        cast({{ columns.volume }} as double precision) as volume,
-        cast({{ columns.vwap }} as double precision) as vwap,
-        cast({{ columns.price_factor }} as double precision) as price_factor
+        {%- for name in ['open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor'] %}
+        cast({{ columns[name] }} as double precision) as {{ name }},
+        {%- endfor %}
+        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
     from {{ bars_relation }}
 
 ),
 
-bars_indexed as (
-
-    select
-        *,
-        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
-    from source_bars
-
-),
-
-{% if actions_aware %}
-{{ current_actions_cte() }},
-{% endif %}
-
-{% if is_incremental() %}
-
-{{ rewrite_from_cte('bars_indexed', var('features_late_window_days'), 0, actions_aware) }},
+{{ mwh_bars_to_rewrite('source_bars', var('features_late_window_days'), 0, actions_aware, cross | length > 0 or uses_benchmark) }},
 
 bars_in_scope as (
 
     select
-        bars_indexed.*,
-        rewrite_from.first_output_index
-    from bars_indexed
+        source_bars.*,
+        rewrite_from.first_output_index,
+        rewrite_from.actions_loaded_at
+    from source_bars
     inner join rewrite_from
         on
-            bars_indexed.symbol = rewrite_from.symbol
-            and bars_indexed.exchange = rewrite_from.exchange
-    where bars_indexed.bar_index >= rewrite_from.first_output_index - {{ lookback }}
+            source_bars.symbol = rewrite_from.symbol
+            and source_bars.exchange = rewrite_from.exchange
+    where source_bars.bar_index >= rewrite_from.first_output_index - {{ lookback }}
 
 ),
 
-{% else %}
-
-bars_in_scope as (
+with_previous as (
 
     select
         *,
-        0 as first_output_index
-    from bars_indexed
-
-),
-
-{% endif %}
-
-bars_with_previous as (
-
-    select
-        *,
-        lag(close) over bar_order as previous_close,
-        lag(close, 5) over bar_order as close_5_back,
-        lag(close, 20) over bar_order as close_20_back,
-        coalesce(vwap, (high + low + close) / 3) as typical_price
+        lag(close) over bar_order as previous_close
     from bars_in_scope
     window bar_order as (partition by symbol, exchange order by ts)
 
 ),
 
-bar_changes as (
+with_returns as (
 
     select
         *,
-        close - previous_close as price_change,
+        {{ mwh_safe_divide('close', 'previous_close') }} - 1 as bar_return_1,
+        {{ mwh_safe_ln(mwh_safe_divide('close', 'previous_close')) }} as log_return_1,
         case when close > previous_close then close - previous_close when previous_close is not null then 0 end as gain,
         case when close < previous_close then previous_close - close when previous_close is not null then 0 end as loss,
+        {# TA-Lib's true range starts at bar 1 (it needs the previous close) #}
         case
-            when previous_close is null then high - low
-            else greatest(high - low, abs(high - previous_close), abs(low - previous_close))
+            when previous_close is not null
+                then greatest(high - low, abs(high - previous_close), abs(low - previous_close))
         end as true_range,
-        {{ mwh_safe_ln(mwh_safe_divide('close', 'previous_close')) }} as log_return_1
-    from bars_with_previous
+        coalesce(vwap, (high + low + close) / 3) as typical_price,
+        {{ mwh_safe_ln(mwh_safe_divide('high', 'low')) }} as log_high_low,
+        {{ mwh_safe_ln(mwh_safe_divide('close', 'open')) }} as log_close_open
+    from with_previous
 
 ),
 
-{# rolling windows reach back at most 59 bars: compute them only for the rows written and the 60
-   before each symbol's first one, not for the whole exponential look-back #}
-rolling as (
-
-    select
-        symbol,
-        exchange,
-        ts,
-        volume,
-        log_return_1,
-        count(log_return_1) over last_20 as log_return_count_20,
-        stddev_samp(log_return_1) over last_20 as volatility_20_raw,
-        count(log_return_1) over last_60 as log_return_count_60,
-        stddev_samp(log_return_1) over last_60 as volatility_60_raw,
-        count(close) over last_20 as close_count_20,
-        avg(close) over last_20 as close_mean_20,
-        stddev_pop(close) over last_20 as close_stddev_20,
-        avg(volume) over last_20 as volume_mean_20,
-        stddev_samp(volume) over last_20 as volume_stddev_20,
-        sum(typical_price * volume) over last_20 as price_volume_20,
-        sum(volume) over last_20 as volume_sum_20
-    from bar_changes
-    where bar_index >= first_output_index - 60
-    window
-        last_20 as (partition by symbol, exchange order by ts rows between 19 preceding and current row),
-        last_60 as (partition by symbol, exchange order by ts rows between 59 preceding and current row)
-
-),
-
-{{ ewm_ctes(
-    'smoothed', 'bar_changes', ['symbol', 'exchange'],
-    [
-        {'name': 'ema_12', 'expr': 'close', 'alpha': 2 / 13},
-        {'name': 'ema_26', 'expr': 'close', 'alpha': 2 / 27},
-        {'name': 'wilder_gain_14', 'expr': 'gain', 'alpha': 1 / 14},
-        {'name': 'wilder_loss_14', 'expr': 'loss', 'alpha': 1 / 14},
-        {'name': 'wilder_true_range_14', 'expr': 'true_range', 'alpha': 1 / 14},
-    ],
-    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'price_factor',
-     'previous_close', 'close_5_back', 'close_20_back'],
-    n
-) }},
-
-with_macd as (
+base as (
 
     select
         *,
-        case when bar_index >= 25 then ema_12 - ema_26 end as macd_raw
-    from smoothed
+        {%- if not uses_benchmark %}
+        cast(null as double precision) as benchmark_return_1
+        {%- elif var('feature_benchmark') == 'equal_weight' %}
+        {# ordered frames: the same additions in the same order in every run, so the same bits #}
+        avg(bar_return_1) over (
+            partition by exchange, ts order by symbol rows between unbounded preceding and unbounded following
+        ) as benchmark_return_1
+        {%- else %}
+        max(case when symbol = '{{ var("feature_benchmark") }}' then bar_return_1 end) over (
+            partition by ts order by symbol rows between unbounded preceding and unbounded following
+        ) as benchmark_return_1
+        {%- endif %}
+    from with_returns
 
 ),
 
-{{ ewm_ctes(
-    'signalled_only', 'with_macd', ['symbol', 'exchange'],
-    [{'name': 'macd_signal_raw', 'expr': 'macd_raw', 'alpha': 2 / 10}],
-    ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'close', 'price_factor',
-     'previous_close', 'close_5_back', 'close_20_back',
-     'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_raw'],
-    n
-) }},
+{% if uses_ewm %}
+{{ mwh_ema_ctes('averaged', 'base', ['symbol', 'exchange'], [
+    {'name': 'ema_fast_12', 'expr': 'close', 'alpha': 2 / 13, 'seed_index': 25, 'seed_period': 12},
+    {'name': 'ema_slow_26', 'expr': 'close', 'alpha': 2 / 27, 'seed_index': 25, 'seed_period': 26},
+    {'name': 'wilder_gain_14', 'expr': 'gain', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+    {'name': 'wilder_loss_14', 'expr': 'loss', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+    {'name': 'wilder_true_range_14', 'expr': 'true_range', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+], base_columns, k) }},
 
-{# the two halves side by side: a union and group by rather than a join, so PostgreSQL cannot pick a
-   nested loop on a misestimated row count #}
-{%- set exponential_columns = ['bar_index', 'first_output_index', 'close', 'price_factor', 'previous_close', 'close_5_back', 'close_20_back', 'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_raw', 'macd_signal_raw'] -%}
-{%- set rolling_columns = ['volume', 'log_return_1', 'log_return_count_20', 'volatility_20_raw', 'log_return_count_60', 'volatility_60_raw', 'close_count_20', 'close_mean_20', 'close_stddev_20', 'volume_mean_20', 'volume_stddev_20', 'price_volume_20', 'volume_sum_20'] %}
-both_halves as (
+with_macd_line as (
 
     select
-        symbol,
-        exchange,
-        ts,
-        {%- for column in exponential_columns %}
-        {{ column }},
-        {%- endfor %}
-        {%- for column in rolling_columns %}
-        cast(null as double precision) as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from signalled_only
-    union all
-    select
-        symbol,
-        exchange,
-        ts,
-        {%- for column in exponential_columns %}
-        cast(null as {{ 'bigint' if column.endswith('index') else 'double precision' }}) as {{ column }},
-        {%- endfor %}
-        {%- for column in rolling_columns %}
-        {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from rolling
+        *,
+        ema_fast_12 - ema_slow_26 as macd_line
+    from averaged
 
 ),
+
+{{ mwh_ema_ctes('signalled', 'with_macd_line', ['symbol', 'exchange'], [
+    {'name': 'macd_signal', 'expr': 'macd_line', 'alpha': 2 / 10, 'seed_index': 33, 'seed_period': 9},
+], base_columns + ['wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_line'], k) }},
+
+{% else %}
 
 signalled as (
 
-    select
-        symbol,
-        exchange,
-        ts,
-        {%- for column in exponential_columns + rolling_columns %}
-        max({{ column }}) as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from both_halves
-    group by symbol, exchange, ts
-    having max(bar_index) >= max(first_output_index)
+    select * from base
 
 ),
 
-features as (
+{% endif %}
+
+per_bar_features as (
 
     select
         symbol,
         exchange,
         ts,
-        {{ mwh_safe_divide('close', 'previous_close') }} - 1 as return_1,
-        {{ mwh_safe_divide('close', 'close_5_back') }} - 1 as return_5,
-        {{ mwh_safe_divide('close', 'close_20_back') }} - 1 as return_20,
-        log_return_1,
-        case when log_return_count_20 = 20 then volatility_20_raw end as volatility_20,
-        case when log_return_count_60 = 60 then volatility_60_raw end as volatility_60,
-        case
-            when bar_index < 14 then null
-            when wilder_loss_14 = 0 and wilder_gain_14 = 0 then 50
-            when wilder_loss_14 = 0 then 100
-            else 100 - 100 / (1 + wilder_gain_14 / wilder_loss_14)
-        end as rsi_14,
-        case when bar_index >= 14 then {{ mwh_safe_divide('wilder_true_range_14', 'price_factor') }} end as atr_14,
-        {{ mwh_safe_divide('macd_raw', 'price_factor') }} as macd_12_26,
-        case when bar_index >= 33 then {{ mwh_safe_divide('macd_signal_raw', 'price_factor') }} end as macd_signal_9,
-        case when bar_index >= 33 then {{ mwh_safe_divide('macd_raw - macd_signal_raw', 'price_factor') }} end as macd_histogram,
-        case
-            when close_count_20 = 20
-                then {{ mwh_safe_divide('close - (close_mean_20 - 2 * close_stddev_20)', '4 * close_stddev_20') }}
-        end as bollinger_pct_b_20,
-        case
-            when close_count_20 = 20
-                then {{ mwh_safe_divide('volume - volume_mean_20', 'volume_stddev_20') }}
-        end as volume_zscore_20,
-        case
-            when close_count_20 = 20
-                then {{ mwh_safe_divide('close', mwh_safe_divide('price_volume_20', 'volume_sum_20')) }} - 1
-        end as vwap_distance_20
+        bar_index,
+        first_output_index,
+        actions_loaded_at,
+        {%- for feature in per_bar %}
+        {{ mwh_round(feature.sql, digits) }} as {{ feature.name }}{{ "," if not loop.last }}
+        {%- endfor %}
     from signalled
+
+),
+
+written_rows as (
+
+    select * from per_bar_features
     where bar_index >= first_output_index
 
 ),
@@ -269,32 +180,54 @@ features as (
 final as (
 
     select
-        features.symbol,
-        features.exchange,
-        features.ts,
+        symbol,
+        exchange,
+        ts,
         cast({{ feature_version }} as integer) as feature_version,
-        {%- for column in ['return_1', 'return_5', 'return_20', 'log_return_1', 'volatility_20',
-                           'volatility_60', 'rsi_14', 'atr_14', 'macd_12_26', 'macd_signal_9',
-                           'macd_histogram', 'bollinger_pct_b_20', 'volume_zscore_20',
-                           'vwap_distance_20'] %}
-        {{ mwh_round(column, digits) }} as {{ column }},
-        {%- endfor %}
-        {% if actions_aware -%}
-        current_actions.actions_loaded_at
-        {%- else -%}
-        cast(null as timestamp with time zone) as actions_loaded_at
+        {%- for feature in features %}
+        {%- if feature.kind is defined %}
+        {%- set cross_section = 'partition by exchange, ts, ' ~ feature.of ~ ' is null' %}
+        {%- if feature.kind == 'rank' %}
+        case when {{ feature.of }} is not null then {{ mwh_round(
+            'percent_rank() over (' ~ cross_section ~ ' order by ' ~ feature.of ~ ')', digits) }} end
+            as {{ feature.name }},
+        {%- else %}
+        {%- set frame = '(' ~ cross_section ~ ' order by symbol rows between unbounded preceding and unbounded following)' %}
+        {{ mwh_round(mwh_safe_divide(feature.of ~ ' - avg(' ~ feature.of ~ ') over ' ~ frame,
+            'stddev_samp(' ~ feature.of ~ ') over ' ~ frame), digits) }} as {{ feature.name }},
         {%- endif %}
-    from features
-    {%- if actions_aware %}
-    left join current_actions
-        on
-            features.symbol = current_actions.symbol
-            and features.exchange = current_actions.exchange
-    {%- endif %}
+        {%- else %}
+        {{ feature.name }},
+        {%- endif %}
+        {%- endfor %}
+        actions_loaded_at
+    from written_rows
 
 )
 
 select * from final
+{%- endmacro %}
+
+
+{#- A window aggregate over the last n bars of the symbol, null until n values are there
+    (count_expr: what must be non-null, default the aggregate's argument). -#}
+{% macro mwh_rolling(agg, expr, n, count_expr=none) -%}
+{%- set frame = 'over (partition by symbol, exchange order by ts rows between ' ~ (n - 1) ~ ' preceding and current row)' -%}
+(case when count({{ count_expr or expr }}) {{ frame }} = {{ n }} then {{ agg }}({{ expr }}) {{ frame }} end)
+{%- endmacro %}
+
+
+{#- The value n bars earlier in the symbol's series. -#}
+{% macro mwh_lag(expr, n) -%}
+lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
+{%- endmacro %}
+
+
+{#- The column list of a feature-set version, in catalog order (for the training set and docs). -#}
+{% macro mwh_feature_columns(version) -%}
+{%- set names = [] -%}
+{%- for feature in mwh_features_of_version(version) -%}{%- do names.append(feature.name) -%}{%- endfor -%}
+{{ return(names) }}
 {%- endmacro %}
 
 

@@ -17,6 +17,7 @@
                         bar, so prices are in the units of the symbol's first bar. A later event never
                         changes it: features computed on it equal a rebuild from the history as of
                         that bar, to the bit
+      pit_volume_factor point in time for volumes: 1 / the product of the split ratios up to this bar
       split_factor      backward, splits only (the split part the vendor applied)
       volume_factor     1 / split_factor: older volumes scale up in a split
 
@@ -147,6 +148,7 @@ final as (
         {{ mwh_round('exp(bars_cumulated.log_factor_total - bars_cumulated.log_factor_to_date)', 12) }}
             as price_factor,
         {{ mwh_round('exp(-bars_cumulated.log_factor_to_date)', 12) }} as pit_price_factor,
+        {{ mwh_round('exp(-bars_cumulated.log_split_to_date)', 12) }} as pit_volume_factor,
         {{ mwh_round('exp(bars_cumulated.log_split_to_date - bars_cumulated.log_split_total)', 12) }}
             as split_factor,
         {{ mwh_round('exp(bars_cumulated.log_split_total - bars_cumulated.log_split_to_date)', 12) }}

@@ -85,6 +85,7 @@ final as (
         daily_bars.vwap * factors.price_factor as adj_vwap,
         factors.price_factor,
         factors.pit_price_factor,
+        factors.pit_volume_factor,
         factors.split_factor,
         factors.volume_factor,
         factors.split_ratio,

@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
-        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
+        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),
         post_hook=[
             "{{ latest_version_view_sql('drop') }}",
             "{{ latest_version_view_sql('create') }}",
@@ -13,21 +13,23 @@
 }}
 
 {#
-    Daily features, version 1, on split- and dividend-adjusted prices. The definitions live in
-    macros/market/features.sql; a changed definition becomes fct_features_daily_v2 (a new dbt model
-    version) and this version keeps being built and queryable until it is retired.
+    Daily features, version 1: the catalog entries carrying version 1 (macros/market/mwh_feature_catalog.sql),
+    on point-in-time adjusted prices (fct_bars_1d.pit_price_factor: a later split or dividend never
+    changes a stored value). Built by mwh_market_features (macros/market/features.sql).
 #}
 
-{{ market_features(
+{{ mwh_market_features(
     ref('fct_bars_1d'),
     {
-        'open': 'adj_open',
-        'high': 'adj_high',
-        'low': 'adj_low',
-        'close': 'adj_close',
-        'volume': 'adj_volume',
-        'vwap': 'adj_vwap',
-        'price_factor': 'price_factor',
+        'open': 'open * pit_price_factor',
+        'high': 'high * pit_price_factor',
+        'low': 'low * pit_price_factor',
+        'close': 'close * pit_price_factor',
+        'volume': 'volume * pit_volume_factor',
+        'vwap': 'vwap * pit_price_factor',
+        'traded_close': 'close',
+        'traded_volume': 'volume',
+        'pit_price_factor': 'pit_price_factor',
     },
     1,
     actions_aware=true
