@@ -3,6 +3,8 @@
     mwh load csv PATH... --format alphavantage|yfinance|binance-klines|generic [--symbol S ...]
     mwh load yfinance --symbols AAPL,MSFT --start 2004-01-01 --interval 1d
     mwh build [dbt selection args...]      mwh docs      mwh summary      mwh demo
+    mwh runs list [--limit N]              mwh runs undo RUN_ID
+    mwh schema [--write]                   (the dbt sources' YAML, from the Python table declarations)
 """
 
 from __future__ import annotations
@@ -15,11 +17,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from loaders import source_yaml
+from loaders.build_report import build_and_report, print_build_report
+from loaders.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START, SEED_PATH, write_sessions_seed
 from loaders.config import ConfigError, load_target, project_dir
-from loaders.pipeline import FORMATS, SourceReport, load_files, new_run_id
+from loaders.dbt import run_dbt
+from loaders.ml import cli as ml_cli
+from loaders.ml.db import ALL_TABLES
+from loaders.pipeline import load_files
+from loaders.runs import RunError, SourceReport, list_runs, new_run_id, undo_run
 from loaders.schema import MARKET_TABLES
 from loaders.sinks import open_sink
+from loaders.sources import FORMATS
+from loaders.sources.generic import parse_mapping
 from loaders.summary import warehouse_summary
+from loaders.yfinance_load import load_yfinance
 
 SAMPLE_DIR = Path("data") / "sample"
 
@@ -30,6 +42,8 @@ def _print_reports(reports: list[SourceReport]) -> int:
         print(r.line())
         for ex in r.examples:
             print(f"        quarantined {ex}")
+        for note in r.notes:
+            print(f"        {note}")
         failed += r.status != "success"
     total = sum(r.rows_read for r in reports)
     print(f"{len(reports) - failed}/{len(reports)} sources loaded, {total:,} rows read, "
@@ -39,11 +53,13 @@ def _print_reports(reports: list[SourceReport]) -> int:
 
 
 def cmd_load_csv(args) -> int:
-    from loaders.sources.generic import parse_mapping
-
     options = {"symbol": args.symbol, "exchange": args.exchange, "interval": args.interval}
     if args.format == "generic":
-        options["mapping"] = parse_mapping(args.map)
+        try:
+            options["mapping"] = parse_mapping(args.map)
+        except ValueError as exc:
+            print(f"mwh: {exc}", file=sys.stderr)
+            return 2
         options["time_unit"] = args.time_unit
     elif args.map or args.time_unit:
         raise SystemExit("--map and --time-unit go with --format generic")
@@ -55,11 +71,9 @@ def cmd_load_csv(args) -> int:
 
 
 def cmd_load_yfinance(args) -> int:
-    from loaders.sources import yfinance_api
-
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     with open_sink(args.target) as sink:
-        reports = yfinance_api.load(
+        reports = load_yfinance(
             sink, symbols, interval=args.interval, start=args.start, end=args.end,
             incremental=not args.full, run_id=new_run_id(),
         )
@@ -72,16 +86,12 @@ def _refresh_statistics(target) -> None:
 
 
 def cmd_build(args, extra: list[str]) -> int:
-    from loaders.dbt import build
-
     _refresh_statistics(args.target)
     # Seeds are reloaded only when needed, selected builds get their missing parents: see loaders/dbt.py.
-    return build(args.target, extra)
+    return build_and_report(args.target, extra)  # then the data-quality report (loaders/build_report.py)
 
 
 def cmd_docs(args, extra: list[str]) -> int:
-    from loaders.dbt import run_dbt
-
     res = run_dbt(["docs", "generate", *extra], args.target)
     if res.success:
         print(f"docs site written to {project_dir() / 'target'}; serve with `dbt docs serve` "
@@ -90,12 +100,42 @@ def cmd_docs(args, extra: list[str]) -> int:
 
 
 def cmd_calendars(args) -> int:
-    from loaders.calendars import SEED_PATH, write_sessions_seed
-
     calendars = tuple(c.strip() for c in args.calendars.split(",") if c.strip())
     n = write_sessions_seed(calendars=calendars, start=args.start, end=args.end)
     print(f"{n:,} sessions of {', '.join(calendars)} written to {SEED_PATH}; run `mwh build` to load them")
     return 0
+
+
+def cmd_runs_list(args) -> int:
+    with open_sink(args.target) as sink:
+        runs = list_runs(sink, args.limit)
+    for run in runs:
+        print(run.line())
+    if not runs:
+        print("no loader runs yet")
+    return 0
+
+
+def cmd_runs_undo(args) -> int:
+    # Every table a run may have written, market and ML (those that exist in this warehouse).
+    with open_sink(args.target) as sink:
+        try:
+            report = undo_run(sink, args.run_id, ALL_TABLES)
+        except RunError as exc:
+            print(f"mwh: {exc}", file=sys.stderr)
+            return 1
+    print("\n".join(report.lines()))
+    print("the models built from these tables still hold the undone rows: run `mwh build --full-refresh`")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    stale = source_yaml.check(write=args.write)
+    for path in stale:
+        print(f"{'written' if args.write else 'out of date'}: {path}")
+    if not stale:
+        print("the sources' YAML matches loaders/schema.py and loaders/ml/schema.py")
+    return 1 if stale and not args.write else 0
 
 
 def cmd_summary(args) -> int:
@@ -106,8 +146,6 @@ def cmd_summary(args) -> int:
 
 def cmd_demo(args) -> int:
     """Load the bundled real sample, build everything, print a summary."""
-    from loaders.dbt import run_dbt
-
     t0 = time.monotonic()
     sample = project_dir() / SAMPLE_DIR
     target = load_target(args.target)
@@ -133,6 +171,7 @@ def cmd_demo(args) -> int:
     counts = Counter(str(r.status) for r in getattr(res.result, "results", None) or [])
     print("dbt build " + ("ok" if res.success else "FAILED (see logs/dbt.log)") + ": "
           + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print_build_report(res, target)
     if not res.success:
         status = 2
     t_build = time.monotonic() - t0 - t_load
@@ -179,8 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build, passthrough=True)
     d = sub.add_parser("docs", help="dbt docs generate")
     d.set_defaults(func=cmd_docs, passthrough=True)
-    from loaders.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START
-
     cal = sub.add_parser("calendars", help="regenerate the trading-sessions seed from exchange_calendars")
     cal.add_argument("--calendars", default=",".join(DEFAULT_CALENDARS), help="MICs, comma-separated")
     cal.add_argument("--start", default=DEFAULT_START)
@@ -191,17 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load the bundled sample, build, summarize")
     demo.add_argument("--dbt-output", action="store_true", help="show dbt's full output")
     demo.set_defaults(func=cmd_demo)
-    _register_extensions(sub)
+
+    runs = sub.add_parser("runs", help="loader runs: list them, undo one")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = rsub.add_parser("list", help="recent runs, newest first (from raw.loader_runs)")
+    rl.add_argument("--limit", type=int, default=20)
+    rl.set_defaults(func=cmd_runs_list)
+    ru = rsub.add_parser("undo", help="remove what a run wrote and restore the rows it replaced")
+    ru.add_argument("run_id")
+    ru.set_defaults(func=cmd_runs_undo)
+
+    sch = sub.add_parser("schema", help="check (or --write) the dbt sources' YAML against the Python tables")
+    sch.add_argument("--write", action="store_true", help="rewrite models/staging/*/_*__sources.yml")
+    sch.set_defaults(func=cmd_schema)
+    ml_cli.register(sub)  # `mwh ml ...`, `mwh retrain ...`
     return parser
-
-
-def _register_extensions(sub) -> None:
-    """Command groups of other areas register themselves here (e.g. the ML lifecycle)."""
-    try:
-        from loaders.ml import cli as ml_cli
-    except ImportError:
-        return
-    ml_cli.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

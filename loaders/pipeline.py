@@ -6,84 +6,39 @@ raw.loader_runs as failed with the error, and does not stop the other sources of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from loaders.runs import (
+    SourceReport,
+    audit_row,
+    describe_error,
+    examples,
+    new_run_id,
+    quarantine_frame,
+    record_failure,
+    utcnow,
+    with_audit,
+)
 from loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, QUARANTINE
 from loaders.sinks import Sink
-from loaders.sources import alphavantage, binance_klines, generic, yfinance_format
+from loaders.sources import FORMATS
 from loaders.sources.common import ParsedBatch
 from loaders.validate import Validated, validate
 
 log = logging.getLogger(__name__)
 
-FORMATS: dict[str, Callable[..., ParsedBatch]] = {
-    "alphavantage": alphavantage.parse,
-    "yfinance": yfinance_format.parse_file,
-    "binance-klines": binance_klines.parse,
-    "generic": generic.parse,
-}
-
-
-@dataclass
-class SourceReport:
-    source: str
-    loader: str
-    status: str = "success"
-    rows_read: int = 0
-    loaded: int = 0
-    replaced: int = 0
-    duplicate: int = 0
-    quarantined: int = 0
-    error: str | None = None
-    seconds: float = 0.0
-    examples: list[str] = field(default_factory=list)  # first quarantined rows, "line N: reason"
-
-    def line(self) -> str:
-        if self.status == "failed":
-            return f"FAILED  {self.error}"
-        if self.status == "partial":
-            return (f"PARTIAL {self.source}: loaded {self.loaded}, replaced {self.replaced}, "
-                    f"quarantined {self.quarantined}; then: {self.error}")
-        return (f"ok      {self.source}: read {self.rows_read}, loaded {self.loaded}, "
-                f"replaced {self.replaced}, duplicate {self.duplicate}, "
-                f"quarantined {self.quarantined} ({self.seconds:.2f}s)")
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-
-
-def _utcnow() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
-
-
-def _with_audit(frame: pd.DataFrame, source: str, run_id: str, at: pd.Timestamp) -> pd.DataFrame:
-    frame = frame.copy()
-    frame["source"] = source
-    frame["run_id"] = run_id
-    frame["loaded_at"] = at
-    return frame
-
-
-def _audit_row(report: SourceReport, run_id: str, target: str, parameters: dict,
-               started: pd.Timestamp, finished: pd.Timestamp) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "run_id": run_id, "source": report.source, "loader": report.loader, "target_table": target,
-        "parameters": json.dumps(parameters, default=str, sort_keys=True),
-        "rows_read": report.rows_read, "rows_loaded": report.loaded, "rows_replaced": report.replaced,
-        "rows_duplicate": report.duplicate, "rows_quarantined": report.quarantined,
-        "status": report.status, "error": report.error, "started_at": started, "finished_at": finished,
-    }])
+# Kept for callers of the former names (benchmarks/load.py).
+_utcnow, _with_audit = utcnow, with_audit
+__all__ = ["FORMATS", "SourceReport", "load_files", "new_run_id", "prepare_batch", "write_batch"]
 
 
 @dataclass
@@ -99,21 +54,31 @@ class PreparedBatch:
     quarantine: pd.DataFrame
     encoded_bars: object = None
     started: pd.Timestamp | None = None
+    notes: list[str] = field(default_factory=list)  # keys shared with other files of the command
+    collisions: dict[str, int] = field(default_factory=dict)  # earlier file -> bars this one replaces
+
+    def parameters(self) -> dict:
+        extra = {"collides_with": self.collisions} if self.collisions else {}
+        return {**self.batch.parameters, **extra}
 
 
 def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
     """Everything before the transaction: pure CPU work, no database round trip."""
     v = validate(batch)
-    at = _utcnow()
-    bars = _with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
-    quarantine = v.rejected.assign(run_id=run_id, source=batch.source, target_table=BARS.qualified,
-                                   quarantined_at=at)
+    at = utcnow()
+    bars = with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
     return PreparedBatch(
         batch=batch, checked=v, at=at, bars=bars,
-        actions=_with_audit(v.actions, batch.source, run_id, at)[CORPORATE_ACTIONS.column_names],
-        quarantine=quarantine[QUARANTINE.column_names],
+        actions=with_audit(v.actions, batch.source, run_id, at)[CORPORATE_ACTIONS.column_names],
+        quarantine=quarantine_frame(v.rejected, run_id, batch.source, BARS, at),
         encoded_bars=sink.encode(BARS, bars),
     )
+
+
+def _report(prep: PreparedBatch) -> SourceReport:
+    v = prep.checked
+    return SourceReport(source=prep.batch.source, loader=prep.batch.loader, rows_read=v.rows_read,
+                        quarantined=len(v.rejected), examples=examples(v.rejected), notes=list(prep.notes))
 
 
 def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
@@ -121,14 +86,12 @@ def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
     """Validate and write one parsed source; all of it commits or none of it.
     partial_error: the source could only be read in part (e.g. a later fetch failed); what was
     read is written and the audit row says `partial` with the error."""
-    started = started or _utcnow()
+    started = started or utcnow()
     prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id)
     batch, v = prep.batch, prep.checked
-    report = SourceReport(source=batch.source, loader=batch.loader, rows_read=v.rows_read,
-                          quarantined=len(v.rejected))
+    report = _report(prep)
     if partial_error:
         report.status, report.error = "partial", partial_error
-    report.examples = [f"line {n}: {r}" for n, r in zip(v.rejected["row_number"][:5], v.rejected["reason"][:5])]
     with sink.transaction() as tx:
         log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
                  batch.source, len(prep.bars), len(prep.actions), len(prep.quarantine))
@@ -138,31 +101,15 @@ def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
             tx.append(QUARANTINE, prep.quarantine)
         report.loaded, report.replaced = counts.loaded, counts.replaced
         report.duplicate = counts.duplicate + v.duplicates_in_source
-        finished = _utcnow()
+        finished = utcnow()
         report.seconds = (finished - started).total_seconds()
-        tx.append(LOADER_RUNS, _audit_row(report, run_id, BARS.qualified, batch.parameters,
-                                          started, finished))
+        tx.append(LOADER_RUNS, audit_row(report, run_id, BARS, prep.parameters(), started, finished))
     return report
 
 
-def record_failure(sink: Sink, run_id: str, source: str, loader: str, error: str,
-                   started: pd.Timestamp, parameters: dict) -> SourceReport:
-    report = SourceReport(source=source, loader=loader, status="failed", error=error)
-    finished = _utcnow()
-    report.seconds = (finished - started).total_seconds()
-    with sink.transaction() as tx:
-        tx.append(LOADER_RUNS, _audit_row(report, run_id, BARS.qualified, parameters, started, finished))
-    return report
-
-
-def _describe(exc: BaseException, source: str) -> str:
-    msg = str(exc) or exc.__class__.__name__
-    return msg if source in msg else f"{source}: {msg}"
-
-
-def _parse_and_prepare(sink: Sink, run_id: str, parse: Callable[..., ParsedBatch], path: Path,
-                       opts: dict) -> PreparedBatch:
-    started = _utcnow()
+def _parse_and_prepare(sink: Sink, run_id: str, fmt: str, path: Path, opts: dict) -> PreparedBatch:
+    started = utcnow()
+    parse = FORMATS[fmt]
     prep = prepare_batch(sink, parse(path, **opts), run_id)
     prep.started = started
     return prep
@@ -215,41 +162,86 @@ def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSo
             if quarantined:
                 tx.append(QUARANTINE, pd.concat(quarantined, ignore_index=True))
             audit = []
-            finished = _utcnow()
+            finished = utcnow()
             for (i, prep), c in zip(taken, counts, strict=True):
-                v = prep.checked
-                r = SourceReport(source=prep.batch.source, loader=prep.batch.loader,
-                                 rows_read=v.rows_read, quarantined=len(v.rejected), loaded=c.loaded,
-                                 replaced=c.replaced, duplicate=c.duplicate + v.duplicates_in_source,
-                                 seconds=(finished - prep.started).total_seconds())
-                r.examples = [f"line {n}: {m}" for n, m in
-                              zip(v.rejected["row_number"][:5], v.rejected["reason"][:5])]
-                audit.append(_audit_row(r, run_id, BARS.qualified, prep.batch.parameters,
-                                        prep.started, finished))
+                r = _report(prep)
+                r.loaded, r.replaced = c.loaded, c.replaced
+                r.duplicate = c.duplicate + prep.checked.duplicates_in_source
+                r.seconds = (finished - prep.started).total_seconds()
+                audit.append(audit_row(r, run_id, BARS, prep.parameters(), prep.started, finished))
                 out.append((i, r))
             if audit:
                 tx.append(LOADER_RUNS, pd.concat(audit, ignore_index=True))
-    except Exception as exc:  # the whole group rolled back: each of its files failed
-        out = [(i, _record_failure_safely(sink, run_id, prep.batch.source, loader,
-                                          _describe(exc, prep.batch.source), prep.started, parameters))
+    except Exception as exc:  # noqa: BLE001 - the whole group rolled back: each of its files failed
+        out = [(i, record_failure(sink, run_id, prep.batch.source, loader,
+                                  describe_error(exc, prep.batch.source), prep.started, parameters, BARS))
                for i, prep in taken]
-    out += [(i, _record_failure_safely(sink, run_id, f.source, loader, f.error, f.started, parameters))
+    out += [(i, record_failure(sink, run_id, f.source, loader, f.error, f.started, parameters, BARS))
             for i, f in failed]
     return out
 
 
-def _record_failure_safely(sink: Sink, run_id: str, source: str, loader: str, error: str,
-                           started: pd.Timestamp, parameters: dict) -> SourceReport:
-    try:
-        return record_failure(sink, run_id, source, loader, error, started, parameters)
-    except Exception as audit_exc:  # e.g. the connection itself is gone
-        return SourceReport(source=source, loader=loader, status="failed",
-                            error=f"{error} (and the failure could not be recorded: {audit_exc})")
+# `X-fixed.csv` (or `X_repaired.csv.gz`, ...) is the repaired twin of `X.csv`.
+_REPAIRED = re.compile(r"(?P<stem>.+)[-_](?:fixed|repaired)(?P<ext>\..+)")
+
+
+def repaired_twin_of(path: Path) -> str | None:
+    """The file name `path` is the repaired twin of, or None."""
+    m = _REPAIRED.fullmatch(path.name)
+    return m["stem"] + m["ext"] if m else None
+
+
+def order_repaired_last(paths: list[Path]) -> list[Path]:
+    """The files in command-line order, except that a repaired file (`X-fixed.csv`) goes right after
+    its unrepaired twin (`X.csv`) when both are given, wherever the glob put them: so that where the
+    two share bars, the repaired values are the ones kept."""
+    position = {p.name: i for i, p in enumerate(paths)}
+
+    def rank(item: tuple[int, Path]) -> float:
+        i, p = item
+        twin = repaired_twin_of(p)
+        return position[twin] + 0.5 if twin in position and position[twin] > i else i
+
+    return [p for _, p in sorted(enumerate(paths), key=rank)]
+
+
+class CollisionTracker:
+    """Bars that several files of one command share (same symbol, exchange, interval and time). The
+    files are written in order and the newest write wins: the later file's values are kept, and a
+    repaired twin always comes after its original (`order_repaired_last`). Each collision is noted on
+    the later file, per earlier file, with the number of bars."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, list[tuple[str, np.ndarray]]] = {}
+
+    def note(self, prep: PreparedBatch) -> None:
+        bars = prep.bars
+        if bars.empty:
+            return
+        key = list(BARS.key)
+        series = key[:-1]  # symbol, exchange, interval
+        for group, part in bars.groupby(series, sort=False):
+            hashes = pd.util.hash_pandas_object(part[key], index=False).to_numpy()
+            earlier = self._seen.setdefault(group, [])
+            for source, seen in earlier:
+                n = int(np.isin(hashes, seen).sum())
+                if n:
+                    prep.collisions[source] = prep.collisions.get(source, 0) + n
+            earlier.append((prep.batch.source, hashes))
+        me = Path(prep.batch.source)
+        for source, n in prep.collisions.items():
+            rule = ("it is the repaired twin" if repaired_twin_of(me) == Path(source).name
+                    else "later on the command line")
+            prep.notes.append(f"shares {n:,} bars with {source}: this file's values are kept ({rule})")
+            log.warning("%s %s", prep.batch.source, prep.notes[-1])
 
 
 def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,
                **options) -> list[SourceReport]:
     """Load vendor files of one format, with one audit row per file.
+
+    Files sharing bars: the later one's values are kept, a repaired twin (`X-fixed.csv`) is loaded
+    after its original whatever the order given, and each collision is reported (`CollisionTracker`).
 
     Files are written in groups of up to MWH_LOAD_GROUP_ROWS bars, one transaction per group (see
     `write_group`). Parsing, validating and encoding run in a worker thread, two files ahead of the
@@ -258,26 +250,29 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    parse = FORMATS[fmt]
     run_id = run_id or new_run_id()
     opts = {k: v for k, v in options.items() if v is not None}
     parameters = {"format": fmt, **opts}
-    paths = [Path(p) for p in paths]
+    paths = order_repaired_last([Path(p) for p in paths])
     max_rows = group_rows()
     results: list[tuple[int, SourceReport]] = []
+    collisions = CollisionTracker()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
 
         def prepared() -> Iterator[tuple[int, PreparedBatch | _FailedSource]]:
             ahead = 2  # files parsed ahead of the writer
-            futures = [pool.submit(_parse_and_prepare, sink, run_id, parse, p, opts) for p in paths[:ahead]]
+            futures = [pool.submit(_parse_and_prepare, sink, run_id, fmt, p, opts) for p in paths[:ahead]]
             for i, path in enumerate(paths):
                 if i + ahead < len(paths):
-                    futures.append(pool.submit(_parse_and_prepare, sink, run_id, parse, paths[i + ahead], opts))
-                started = _utcnow()
+                    futures.append(pool.submit(_parse_and_prepare, sink, run_id, fmt, paths[i + ahead], opts))
+                started = utcnow()
                 try:
-                    yield i, futures[i].result()
-                except Exception as exc:  # unreadable, wrong format: this file only
-                    yield i, _FailedSource(str(path), _describe(exc, str(path)), started)
+                    prep = futures[i].result()
+                except Exception as exc:  # noqa: BLE001 - unreadable, wrong format: this file only
+                    yield i, _FailedSource(str(path), describe_error(exc, str(path)), started)
+                else:
+                    collisions.note(prep)
+                    yield i, prep
                 futures[i] = None  # free the batch once written
 
         items = prepared()

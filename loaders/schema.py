@@ -1,8 +1,9 @@
 """The raw layer's tables: one definition serves DDL on every target and the loaders' frames.
 
-Everything the loaders write is declared here (name, columns, key); the sinks turn it into DDL for
-DuckDB or PostgreSQL/TimescaleDB, and the dbt sources (models/staging/*/_*__sources.yml) describe
-the same columns for the docs site. Change a table here and there together.
+Everything the loaders write is declared here (name, columns, key, descriptions); the sinks turn it
+into DDL for DuckDB or PostgreSQL/TimescaleDB, and `mwh schema --write` (loaders/source_yaml.py) turns
+it into the dbt sources (models/staging/*/_*__sources.yml). Change a table here, then regenerate; a
+test fails while the YAML is out of date.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Table:
     chunk_interval: str | None = None
     # Extra (non-unique) indexes: tuples of "col" or "col desc".
     indexes: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    # dbt source freshness ({"warn_after": {"count": 96, "period": "hour"}, ...}), and why those limits.
+    freshness: dict | None = None
+    freshness_note: str = ""
 
     @property
     def qualified(self) -> str:
@@ -63,15 +67,23 @@ class Table:
 
 # Written by the sinks on every row, never by a parser.
 AUDIT_COLUMNS = ("source", "run_id", "loaded_at")
-_AUDIT = (
-    Column("source", "text", False, "Where the row came from: a file path or `yfinance`."),
-    Column("run_id", "text", False, "The loader run that wrote (or last replaced) the row; see loader_runs."),
-    Column("loaded_at", "timestamp", False, "When that run wrote the row (UTC)."),
-)
+
+
+def _audit(run_id: str = "The loader run that wrote (or last replaced) the row; see loader_runs.",
+           ) -> tuple[Column, ...]:
+    return (
+        Column("source", "text", False, "Where the row came from: a file path or `yfinance`."),
+        Column("run_id", "text", False, run_id),
+        Column("loaded_at", "timestamp", False, "When that run wrote the row (UTC)."),
+    )
+
+
+_AUDIT = _audit()
 
 BARS = Table(
     name="bars",
-    description="OHLCV bars of every interval, as the vendor sent them (raw prices, not adjusted).",
+    description="OHLCV bars of every interval as the vendor sent them (raw, unadjusted prices). Key: symbol, "
+                "exchange, interval, ts. A reload of the same bars replaces them (newest load wins).",
     columns=(
         Column("ts", "timestamp", False,
                "Bar open time in UTC. Daily and weekly bars carry their session date at 00:00 UTC."),
@@ -97,6 +109,12 @@ BARS = Table(
     # comfortably at this project's scale; override with MWH_BARS_CHUNK_INTERVAL.
     chunk_interval="30 days",
     indexes=(("symbol", "ts desc"),),
+    freshness={"warn_after": {"count": 96, "period": "hour"}, "error_after": {"count": 168, "period": "hour"}},
+    freshness_note="Daily bars are loaded once per session, after the close. The longest regular pause is a "
+                   "weekend plus a holiday (Friday close -> Tuesday evening load, ~4 days), so warn only after "
+                   "4 days and fail after a week. Crypto minute bars trade 24/7 but share this table; their "
+                   "tighter check is the calendar-aware `bars_are_fresh` test on stg_market__bars (in market "
+                   "hours).",
 )
 
 CORPORATE_ACTIONS = Table(
@@ -109,21 +127,24 @@ CORPORATE_ACTIONS = Table(
         Column("action", "text", False, "`dividend` or `split`."),
         Column("value", "double", False,
                "Dividend: cash amount per share. Split: new shares per old share (2.0 for 2-for-1)."),
-        *_AUDIT,
+        *_audit("The loader run that wrote the row."),
     ),
     key=("symbol", "exchange", "ex_date", "action"),
+    freshness={"warn_after": {"count": 100, "period": "day"}, "error_after": None},
+    freshness_note="Actions arrive with the daily files but only when a company declares one: weeks can pass "
+                   "without a new row, so this only warns, after a quarter (dividends are mostly quarterly).",
 )
 
 QUARANTINE = Table(
     name="quarantine",
-    description="Rows that failed validation, kept whole with the reason; nothing a user gave is dropped.",
+    description="Rows that failed validation, kept whole with the reason. Nothing a user gave is dropped.",
     columns=(
         Column("run_id", "text", False, "The loader run that read the row."),
         Column("source", "text", False, "File path or `yfinance:SYMBOL:INTERVAL`."),
-        Column("row_number", "bigint", False, "1-based line number in the file (header = line 1), or row index."),
+        Column("row_number", "bigint", False, "1-based line number in the file (the header is line 1), or the row's position."),
         Column("target_table", "text", False, "The raw table the row was meant for."),
         Column("record", "text", False, "The original row, as JSON of the fields as read."),
-        Column("reason", "text", False, "Why it was rejected (one or more reasons joined by '; ')."),
+        Column("reason", "text", False, "Why it was rejected (several reasons joined by '; ')."),
         Column("quarantined_at", "timestamp", False, "When (UTC)."),
     ),
     key=("run_id", "source", "row_number", "target_table"),
@@ -135,17 +156,18 @@ LOADER_RUNS = Table(
     columns=(
         Column("run_id", "text", False, "Identifier of one `mwh load` invocation."),
         Column("source", "text", False, "File path or `yfinance:SYMBOL:INTERVAL`."),
-        Column("loader", "text", False, "Format/loader: alphavantage, yfinance, binance-klines, generic, ..."),
+        Column("loader", "text", False, "Format/loader: alphavantage, yfinance, binance-klines, generic."),
         Column("target_table", "text", False, "Raw table written."),
-        Column("parameters", "json", True, "The run's parameters (symbol, interval, range, ...)."),
+        Column("parameters", "json", True, "The run's parameters (symbol, interval, range, ...), JSON."),
         Column("rows_read", "bigint", False, "Rows parsed from the source."),
         Column("rows_loaded", "bigint", False, "Rows new to the table."),
-        Column("rows_replaced", "bigint", False, "Rows whose key existed with other values; the new ones won."),
+        Column("rows_replaced", "bigint", False, "Rows whose key existed with other values; the new values won."),
         Column("rows_duplicate", "bigint", False, "Rows identical to what the table already held."),
         Column("rows_quarantined", "bigint", False, "Rows rejected by validation (see quarantine)."),
         Column("status", "text", False,
-               "`success`, `failed` (nothing written), or `partial` (what was fetched before an "
-               "error was written; the next incremental run resumes)."),
+               "`success`, `failed` (nothing written), or `partial` (a fetch failed after earlier chunks "
+               "were written; the next incremental run resumes); `undone` once `mwh runs undo` removed "
+               "what it wrote."),
         Column("error", "text", True, "Error message of a failed source."),
         Column("started_at", "timestamp", False, "Start (UTC)."),
         Column("finished_at", "timestamp", False, "End (UTC)."),
@@ -153,4 +175,29 @@ LOADER_RUNS = Table(
     key=("run_id", "source", "target_table"),
 )
 
-MARKET_TABLES = (BARS, CORPORATE_ACTIONS, QUARANTINE, LOADER_RUNS)
+
+
+def _replaced_history(table: Table) -> Table:
+    """Where the merge keeps the rows a load replaced, so that `mwh runs undo` can put them back."""
+    return Table(
+        name=f"replaced_{table.name}",
+        description=f"History: {table.qualified} rows that a later load replaced (newest wins), kept so "
+                    f"that `mwh runs undo RUN_ID` can restore them.",
+        columns=(*table.columns,
+                 Column("replaced_by_run_id", "text", False, "The loader run whose rows replaced this one."),
+                 Column("replaced_at", "timestamp", False, "When (UTC)."),),
+        key=(*table.key, "replaced_by_run_id"),
+    )
+
+
+REPLACED_BARS = _replaced_history(BARS)
+REPLACED_CORPORATE_ACTIONS = _replaced_history(CORPORATE_ACTIONS)
+_HISTORY = {BARS.name: REPLACED_BARS, CORPORATE_ACTIONS.name: REPLACED_CORPORATE_ACTIONS}
+
+
+def history_of(table: Table) -> Table | None:
+    """The table that keeps `table`'s replaced rows, if it has one."""
+    return _HISTORY.get(table.name)
+
+
+MARKET_TABLES = (BARS, CORPORATE_ACTIONS, QUARANTINE, LOADER_RUNS, REPLACED_BARS, REPLACED_CORPORATE_ACTIONS)

@@ -5,6 +5,9 @@ Rules for bars (a row may fail several; all reasons are kept):
 - prices positive, volume not negative;
 - high >= low, high >= open and close, low <= open and close;
 - time not in the future (beyond one day of clock skew);
+- interval, exchange and symbol are ones the dbt models accept (`BAR_INTERVALS`, the exchanges of
+  seeds/exchanges.csv, `SYMBOL_PATTERN`); a bad value that every row of the source shares (an option,
+  the file name) refuses the whole source with one line (`UnacceptedValue`) instead;
 - a key (symbol, exchange, interval, ts) seen twice in one source with different values: every copy
   is quarantined (which is right cannot be told); identical copies load once and count as duplicates.
 """
@@ -12,16 +15,74 @@ Rules for bars (a row may fail several; all reasons are kept):
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from loaders.config import project_dir
 from loaders.schema import BARS, CORPORATE_ACTIONS
-from loaders.sources.common import ParsedBatch
+from loaders.sources.common import FormatError, ParsedBatch
 
 FUTURE_SKEW = pd.Timedelta(days=1)
+
+# The bar intervals the dbt models accept (stg_market__bars' accepted_values test; a pytest keeps the
+# two in step). Rollups build 5m, 15m, 1h and 1d from finer bars; 30m and 1wk are kept as loaded.
+BAR_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d", "1wk")
+# A symbol: 1 to 32 letters, digits and . - ^ = _ / starting with a letter, digit or ^ (AAPL, BRK.B,
+# BRK-B, 4063.T, ^GSPC, EURUSD=X, FILUSDT). No spaces, commas or quotes.
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=_/]{0,31}")
+EXCHANGES_SEED = "seeds/exchanges.csv"
+
+
+class UnacceptedValue(FormatError):
+    """Every row of a source carries an interval, exchange or symbol the models do not accept."""
+
+
+@functools.cache
+def _exchanges_of(path: str, mtime: float) -> frozenset[str]:
+    return frozenset(pd.read_csv(path, dtype=str)["exchange"].str.strip())
+
+
+def known_exchanges() -> frozenset[str]:
+    """The exchanges the models know (seeds/exchanges.csv: code, calendar, time zone)."""
+    path = project_dir() / EXCHANGES_SEED
+    return _exchanges_of(str(path), path.stat().st_mtime)
+
+
+def _unaccepted(column: str, value: str) -> str | None:
+    """Why the models would not accept `value` in `column`, or None."""
+    if column == "interval" and value not in BAR_INTERVALS:
+        return f"interval {value!r} is not one the models accept ({', '.join(BAR_INTERVALS)})"
+    if column == "exchange" and value not in known_exchanges():
+        return (f"exchange {value!r} is not in {EXCHANGES_SEED} ({', '.join(sorted(known_exchanges()))}); "
+                f"add it there with its calendar first")
+    if column == "symbol" and value and not SYMBOL_PATTERN.fullmatch(value):
+        return (f"symbol {value!r} is not a symbol (1-32 letters, digits and . - ^ = _ /, starting with a "
+                f"letter, digit or ^)")
+    return None
+
+
+def vocabulary_violations(batch: ParsedBatch) -> pd.Series:
+    """Per row: '' or why its interval, exchange or symbol is not accepted. Raises UnacceptedValue
+    when a bad value is every row's (one line naming the source and the value)."""
+    bars = batch.bars
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    for column in ("interval", "exchange", "symbol"):
+        values = bars[column].fillna("").astype(str).str.strip()
+        uniques = values.unique()
+        bad = {v: why for v in uniques if (why := _unaccepted(column, v))}
+        if not bad:
+            continue
+        if len(uniques) == 1:
+            raise UnacceptedValue(f"{batch.source}: {next(iter(bad.values()))}; nothing loaded")
+        failing = values.map(bad).fillna("")
+        reasons = pd.Series(np.where((reasons != "") & (failing != ""), reasons + "; " + failing,
+                                     reasons + failing), index=bars.index)
+    return reasons
 
 
 @dataclass
@@ -66,10 +127,10 @@ def _records(batch: ParsedBatch, index: pd.Index) -> list[str]:
 def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
     bars = batch.bars
     reasons = batch.parse_errors.copy()
-    rules = bar_rule_violations(bars, now)
-    if (rules != "").any():
-        both = (reasons != "") & (rules != "")
-        reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+    for rules in (vocabulary_violations(batch), bar_rule_violations(bars, now)):
+        if (rules != "").any():
+            both = (reasons != "") & (rules != "")
+            reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
 
     ok = reasons == ""
     key = list(BARS.key)

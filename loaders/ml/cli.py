@@ -21,12 +21,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from loaders.config import load_target
+from loaders.ml.db import open_ml_sink
+from loaders.ml.queue import (
+    QueueError,
+    RetrainRequest,
+    candidates,
+    claim,
+    complete,
+    duckdb_file_lock,
+    enqueue,
+    fail,
+    list_requests,
+    release_expired,
+)
+from loaders.ml.records import RecordsRejected, load_record_files
+from loaders.ml.registry import RegistryError, activate, register_model
 from loaders.ml.validate import KINDS
 
 
 def _sink(args):
-    from loaders.ml.db import open_ml_sink
-
     return open_ml_sink(args.target)
 
 
@@ -34,10 +48,6 @@ def _sink(args):
 def _queue_sink(args) -> Iterator:
     """The queue's sink. DuckDB admits one process per file: take the queue's writer lock before
     opening it, so concurrent `mwh retrain` processes wait their turn instead of failing."""
-    from loaders.config import load_target
-    from loaders.ml.db import open_ml_sink
-    from loaders.ml.queue import duckdb_file_lock
-
     target = load_target(args.target)
     if target.type == "duckdb":
         with duckdb_file_lock(str(target.path)), open_ml_sink(target) as sink:
@@ -61,7 +71,6 @@ def _json_arg(value: str | None, name: str) -> dict | None:
 
 
 def cmd_load(args) -> int:
-    from loaders.ml.records import load_record_files
 
     paths: list[str] = []
     for p in args.paths:
@@ -80,9 +89,6 @@ def cmd_load(args) -> int:
 
 
 def cmd_register(args) -> int:
-    from loaders.ml.records import RecordsRejected
-    from loaders.ml.registry import register_model
-
     features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
     with _sink(args) as sink:
         try:
@@ -102,7 +108,6 @@ def cmd_register(args) -> int:
 
 
 def cmd_activate(args) -> int:
-    from loaders.ml.registry import RegistryError, activate
 
     with _sink(args) as sink:
         try:
@@ -126,7 +131,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_enqueue(args) -> int:
-    from loaders.ml.queue import QueueError, RetrainRequest, candidates, enqueue
 
     with _queue_sink(args) as sink:
         try:
@@ -146,7 +150,6 @@ def cmd_enqueue(args) -> int:
 
 
 def cmd_claim(args) -> int:
-    from loaders.ml.queue import claim
 
     with _queue_sink(args) as sink:
         c = claim(sink, args.worker, args.lease)
@@ -160,7 +163,6 @@ def cmd_claim(args) -> int:
 
 
 def cmd_finish(args) -> int:
-    from loaders.ml.queue import QueueError, complete, fail
 
     with _queue_sink(args) as sink:
         try:
@@ -176,7 +178,6 @@ def cmd_finish(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from loaders.ml.queue import release_expired
 
     with _queue_sink(args) as sink:
         print(f"{release_expired(sink)} expired claim(s) returned to pending")
@@ -184,7 +185,6 @@ def cmd_release(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from loaders.ml.queue import list_requests
 
     with _queue_sink(args) as sink:
         for rid, model, prio, status, worker, attempts, at, reason in list_requests(sink, args.status):

@@ -11,16 +11,26 @@ strict=True turns any rejected row into RecordsRejected (nothing is written but 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from loaders.ml.files import read_records
+from loaders.ml.registry_rows import registry_rows
 from loaders.ml.schema import MODEL_REGISTRY
-from loaders.ml.validate import KINDS, Checked, Context, Kind, check_records
-from loaders.pipeline import SourceReport, new_run_id
+from loaders.ml.validate import KINDS, Checked, Context, Kind, check_header, check_records
+from loaders.runs import (
+    SourceReport,
+    audit_row,
+    describe_error,
+    examples,
+    new_run_id,
+    quarantine_frame,
+    record_failure,
+    utcnow,
+    with_audit,
+)
 from loaders.schema import LOADER_RUNS, QUARANTINE
 from loaders.sinks import Sink, Transaction
 
@@ -35,10 +45,6 @@ class RecordsRejected(ValueError):
         super().__init__(f"{source}: {len(rejected)} invalid {kind} record(s){more}:\n  " + "\n  ".join(lines))
 
 
-def _now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
-
-
 def _as_frame(rows: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     if isinstance(rows, pd.DataFrame):
         return rows.astype(object).where(rows.notna(), None).reset_index(drop=True)
@@ -49,46 +55,6 @@ def _known_models(tx: Transaction) -> frozenset[str]:
     return frozenset(r[0] for r in tx.execute(f"select model_id from {MODEL_REGISTRY.qualified}"))
 
 
-def _audit(report: SourceReport, run_id: str, table: str, parameters: dict,
-           started: pd.Timestamp, finished: pd.Timestamp) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "run_id": run_id, "source": report.source, "loader": report.loader, "target_table": table,
-        "parameters": json.dumps(parameters, default=str, sort_keys=True),
-        "rows_read": report.rows_read, "rows_loaded": report.loaded, "rows_replaced": report.replaced,
-        "rows_duplicate": report.duplicate, "rows_quarantined": report.quarantined,
-        "status": report.status, "error": report.error, "started_at": started, "finished_at": finished,
-    }])
-
-
-def _one_active_per_model(checked: Checked) -> None:
-    """A batch naming two active versions of one model cannot be honoured: quarantine those rows."""
-    frame = checked.valid
-    active = frame[frame["is_active"].fillna(False).astype(bool)]
-    twice = active[active.duplicated("model_name", keep=False)]
-    if twice.empty:
-        return
-    extra = pd.DataFrame({
-        "row_number": twice["_row_number"].astype("int64").values,
-        "record": twice.drop(columns="_row_number").to_json(
-            orient="records", lines=True, date_format="iso").splitlines(),
-        "reason": [f"more than one active version of model {n} in the batch" for n in twice["model_name"]],
-    })
-    checked.valid = frame.drop(index=twice.index).reset_index(drop=True)
-    checked.rejected = pd.concat([checked.rejected, extra], ignore_index=True)
-
-
-def _write_registry_rows(tx: Transaction, checked: Checked, at: pd.Timestamp) -> pd.DataFrame:
-    """Registry rows: fill flag and times from what is stored, deactivate the versions the batch's
-    active rows replace (before the merge, so the one-active index never sees two), return the rows."""
-    from loaders.ml.registry import deactivate_others, fill_registry_state, stored_versions
-
-    _one_active_per_model(checked)
-    frame = fill_registry_state(checked.valid.drop(columns="_row_number"), stored_versions(tx), at)
-    for name, version in frame.loc[frame["is_active"], ["model_name", "model_version"]].itertuples(index=False):
-        deactivate_others(tx, name, version, at)
-    return frame
-
-
 def write_checked(sink: Sink, kind: Kind, checked: Checked, source: str, run_id: str,
                   loader: str, parameters: dict, started: pd.Timestamp, strict: bool = False) -> SourceReport:
     """Write a checked batch in one transaction: rows, quarantine, audit row."""
@@ -96,34 +62,23 @@ def write_checked(sink: Sink, kind: Kind, checked: Checked, source: str, run_id:
     report = SourceReport(source=source, loader=loader, rows_read=checked.rows_read)
     if strict and len(checked.rejected):
         raise RecordsRejected(source, kind.name, checked.rejected)
-    at = _now()
+    at = utcnow()
     with sink.transaction() as tx:
         if table is MODEL_REGISTRY:
-            frame = _write_registry_rows(tx, checked, at)
+            frame = registry_rows(tx, checked, at)
         else:
             frame = checked.valid.drop(columns="_row_number")
-        counts = tx.merge(table, frame.assign(source=source, run_id=run_id, loaded_at=at))
+        counts = tx.merge(table, with_audit(frame, source, run_id, at))
         rejected = checked.rejected
         if len(rejected):
-            q = rejected.assign(run_id=run_id, source=source, target_table=table.qualified, quarantined_at=at)
-            tx.append(QUARANTINE, q[QUARANTINE.column_names])
+            tx.append(QUARANTINE, quarantine_frame(rejected, run_id, source, table, at))
         report.loaded, report.replaced = counts.loaded, counts.replaced
         report.duplicate = counts.duplicate + checked.duplicates_in_source
         report.quarantined = len(rejected)
-        report.examples = [f"row {n}: {r}" for n, r in zip(rejected["row_number"][:5], rejected["reason"][:5])]
-        finished = _now()
+        report.examples = examples(rejected, "row")
+        finished = utcnow()
         report.seconds = (finished - started).total_seconds()
-        tx.append(LOADER_RUNS, _audit(report, run_id, table.qualified, parameters, started, finished))
-    return report
-
-
-def _record_failure(sink: Sink, kind: Kind, source: str, run_id: str, loader: str, error: str,
-                    parameters: dict, started: pd.Timestamp, rows_read: int = 0) -> SourceReport:
-    report = SourceReport(source=source, loader=loader, status="failed", error=error, rows_read=rows_read)
-    finished = _now()
-    report.seconds = (finished - started).total_seconds()
-    with sink.transaction() as tx:
-        tx.append(LOADER_RUNS, _audit(report, run_id, kind.table.qualified, parameters, started, finished))
+        tx.append(LOADER_RUNS, audit_row(report, run_id, table, parameters, started, finished))
     return report
 
 
@@ -142,16 +97,16 @@ def write_records(sink: Sink, kind: str, rows: pd.DataFrame | Iterable[dict], so
     k = _kind(kind)
     run_id = run_id or new_run_id()
     loader = loader or f"ml-{kind}"
-    started = _now()
+    started = utcnow()
     raw = _as_frame(rows)
     row_numbers = pd.Series(range(1, len(raw) + 1))
     try:
         with sink.transaction() as tx:
             known = _known_models(tx)
-        checked = check_records(k, raw, row_numbers, Context(known_models=known, now=now or _now()))
+        checked = check_records(k, raw, row_numbers, Context(known_models=known, now=now or utcnow()))
         return write_checked(sink, k, checked, source, run_id, loader, {"kind": kind}, started, strict)
     except Exception as exc:
-        _record_failure(sink, k, source, run_id, loader, str(exc), {"kind": kind}, started, len(raw))
+        record_failure(sink, run_id, source, loader, str(exc), started, {"kind": kind}, k.table, len(raw))
         raise
 
 
@@ -162,16 +117,17 @@ def load_record_files(sink: Sink, kind: str, paths: Sequence[str | Path], run_id
     run_id = run_id or new_run_id()
     reports = []
     for path in paths:
-        started = _now()
+        started = utcnow()
         params = {"kind": kind, "file_format": file_format}
         try:
             f = read_records(path, file_format)
+            check_header(k, f.rows, str(path))
             with sink.transaction() as tx:
                 known = _known_models(tx)
             checked = check_records(k, f.rows, f.row_numbers, Context(known_models=known), f.read_errors)
             reports.append(write_checked(sink, k, checked, str(path), run_id, f"ml-{kind}", params,
                                          started, strict))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            reports.append(_record_failure(sink, k, str(path), run_id, f"ml-{kind}", msg, params, started))
+            reports.append(record_failure(sink, run_id, str(path), f"ml-{kind}", describe_error(exc, str(path)),
+                                          started, params, k.table))
     return reports

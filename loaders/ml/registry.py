@@ -17,8 +17,10 @@ import pandas as pd
 
 from loaders.ml.artifacts import ArtifactStore
 from loaders.ml.history import captured
+from loaders.ml.records import write_records
+from loaders.ml.registry_rows import deactivate_others, fill_registry_state, stored_versions
 from loaders.ml.schema import MODEL_REGISTRY, model_id
-from loaders.pipeline import SourceReport
+from loaders.runs import SourceReport
 from loaders.schema import TYPES
 from loaders.sinks import Sink, Transaction
 
@@ -42,20 +44,6 @@ class ModelVersion:
 def _json_type(tx_or_sink) -> str:
     dialect = "postgres" if type(tx_or_sink).__name__.startswith("Postgres") else "duckdb"
     return TYPES["json"][dialect]
-
-
-def stored_versions(tx: Transaction) -> dict[str, dict]:
-    """model_id -> what the registry holds (created_at, updated_at, is_active, metrics as a dict)."""
-    rows = tx.execute(f"select model_id, created_at, updated_at, is_active, cast(metrics as varchar) from {R}")
-    return {m: {"created_at": c, "updated_at": u, "is_active": a, "metrics": json.loads(x) if x else None}
-            for m, c, u, a, x in rows}
-
-
-def deactivate_others(tx: Transaction, model_name: str, model_version: str, at: pd.Timestamp) -> None:
-    """Deactivate every other version of the model (first, so the one-active index never sees two)."""
-    tx.execute(f"update {R} set is_active = false, updated_at = ? "
-               f"where model_name = ? and model_version <> ? and is_active", [at.to_pydatetime(), model_name,
-                                                                               model_version])
 
 
 def _lock_model(tx: Transaction, model_name: str) -> list[tuple]:
@@ -119,8 +107,6 @@ def register_model(sink: Sink, model_name: str, model_version: str, model_type: 
                    activate: bool = False, source: str = "api") -> ModelVersion:
     """Register (or re-register) a version; copies `artifact` into the store and records its checksum.
     Invalid input raises RecordsRejected naming the reason; nothing is written then."""
-    from loaders.ml.records import write_records
-
     uri = checksum = None
     if artifact is not None:
         if not isinstance(store, ArtifactStore):
@@ -138,29 +124,6 @@ def register_model(sink: Sink, model_name: str, model_version: str, model_type: 
     return get_version(sink, model_id(model_name, str(model_version)))
 
 
-def fill_registry_state(raw: pd.DataFrame, stored: dict[str, dict], at: pd.Timestamp) -> pd.DataFrame:
-    """Registry rows as written: a version keeps its first created_at; is_active left unset keeps the
-    stored flag (False for a new version); updated_at moves only if metrics or the flag changed."""
-    out = raw.copy()
-    created, updated, active = [], [], []
-    for mid, flag, metrics in zip(out["model_id"], out["is_active"], out["metrics"]):
-        prev = stored.get(mid)
-        new_flag = bool(flag) if pd.notna(flag) else bool(prev and prev["is_active"])
-        active.append(new_flag)
-        if prev is None:
-            created.append(at)
-            updated.append(at)
-            continue
-        created.append(pd.Timestamp(prev["created_at"]))
-        new_metrics = json.loads(metrics) if isinstance(metrics, str) else None
-        changed = new_flag != bool(prev["is_active"]) or new_metrics != prev["metrics"]
-        updated.append(at if changed else pd.Timestamp(prev["updated_at"]))
-    out["is_active"] = pd.array(active, dtype="boolean")
-    out["created_at"] = pd.to_datetime(created, utc=True)
-    out["updated_at"] = pd.to_datetime(updated, utc=True)
-    return out
-
-
 def describe(versions: list[ModelVersion]) -> str:
     return "\n".join(f"{'*' if v.is_active else ' '} {v.model_id:<40} {v.artifact_checksum or ''}"
                      for v in versions)
@@ -172,6 +135,7 @@ __all__ = [
     "SourceReport",
     "activate",
     "active_version",
+    "deactivate_others",
     "fill_registry_state",
     "get_version",
     "register_model",

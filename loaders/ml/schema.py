@@ -1,5 +1,5 @@
 """The ML lifecycle's raw tables, declared once with loaders.schema.Table (DDL on every target comes from
-here; models/staging/ml/_ml__sources.yml describes the same columns for the docs site).
+here, and `mwh schema --write` generates models/staging/ml/_ml__sources.yml from it).
 
 Conventions: times are UTC timestamptz; JSON columns hold objects (metrics, hyperparameters, feature
 vectors, agent states) or arrays (feature columns, symbols), serialised with sorted keys so that equal
@@ -12,6 +12,8 @@ from loaders.schema import AUDIT_COLUMNS, BARS, Column, Table
 
 # The audit columns every loaded row carries (source, run_id, loaded_at), as the market tables declare them.
 _AUDIT = tuple(c for c in BARS.columns if c.name in AUDIT_COLUMNS)
+# Predictions and signals arrive daily at least: warn after 4 days without one, fail after a week.
+_DAILY_FRESHNESS = {"warn_after": {"count": 4, "period": "day"}, "error_after": {"count": 7, "period": "day"}}
 
 MODEL_REGISTRY = Table(
     name="ml_model_registry",
@@ -84,6 +86,7 @@ PREDICTIONS = Table(
         *_AUDIT,
     ),
     key=("model_id", "symbol", "exchange", "bar_interval", "bar_ts", "horizon_bars"),
+    freshness=_DAILY_FRESHNESS,
     hypertable_time="bar_ts",
     chunk_interval="30 days",
     indexes=(("model_id", "bar_ts desc"),),
@@ -120,6 +123,7 @@ SIGNALS = Table(
         *_AUDIT,
     ),
     key=("strategy", "symbol", "exchange", "bar_interval", "signal_ts"),
+    freshness=_DAILY_FRESHNESS,
     hypertable_time="signal_ts",
     chunk_interval="30 days",
 )

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from loaders.ml import schema as s
-from loaders.schema import Table
+from loaders.ml.coerce import coerce, records_json
+from loaders.schema import AUDIT_COLUMNS, Table
+from loaders.sources.common import FormatError
 
 FUTURE_SKEW = pd.Timedelta(minutes=5)
 CLASSES = ("up", "down", "flat")
@@ -166,6 +168,38 @@ KINDS: dict[str, Kind] = {
 }
 
 
+class HeaderError(FormatError):
+    """A record file whose columns are not the kind's: nothing of it is loaded."""
+
+
+# Columns a file may carry besides the table's: a model named by its parts instead of model_id.
+MODEL_ID_PARTS = ("model_name", "model_version")
+
+
+def check_header(kind: Kind, raw: pd.DataFrame, source: str) -> None:
+    """Refuse a file whose columns cannot be the kind's, naming them, as the market loader does with a
+    wrong header: a column the table does not have (a typo would otherwise be dropped silently), or a
+    required one that no row carries (model_id may come as model_name + model_version). Audit columns
+    (source, run_id, loaded_at) are allowed and ignored."""
+    table = kind.table
+    columns = [str(c) for c in raw.columns if c != "_line"]
+    known = set(table.column_names) | set(MODEL_ID_PARTS) | set(AUDIT_COLUMNS)
+    unknown = [c for c in columns if c not in known]
+    have = set(columns)
+    if "model_id" in table.column_names and set(MODEL_ID_PARTS) <= have:
+        have.add("model_id")
+    missing = [c.name for c in table.columns
+               if not c.nullable and c.name not in have and c.name not in AUDIT_COLUMNS
+               and c.name not in kind.defaults and c.name not in kind.filled]
+    if not (unknown or missing) or not columns:
+        return
+    what = "; ".join(part for part in (
+        f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+        f"missing required column(s) {', '.join(missing)}" if missing else "") if part)
+    raise HeaderError(f"{source}: not {kind.name} records: {what} (the {kind.name} columns are "
+                      f"{', '.join(c for c in table.column_names if c not in AUDIT_COLUMNS)}); nothing loaded")
+
+
 def prepare_model_ids(raw: pd.DataFrame) -> pd.DataFrame:
     """Rows may name a model by model_id or by model_name + model_version; fill model_id from the pair."""
     if "model_name" in raw.columns and "model_version" in raw.columns:
@@ -192,8 +226,6 @@ class Checked:
 def check_records(kind: Kind, raw: pd.DataFrame, row_numbers: pd.Series, ctx: Context,
                   read_errors: pd.Series | None = None) -> Checked:
     """Coerce, apply the kind's rules and the in-batch key rule; pure."""
-    from loaders.ml.coerce import coerce, records_json
-
     raw = prepare_model_ids(raw.reset_index(drop=True))
     row_numbers = pd.Series(list(row_numbers), index=raw.index)
     typed = coerce(raw, kind.table, defaults=kind.defaults, optional=kind.filled)

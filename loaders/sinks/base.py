@@ -7,6 +7,9 @@ then merged into the target table in the same transaction:
 - rows whose key exists with other values replace it   -> ``replaced`` (the newest load wins)
 - rows identical to what is stored are left alone      -> ``duplicate``
 
+Tables with a history (``schema.history_of``: bars, corporate actions) keep the rows a merge replaces
+in ``raw.replaced_<table>``, in the same transaction, for ``mwh runs undo``.
+
 When nothing in the table overlaps the batch (first load of a range), the sink writes straight into
 the table instead: same result, half the I/O.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from loaders.schema import TYPES, Table
+from loaders.schema import TYPES, Table, history_of
 
 
 @dataclass
@@ -67,6 +70,19 @@ def merge_delete_sql(table: Table, stage: str) -> str:
         delete from {table.qualified} as t
         using {stage} as s
         where {_key_match(table, 's', 't')} and {_differs(table, 's', 't')}
+    """
+
+
+def merge_history_sql(table: Table, history: Table, stage: str) -> str:
+    """Keep the stored rows the batch is about to replace (not those of its own run)."""
+    cols = ", ".join(table.column_names)
+    tcols = ", ".join(f"t.{c}" for c in table.column_names)
+    return f"""
+        insert into {history.qualified} ({cols}, replaced_by_run_id, replaced_at)
+        select {tcols}, s.run_id, s.loaded_at
+        from {table.qualified} as t
+        join {stage} as s on {_key_match(table, 's', 't')}
+        where {_differs(table, 's', 't')} and t.run_id <> s.run_id
     """
 
 
@@ -138,6 +154,9 @@ class Transaction(ABC):
         stage = self.stage(table, frame, encoded)
         new, replaced, duplicate = self.execute(merge_count_sql(table, stage))[0]
         if replaced:
+            history = history_of(table)
+            if history is not None:
+                self.execute(merge_history_sql(table, history, stage))
             self.execute(merge_delete_sql(table, stage))
         if new or replaced:
             self.execute(merge_insert_sql(table, stage))

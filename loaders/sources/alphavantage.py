@@ -14,8 +14,7 @@ from loaders.sources.common import (
     infer_from_name,
     line_numbers,
     read_csv_strings,
-    read_text,
-    reject_non_csv,
+    vendor_format,
 )
 
 ADJUSTED = ["timestamp", "open", "high", "low", "close", "adjusted_close", "volume",
@@ -23,10 +22,9 @@ ADJUSTED = ["timestamp", "open", "high", "low", "close", "adjusted_close", "volu
 PLAIN = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
-def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
+@vendor_format("alphavantage", "an Alpha Vantage daily CSV")
+def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None = None,
           interval: str | None = None) -> ParsedBatch:
-    text = read_text(path)
-    reject_non_csv(path, text, "an Alpha Vantage daily CSV")
     raw = read_csv_strings(text)
     cols = [c.strip() for c in raw.columns]
     if cols not in (ADJUSTED, PLAIN):
@@ -54,7 +52,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
         p.number("split_coefficient", required=False) if adjusted else None,
     )
     return ParsedBatch(
-        source=str(path), loader="alphavantage", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, 1), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []), actions=actions,
+        bars=bars, raw=raw, row_numbers=line_numbers(raw, 1), parse_errors=p.errors, actions=actions,
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

@@ -14,18 +14,16 @@ from loaders.sources.common import (
     infer_from_name,
     line_numbers,
     read_csv_strings,
-    read_text,
-    reject_non_csv,
+    vendor_format,
 )
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
            "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
 
 
-def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
+@vendor_format("binance-klines", "a Binance klines CSV")
+def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None = None,
           interval: str | None = None) -> ParsedBatch:
-    text = read_text(path)
-    reject_non_csv(path, text, "a Binance klines CSV")
     first = text.lstrip().split("\n", 1)[0].strip().split(",")
     has_header = first[0].strip() == "open_time"
     if len(first) != len(COLUMNS):
@@ -57,7 +55,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
     qv, vol = bars["quote_volume"], bars["volume"]
     bars["vwap"] = (qv / vol).where(vol > 0)
     return ParsedBatch(
-        source=str(path), loader="binance-klines", bars=bars, raw=raw,
-        row_numbers=line_numbers(raw, 1 if has_header else 0), parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
+        bars=bars, raw=raw, row_numbers=line_numbers(raw, 1 if has_header else 0), parse_errors=p.errors,
         parameters={"symbol": symbol, "exchange": exchange, "interval": interval},
     )

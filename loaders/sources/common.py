@@ -4,9 +4,11 @@ could not be parsed, and what a file name says about symbol and interval."""
 from __future__ import annotations
 
 import csv as csvmod
+import functools
 import gzip
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +39,12 @@ class FormatError(Exception):
     """The file is not what its format says (wrong header, an error body, not text)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ParsedBatch:
     """What a parser hands on: typed rows plus everything needed to explain a rejected one."""
 
-    source: str
-    loader: str
+    source: str = ""  # set by the format's wrapper (`vendor_format`) for files
+    loader: str = ""
     bars: pd.DataFrame  # BAR_FIELDS, typed; NaN/NaT where a field did not parse
     raw: pd.DataFrame  # the fields as read (strings), same index as bars
     row_numbers: pd.Series  # 1-based line number in the file (header = line 1)
@@ -50,6 +52,38 @@ class ParsedBatch:
     actions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACTION_FIELDS))
     parameters: dict = field(default_factory=dict)
     malformed: list[tuple[int | None, str]] = field(default_factory=list)  # (line, text) unsplittable rows
+
+
+# Every vendor file format, by its `--format` name (filled by @vendor_format as the modules load).
+FORMATS: dict[str, Callable[..., ParsedBatch]] = {}
+
+
+def vendor_format(name: str, expected: str, loader: str | None = None, parquet: bool = False):
+    """Register a file parser under `name`, wrapped in what every format does the same way.
+
+    Prologue: the file read as text (gzip-aware; a binary or empty file refused) and a vendor error
+    body saved under a .csv name refused, both naming the file (`parquet=True`: a .parquet file is
+    handed over unread, text None). The parser gets (path, text, **options) and returns the batch.
+    Epilogue: the batch's source (the path), loader (default: `name`) and malformed rows set."""
+
+    def register(body: Callable[..., ParsedBatch]) -> Callable[..., ParsedBatch]:
+        @functools.wraps(body)
+        def parse(path: str | Path, **options) -> ParsedBatch:
+            path = Path(path)
+            text = None
+            if not (parquet and path.suffix.lower() == ".parquet"):
+                text = read_text(path)
+                reject_non_csv(path, text, expected)
+            batch = body(path, text, **options)
+            batch.source, batch.loader = str(path), loader or name
+            if not batch.malformed:
+                batch.malformed = batch.raw.attrs.get("malformed", [])
+            return batch
+
+        FORMATS[name] = parse
+        return parse
+
+    return register
 
 
 def read_text(path: Path) -> str:
@@ -75,7 +109,7 @@ def read_text(path: Path) -> str:
 def reject_non_csv(path: Path, text: str, expected: str) -> None:
     """Vendors answer errors with JSON or HTML bodies saved under a .csv name: say so plainly."""
     head = text.lstrip()[:200]
-    if head.startswith("{") or head.startswith("["):
+    if head.startswith(("{", "[")):
         snippet = " ".join(text.split())[:120]
         raise FormatError(f"{path}: not {expected}: the file is a JSON body ({snippet!r}), "
                           f"probably a vendor error response")

@@ -21,8 +21,7 @@ from loaders.sources.common import (
     infer_from_name,
     line_numbers,
     read_csv_strings,
-    read_text,
-    reject_non_csv,
+    vendor_format,
 )
 
 FIELDS = ["ts", "open", "high", "low", "close", "volume", "symbol", "exchange", "interval",
@@ -42,11 +41,12 @@ def parse_mapping(spec: str | None) -> dict[str, str]:
     return mapping
 
 
-def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
+@vendor_format("generic", "a CSV", parquet=True)
+def parse(path: Path, text: str | None, symbol: str | None = None, exchange: str | None = None,
           interval: str | None = None, mapping: dict[str, str] | None = None,
           time_unit: str | None = None) -> ParsedBatch:
     mapping = mapping or {}
-    if path.suffix.lower() == ".parquet":
+    if text is None:
         try:
             table = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
@@ -54,10 +54,12 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
         raw = table.astype(str).replace({"nan": "", "None": "", "NaT": "", "<NA>": ""}).reset_index(drop=True)
         rows = pd.Series(np.arange(len(raw)) + 1, index=raw.index)
     else:
-        text = read_text(path)
-        reject_non_csv(path, text, "a CSV")
         raw = read_csv_strings(text)
         rows = line_numbers(raw, 1)
+    absent = [f"{f}={c}" for f, c in mapping.items() if c not in raw.columns]
+    if absent:
+        raise FormatError(f"{path}: --map {', '.join(absent)}: no such column in the file; it has "
+                          f"{', '.join(map(str, raw.columns))}")
     columns = {f: mapping.get(f, f) for f in FIELDS}
     missing = [f"{f} (column {columns[f]!r})" for f in REQUIRED if columns[f] not in raw.columns]
     if missing:
@@ -95,7 +97,6 @@ def parse(path: Path, symbol: str | None = None, exchange: str | None = None,
         volume=p.number(columns["volume"], "volume"), **opt,
     )
     return ParsedBatch(
-        source=str(path), loader="generic", bars=bars, raw=raw, row_numbers=rows,
-        parse_errors=p.errors, malformed=raw.attrs.get("malformed", []),
+        bars=bars, raw=raw, row_numbers=rows, parse_errors=p.errors,
         parameters={"mapping": mapping, "symbol": symbol, "exchange": exchange, "interval": interval},
     )

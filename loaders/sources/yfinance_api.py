@@ -5,8 +5,9 @@ only when a user asks for it (`mwh load yfinance`).
   splits (``actions=True``) go to raw.corporate_actions.
 - Yahoo's history limits per interval: 1m bars only for the last 30 days, at most 7 days a request;
   5m/15m the last 60 days; 1h the last 730 days. Long ranges are fetched in chunks within them.
-- Incremental by default: per symbol and interval, fetch from the last loaded bar minus an overlap
-  (late corrections by the vendor are picked up; the merge counts them as replaced).
+- Each interval's overlap: how much before the last loaded bar an incremental load re-fetches (late
+  corrections by the vendor are picked up; the merge counts them as replaced). The incremental load
+  itself (last loaded bar, write, audit) is loaders/yfinance_load.py: no database code here.
 - Rate limits and network errors are retried with exponential backoff; a symbol that still fails is
   reported and recorded in raw.loader_runs, and the other symbols load.
 
@@ -23,11 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-
-from loaders.pipeline import SourceReport, record_failure, write_batch
-from loaders.sinks import Sink
-from loaders.sources.common import exchange_for_yahoo_symbol
-from loaders.sources.yfinance_format import frame_to_batch
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +105,7 @@ def with_retries(call: Callable[[], pd.DataFrame], attempts: int = 4, base_delay
 
 def yfinance_fetch(symbol: str, start: pd.Timestamp, end: pd.Timestamp, interval: str) -> pd.DataFrame:
     """One request to Yahoo through yfinance, raising its errors instead of logging them."""
+    # Deferred on purpose: yfinance (and its HTTP stack) loads only when a fetch really happens.
     import yfinance as yf
     from yfinance.config import YfConfig
 
@@ -120,63 +117,31 @@ def yfinance_fetch(symbol: str, start: pd.Timestamp, end: pd.Timestamp, interval
     )
 
 
-def last_loaded(sink: Sink, symbol: str, exchange: str, interval: str) -> pd.Timestamp | None:
-    rows = sink.query("select max(ts) from raw.bars where symbol = ? and exchange = ? and interval = ?",
-                      [symbol, exchange, interval])
-    value = rows[0][0] if rows else None
-    return pd.Timestamp(value).tz_convert("UTC") if value is not None else None
-
-
-def _to_utc(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
+def to_utc(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
     if value is None:
         return None
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def load(sink: Sink, symbols: list[str], interval: str = "1d", start: str | None = None,
-         end: str | None = None, incremental: bool = True, run_id: str = "",
-         fetch: Fetch = yfinance_fetch, now: pd.Timestamp | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> list[SourceReport]:
-    """Fetch and land each symbol in its own transaction; one report (and audit row) per symbol."""
-    if interval not in LIMITS:
-        raise ValueError(f"interval {interval!r} not supported; one of {', '.join(LIMITS)}")
-    now = now or pd.Timestamp.now(tz="UTC")
-    end_ts = _to_utc(end) or now + pd.Timedelta(days=1)
-    reports = []
-    for symbol in symbols:
-        source = f"yfinance:{symbol}:{interval}"
-        exchange = exchange_for_yahoo_symbol(symbol)
-        started = pd.Timestamp.now(tz="UTC")
-        begin = _to_utc(start) or (DEFAULT_DAILY_START if LIMITS[interval].lookback is None
-                                   else now - LIMITS[interval].lookback)
-        last = last_loaded(sink, symbol, exchange, interval) if incremental else None
-        if last is not None:
-            begin = max(begin, last - LIMITS[interval].overlap)
-        params = {"symbol": symbol, "interval": interval, "start": str(begin), "end": str(end_ts),
-                  "incremental": incremental, "resumed_from": str(last) if last is not None else None}
-        frames, error = [], None
-        for lo, hi in plan_chunks(begin, end_ts, interval, now):
-            try:
-                frames.append(with_retries(lambda lo=lo, hi=hi, s=symbol: fetch(s, lo, hi, interval), sleep=sleep))
-            except Exception as exc:
-                # Keep the contiguous chunks fetched so far; the next incremental run resumes here.
-                error = f"{source}: fetch {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M} failed: " \
-                        f"{type(exc).__name__}: {exc}"
-                break
-        frames = [f for f in frames if f is not None and not f.empty]
-        if frames:
-            frame = pd.concat(frames)
-            frame = frame[~frame.index.duplicated(keep="last")]  # chunk edges overlap by a bar
-            try:
-                batch = frame_to_batch(frame, source, interval, symbol=symbol, exchange=exchange)
-                batch.parameters.update(params)
-                report = write_batch(sink, batch, run_id, started=started, partial_error=error)
-            except Exception as exc:
-                report = record_failure(sink, run_id, source, "yfinance", f"{source}: {exc}", started, params)
-            reports.append(report)
-        elif error:
-            reports.append(record_failure(sink, run_id, source, "yfinance", error, started, params))
-        else:
-            reports.append(SourceReport(source=source, loader="yfinance"))
-    return reports
+def fetch_range(symbol: str, begin: pd.Timestamp, end: pd.Timestamp, interval: str, now: pd.Timestamp,
+                source: str, fetch: Fetch | None = None, sleep: Callable[[float], None] = time.sleep,
+                ) -> tuple[pd.DataFrame | None, str | None]:
+    """[begin, end) of one symbol, fetched in the chunks Yahoo answers, each with retries. Returns the
+    frame of the contiguous chunks fetched (None if nothing came back) and the error that stopped the
+    fetch (None if none did): what was fetched before a failure is kept, the next incremental run
+    resumes after it."""
+    fetch = fetch or yfinance_fetch
+    frames, error = [], None
+    for lo, hi in plan_chunks(begin, end, interval, now):
+        try:
+            frames.append(with_retries(lambda lo=lo, hi=hi: fetch(symbol, lo, hi, interval), sleep=sleep))
+        except Exception as exc:  # noqa: BLE001 - reported with the source, the other symbols go on
+            error = (f"{source}: fetch {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M} failed: "
+                     f"{type(exc).__name__}: {exc}")
+            break
+    frames = [f for f in frames if f is not None and not f.empty]
+    if not frames:
+        return None, error
+    frame = pd.concat(frames)
+    return frame[~frame.index.duplicated(keep="last")], error  # chunk edges overlap by a bar

@@ -22,8 +22,7 @@ from loaders.sources.common import (
     exchange_for_yahoo_symbol,
     infer_from_name,
     read_csv_strings,
-    read_text,
-    reject_non_csv,
+    vendor_format,
 )
 
 PRICE_FIELDS = ["Open", "High", "Low", "Close", "Adj Close", "Volume", "Dividends", "Stock Splits",
@@ -31,10 +30,9 @@ PRICE_FIELDS = ["Open", "High", "Low", "Close", "Adj Close", "Volume", "Dividend
 REQUIRED = ["Open", "High", "Low", "Close", "Volume"]
 
 
-def parse_file(path: Path, symbol: str | None = None, exchange: str | None = None,
+@vendor_format("yfinance", "a yfinance CSV", loader="yfinance-csv")
+def parse_file(path: Path, text: str, symbol: str | None = None, exchange: str | None = None,
                interval: str | None = None) -> ParsedBatch:
-    text = read_text(path)
-    reject_non_csv(path, text, "a yfinance CSV")
     lines = text.lstrip().split("\n", 3)
     first = lines[0].strip().split(",")
     named = infer_from_name(path)

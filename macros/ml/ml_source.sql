@@ -2,7 +2,9 @@
     The ML raw tables exist once `loaders/ml` first writes (or `open_ml_sink` opens) a warehouse; a
     warehouse holding only market data has none. So that `dbt build` works there too, the ML staging
     models read their source through this macro: the table when it exists, else an empty relation with
-    the declared columns (`data_type` in models/staging/ml/_ml__sources.yml, the loaders' logical types).
+    the declared columns (`data_type` in models/staging/ml/_ml__sources.yml, the loaders' logical types,
+    mapped to this target's types by the source's meta.physical_types; both generated from the Python
+    declarations by `mwh schema --write`).
     source() is called either way, so the lineage is the same.
 #}
 
@@ -29,19 +31,10 @@
 {%- endmacro %}
 
 
-{#- A logical type of loaders/schema.py as this target spells it. -#}
+{#- A logical type of loaders/schema.py as this target spells it. The map is not copied here: it is
+    generated from loaders/schema.py TYPES into the ml source's meta.physical_types (`mwh schema --write`). -#}
 {% macro mwh_ml_physical_type(logical_type) -%}
-    {{ return(adapter.dispatch('mwh_ml_physical_type', 'market_warehouse')(logical_type)) }}
-{%- endmacro %}
-
-{% macro duckdb__mwh_ml_physical_type(logical_type) -%}
-    {%- set types = {'timestamp': 'timestamptz', 'date': 'date', 'text': 'varchar', 'double': 'double',
-                     'bigint': 'bigint', 'integer': 'integer', 'boolean': 'boolean', 'json': 'json'} -%}
-    {{- return(types[logical_type]) -}}
-{%- endmacro %}
-
-{% macro postgres__mwh_ml_physical_type(logical_type) -%}
-    {%- set types = {'timestamp': 'timestamptz', 'date': 'date', 'text': 'text', 'double': 'double precision',
-                     'bigint': 'bigint', 'integer': 'integer', 'boolean': 'boolean', 'json': 'jsonb'} -%}
-    {{- return(types[logical_type]) -}}
+    {%- set source = graph.sources.values() | selectattr('source_name', 'equalto', 'ml') | first -%}
+    {%- set dialect = 'duckdb' if target.type == 'duckdb' else 'postgres' -%}
+    {{- return(source.meta.physical_types[dialect][logical_type]) -}}
 {%- endmacro %}

@@ -10,9 +10,9 @@ import pytest
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
 from loaders.sinks import open_sink
-from loaders.sources import yfinance_api
 from loaders.sources.yfinance_api import plan_chunks
 from loaders.sources.yfinance_format import frame_to_batch
+from loaders.yfinance_load import load_yfinance
 
 YF = Path(__file__).resolve().parents[3] / "data" / "sample" / "yfinance"
 NOW = pd.Timestamp("2026-06-01 12:00", tz="UTC")
@@ -74,11 +74,11 @@ def test_daily_load_then_incremental_run_fetches_only_the_overlap(duckdb_target)
     calm = history_frame("CALM-1d-no-bad-divs.csv", "America/New_York")
     fake = FakeYahoo({"CALM": calm})
     with open_sink(duckdb_target) as sink:
-        (r,) = yfinance_api.load(sink, ["CALM"], "1d", start="2022-01-01", run_id="r1", fetch=fake, now=NOW)
+        (r,) = load_yfinance(sink, ["CALM"], "1d", start="2022-01-01", run_id="r1", fetch=fake, now=NOW)
         assert (r.status, r.loaded) == ("success", 662)
         assert sink.query("select count(*) from raw.corporate_actions where symbol = 'CALM'")[0][0] == 10
         last = sink.query("select max(ts) from raw.bars where symbol = 'CALM'")[0][0]
-        (r2,) = yfinance_api.load(sink, ["CALM"], "1d", start="2022-01-01", run_id="r2", fetch=fake, now=NOW)
+        (r2,) = load_yfinance(sink, ["CALM"], "1d", start="2022-01-01", run_id="r2", fetch=fake, now=NOW)
         start_asked = fake.calls[-1][1]
         assert start_asked == pd.Timestamp(last) - pd.Timedelta(days=7)
         assert (r2.loaded, r2.replaced) == (0, 0) and 0 < r2.duplicate <= 7
@@ -94,7 +94,7 @@ def test_rate_limits_are_retried_with_backoff(duckdb_target):
                      failures={"EWG": [YFRateLimitError(), YFRateLimitError()]})
     slept: list[float] = []
     with open_sink(duckdb_target) as sink:
-        (r,) = yfinance_api.load(sink, ["EWG"], "1d", start="2022-01-01", fetch=fake, now=NOW,
+        (r,) = load_yfinance(sink, ["EWG"], "1d", start="2022-01-01", fetch=fake, now=NOW,
                                  sleep=slept.append)
     assert r.status == "success" and r.loaded == 662
     assert len(fake.calls) == 3 and len(slept) == 2 and slept[1] > slept[0]
@@ -105,7 +105,7 @@ def test_a_failing_symbol_is_reported_and_the_others_load(duckdb_target):
               "EWG": history_frame("EWG-1d-no-bad-divs.csv", "America/New_York")}
     fake = FakeYahoo(frames, failures={"NOPE": [YFPricesMissingError("NOPE", "no data")]})
     with open_sink(duckdb_target) as sink:
-        reports = yfinance_api.load(sink, ["CALM", "NOPE", "EWG"], "1d", start="2022-01-01", run_id="r",
+        reports = load_yfinance(sink, ["CALM", "NOPE", "EWG"], "1d", start="2022-01-01", run_id="r",
                                     fetch=fake, now=NOW, sleep=lambda s: None)
         assert [r.status for r in reports] == ["success", "failed", "success"]
         assert "yfinance:NOPE:1d" in reports[1].error and "YFPricesMissingError" in reports[1].error
@@ -131,7 +131,7 @@ def test_intraday_fetch_in_chunks_keeps_what_succeeded(duckdb_target):
         return fake(symbol, start, end, interval)
 
     with open_sink(duckdb_target) as sink:
-        (r,) = yfinance_api.load(sink, ["SPY"], "1m", start="2026-03-20", fetch=fetch, now=now,
+        (r,) = load_yfinance(sink, ["SPY"], "1m", start="2026-03-20", fetch=fetch, now=now,
                                  sleep=lambda s: None)
         assert r.status == "partial" and "network unreachable" in r.error and r.loaded == 14
         assert sink.query("select status from raw.loader_runs") == [("partial",)]
