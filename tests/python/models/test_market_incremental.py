@@ -23,6 +23,8 @@ KEYED = {
     "marts.fct_bars_1d": ["symbol", "exchange", "ts"],
     "marts.fct_bars_1h": ["symbol", "exchange", "ts"],
     "marts.fct_features_daily_v1": ["symbol", "exchange", "ts"],
+    "marts.fct_features_daily_v2": ["symbol", "exchange", "ts"],
+    "intermediate.int_market__adjustment_events": ["symbol", "exchange", "session_date"],
     "marts.fct_features_hourly_v1": ["symbol", "exchange", "ts"],
     "marts.fct_labels_daily": ["symbol", "exchange", "ts"],
     "marts.fct_training_set_daily": ["symbol", "exchange", "ts"],
