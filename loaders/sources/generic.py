@@ -79,7 +79,9 @@ def parse(path: Path, text: str | None, symbol: str | None = None, exchange: str
     if sym is None or ivl is None:
         raise FormatError(f"{path}: no {'symbol' if sym is None else 'interval'}: map a column or "
                           f"pass --symbol/--interval")
-    exch = constant_or_column("exchange", exchange) or "US"
+    exch = constant_or_column("exchange", exchange)
+    if exch is None:
+        exch = "US"
     p = FieldParser(raw)
     if time_unit:
         ts = p.times(columns["ts"], epoch_unit=time_unit)
