@@ -78,20 +78,9 @@ class BuildPlan:
     added_parents: list[str] = field(default_factory=list)
 
 
-def _selection(extra: Sequence[str]) -> tuple[int | None, list[str]]:
-    """(index of the first selection flag, every selection value) of dbt arguments."""
-    first, values = None, []
-    i = 0
-    while i < len(extra):
-        if extra[i] in SELECT_FLAGS:
-            first = i if first is None else first
-            i += 1
-            while i < len(extra) and not extra[i].startswith("-"):
-                values.append(extra[i])
-                i += 1
-            continue
-        i += 1
-    return first, values
+def _selection_flag(extra: Sequence[str]) -> int | None:
+    """Index of the first selection flag (--select, -s, ...) in dbt arguments, if any."""
+    return next((i for i, a in enumerate(extra) if a in SELECT_FLAGS), None)
 
 
 def _existing_relations(target: Target) -> set[tuple[str, str]]:
@@ -126,7 +115,7 @@ def plan_build(extra: Sequence[str], target: Target, manifest, stored_checksum: 
     seeds = {uid: n for uid, n in manifest.nodes.items() if n.resource_type == "seed"}
     seeds_missing = any(_relation_key(n) not in existing for n in seeds.values())
     unchanged = ("--full-refresh" not in extra and stored_checksum == checksum and not seeds_missing)
-    first, values = _selection(extra)
+    first = _selection_flag(extra)
     added: list[str] = []
     if first is not None:
         res = run_dbt(["ls", *extra, "--output", "json", "--output-keys", "unique_id"], target,

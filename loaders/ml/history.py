@@ -20,7 +20,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pandas as pd
@@ -33,6 +35,10 @@ SNAPSHOT = "snapshots.snap_ml__model_registry"
 REGISTRY = "raw.ml_model_registry"
 _SELECT = ["--select", "stg_ml__model_registry", "snap_ml__model_registry", "--indirect-selection", "empty"]
 _manifest = {}
+# dbt is not thread-safe (and run_dbt changes the working directory): one capture at a time in a
+# process; across processes on PostgreSQL, an advisory lock keeps two snapshots from racing.
+_lock = threading.Lock()
+_ADVISORY_KEY = 0x6D77685F  # "mwh_"
 
 F = TypeVar("F", bound=Callable)
 
@@ -98,6 +104,32 @@ def uncaptured(sink) -> bool:
     return any(m not in stored or pd.Timestamp(stored[m]) != pd.Timestamp(t) for m, t in reg)
 
 
+@contextmanager
+def _exclusive(target: Target):
+    with _lock:
+        if target.type == "duckdb":  # one writer per file anyway
+            yield
+            return
+        import psycopg
+
+        with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+            conn.execute("select pg_advisory_lock(%s)", [_ADVISORY_KEY])
+            try:
+                yield
+            finally:
+                conn.execute("select pg_advisory_unlock(%s)", [_ADVISORY_KEY])
+
+
+def capture_if_needed(sink, target: Target | None = None) -> bool:
+    """Snapshot the registry if it holds a state the history has not recorded; True if it ran."""
+    target = target or target_of(sink)
+    with _exclusive(target):
+        if not uncaptured(sink):
+            return False
+        snapshot(target)
+        return True
+
+
 def captured(func: F) -> F:
     """Decorator of registry functions `f(sink, ...)` that change the registry (see module docstring)."""
 
@@ -106,14 +138,12 @@ def captured(func: F) -> F:
         if not enabled():
             return func(sink, *args, **kwargs)
         target = target_of(sink)
-        if uncaptured(sink):
-            snapshot(target)
+        capture_if_needed(sink, target)  # a state never captured (changes made while capture was off)
         result = func(sink, *args, **kwargs)
-        if uncaptured(sink):
-            snapshot(target)
+        capture_if_needed(sink, target)
         return result
 
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["HistoryError", "captured", "enabled", "snapshot", "target_of", "uncaptured"]
+__all__ = ["HistoryError", "capture_if_needed", "captured", "enabled", "snapshot", "target_of", "uncaptured"]
