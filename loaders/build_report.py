@@ -34,8 +34,10 @@ def last_run_results() -> list:
 
 
 def _node_name(unique_id: str) -> str:
-    # test.market_warehouse.<name>.<hash>, model.market_warehouse.<name>[.v1]
+    # test.market_warehouse.<name>.<hash>, model.market_warehouse.<name>[.v1], unit tests
     parts = unique_id.split(".")
+    if parts[0] == "unit_test":  # unit_test.market_warehouse.<model>.<unit test name>
+        return parts[-1]
     return parts[2] if len(parts) >= 3 else unique_id
 
 
