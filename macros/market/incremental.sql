@@ -1,96 +1,4 @@
 {#
-    Which bars an incremental run of a daily model rewrites, per symbol: the first bar index to write.
-
-      - a symbol not in {{ this }} yet: all its bars;
-      - a symbol whose corporate actions changed since the last run (their newest loaded_at differs
-        from the `actions_loaded_at` stored in {{ this }}): all its bars, because backward adjustment
-        rescales its whole history;
-      - otherwise: its bars from `late_window_days` before its newest bar in {{ this }}, minus
-        `lookback_bars` more (labels look 20 bars ahead, so a new bar completes 20 earlier labels).
-
-    indexed_cte  a CTE with symbol, exchange, ts and bar_index (0-based per symbol, over all bars)
-    With actions_aware, the caller defines a CTE `current_actions` (symbol, exchange,
-    actions_loaded_at), see `current_actions_cte()`.
-    Emits a CTE named `rewrite_from` (symbol, exchange, first_output_index). Call inside `with`.
-#}
-{% macro rewrite_from_cte(indexed_cte, late_window_days, lookback_bars=0, actions_aware=true) -%}
-
-already_built as (
-
-    select
-        symbol,
-        exchange,
-        max(ts) as max_ts
-        {%- if actions_aware %},
-        max(actions_loaded_at) as actions_loaded_at
-        {%- endif %}
-    from {{ this }}
-    group by symbol, exchange
-
-),
-
-rewrite_from as (
-
-    select
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
-        case
-            when already_built.max_ts is null then 0
-            {%- if actions_aware %}
-            when not (
-                already_built.actions_loaded_at = current_actions.actions_loaded_at
-                or (already_built.actions_loaded_at is null and current_actions.actions_loaded_at is null)
-            ) then 0
-            {%- endif %}
-            else min(
-                case
-                    when {{ indexed_cte }}.ts >= already_built.max_ts - interval '{{ late_window_days }} days'
-                        then {{ indexed_cte }}.bar_index
-                end
-            ) - {{ lookback_bars }}
-        end as first_output_index
-    from {{ indexed_cte }}
-    left join already_built
-        on
-            {{ indexed_cte }}.symbol = already_built.symbol
-            and {{ indexed_cte }}.exchange = already_built.exchange
-    {%- if actions_aware %}
-    left join current_actions
-        on
-            {{ indexed_cte }}.symbol = current_actions.symbol
-            and {{ indexed_cte }}.exchange = current_actions.exchange
-    {%- endif %}
-    group by
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
-        already_built.max_ts
-        {%- if actions_aware %},
-        already_built.actions_loaded_at,
-        current_actions.actions_loaded_at
-        {%- endif %}
-
-)
-{%- endmacro %}
-
-
-
-{#- Newest load time of each symbol's corporate actions: stored with adjusted rows so the next
-    incremental run sees when a symbol's actions changed. Emits CTE `current_actions`. -#}
-{% macro current_actions_cte() -%}
-current_actions as (
-
-    select
-        symbol,
-        exchange,
-        max(loaded_at) as actions_loaded_at
-    from {{ ref('stg_market__corporate_actions') }}
-    group by symbol, exchange
-
-)
-{%- endmacro %}
-
-
-{#
     Which bars a run of an incremental per-symbol model writes: emits CTE `rewrite_from` (symbol,
     exchange, first_output_index, actions_loaded_at), one row per symbol of `indexed_cte` (a CTE of the
     caller with symbol, exchange, ts and bar_index, 0-based per symbol over all bars). Helper CTEs are
@@ -135,7 +43,7 @@ rewrite_built as (
         symbol,
         exchange,
         max(ts) as max_ts,
-        max(actions_loaded_at) as actions_loaded_at
+        {{ 'max(actions_loaded_at)' if actions_aware else 'cast(null as timestamp with time zone)' }} as actions_loaded_at
     from {{ this }}
     group by symbol, exchange
 

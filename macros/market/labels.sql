@@ -6,7 +6,7 @@
     symbol's bars from `late_window_days` before its newest built bar minus 20 bars; with
     `actions_aware` (adjusted prices) a symbol whose corporate actions changed is rewritten in full.
 #}
-{% macro forward_return_labels(bars_relation, close_column, late_window_days, actions_aware) -%}
+{% macro mwh_forward_return_labels(bars_relation, close_column, late_window_days, actions_aware) -%}
 
 with
 
@@ -22,17 +22,13 @@ all_bars as (
 
 ),
 
-{% if actions_aware %}
-{{ current_actions_cte() }},
-{% endif %}
-
-{% if is_incremental() %}
-
-{{ rewrite_from_cte('all_bars', late_window_days, 20, actions_aware) }},
+{{ mwh_bars_to_rewrite('all_bars', late_window_days, 20, actions_aware) }},
 
 bars as (
 
-    select all_bars.*
+    select
+        all_bars.*,
+        rewrite_from.actions_loaded_at
     from all_bars
     inner join rewrite_from
         on
@@ -41,16 +37,6 @@ bars as (
     where all_bars.bar_index >= rewrite_from.first_output_index
 
 ),
-
-{% else %}
-
-bars as (
-
-    select * from all_bars
-
-),
-
-{% endif %}
 
 with_future as (
 
@@ -80,15 +66,9 @@ final as (
         ts_5_ahead as horizon_end_ts_5,
         ts_20_ahead as horizon_end_ts_20
         {%- if actions_aware %},
-        current_actions.actions_loaded_at
+        actions_loaded_at
         {%- endif %}
     from with_future
-    {%- if actions_aware %}
-    left join current_actions
-        on
-            with_future.symbol = current_actions.symbol
-            and with_future.exchange = current_actions.exchange
-    {%- endif %}
 
 )
 

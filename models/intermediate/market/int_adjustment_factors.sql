@@ -49,15 +49,13 @@ adjustment_events as (
 
 ),
 
-{{ current_actions_cte() }},
-
-{% if is_incremental() %}
-
-{{ rewrite_from_cte('daily_bars', var('daily_late_window_days', 7)) }},
+{{ mwh_bars_to_rewrite('daily_bars', var('daily_late_window_days', 7)) }},
 
 bars_in_scope as (
 
-    select daily_bars.*
+    select
+        daily_bars.*,
+        rewrite_from.actions_loaded_at
     from daily_bars
     inner join rewrite_from
         on
@@ -66,16 +64,6 @@ bars_in_scope as (
     where daily_bars.bar_index >= rewrite_from.first_output_index
 
 ),
-
-{% else %}
-
-bars_in_scope as (
-
-    select * from daily_bars
-
-),
-
-{% endif %}
 
 events_cumulated as (
 
@@ -113,6 +101,7 @@ bars_cumulated as (
         bars_in_scope.exchange,
         bars_in_scope.ts,
         bars_in_scope.session_date,
+        bars_in_scope.actions_loaded_at,
         coalesce(events_cumulated.log_factor_to_date, 0) as log_factor_to_date,
         coalesce(events_cumulated.log_split_to_date, 0) as log_split_to_date,
         coalesce(symbol_totals.log_factor_total, 0) as log_factor_total,
@@ -153,17 +142,13 @@ final as (
             as split_factor,
         {{ mwh_round('exp(bars_cumulated.log_split_total - bars_cumulated.log_split_to_date)', 12) }}
             as volume_factor,
-        current_actions.actions_loaded_at
+        bars_cumulated.actions_loaded_at
     from bars_cumulated
     left join adjustment_events
         on
             bars_cumulated.symbol = adjustment_events.symbol
             and bars_cumulated.exchange = adjustment_events.exchange
             and bars_cumulated.session_date = adjustment_events.session_date
-    left join current_actions
-        on
-            bars_cumulated.symbol = current_actions.symbol
-            and bars_cumulated.exchange = current_actions.exchange
 
 )
 

@@ -29,15 +29,13 @@ unioned_bars as (
 
 ),
 
-{{ current_actions_cte() }},
-
-{% if is_incremental() %}
-
-{{ rewrite_from_cte('unioned_bars', var('daily_late_window_days', 7)) }},
+{{ mwh_bars_to_rewrite('unioned_bars', var('daily_late_window_days', 7)) }},
 
 daily_bars as (
 
-    select unioned_bars.*
+    select
+        unioned_bars.*,
+        rewrite_from.actions_loaded_at
     from unioned_bars
     inner join rewrite_from
         on
@@ -46,16 +44,6 @@ daily_bars as (
     where unioned_bars.bar_index >= rewrite_from.first_output_index
 
 ),
-
-{% else %}
-
-daily_bars as (
-
-    select * from unioned_bars
-
-),
-
-{% endif %}
 
 factors as (
 
@@ -95,17 +83,13 @@ final as (
         daily_bars.vendor_adj_close,
         daily_bars.source_interval,
         daily_bars.source_bar_count,
-        current_actions.actions_loaded_at
+        daily_bars.actions_loaded_at
     from daily_bars
     inner join factors
         on
             daily_bars.symbol = factors.symbol
             and daily_bars.exchange = factors.exchange
             and daily_bars.ts = factors.ts
-    left join current_actions
-        on
-            daily_bars.symbol = current_actions.symbol
-            and daily_bars.exchange = current_actions.exchange
 
 )
 

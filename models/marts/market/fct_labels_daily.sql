@@ -16,4 +16,4 @@
     (see macros/market/labels.sql); a symbol with changed corporate actions is rewritten in full.
 #}
 
-{{ forward_return_labels(ref('fct_bars_1d'), 'adj_close', var('daily_late_window_days', 7), true) }}
+{{ mwh_forward_return_labels(ref('fct_bars_1d'), 'adj_close', var('daily_late_window_days', 7), true) }}

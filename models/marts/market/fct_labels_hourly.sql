@@ -10,4 +10,4 @@
 
 {# Forward returns of hourly bars (traded prices); see fct_labels_daily. #}
 
-{{ forward_return_labels(ref('fct_bars_1h'), 'close', var('features_late_window_days'), false) }}
+{{ mwh_forward_return_labels(ref('fct_bars_1h'), 'close', var('features_late_window_days'), false) }}
