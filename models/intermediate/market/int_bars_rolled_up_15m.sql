@@ -1,12 +1,17 @@
 {{
     config(
-        materialized='incremental',
+        materialized='continuous_aggregate',
         incremental_strategy='delete+insert',
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
+        refresh_policy={'start_offset': 'null', 'end_offset': 'null', 'schedule_interval': "'30 minutes'"},
+        materialized_only=false,
     )
 }}
 
-{# 15m bars from 1-minute bars, buckets aligned to UTC midnight; see macros/market/rollups.sql. #}
+{#
+    15-minute bars from 1-minute bars, buckets aligned to UTC midnight: a continuous aggregate over
+    raw.bars on TimescaleDB's full edition, an incremental table elsewhere; see macros/market/rollups.sql.
+#}
 
-{{ rollup_intraday('15 minutes', '15m') }}
+{{ mwh_rollup_intraday('15 minutes', '15m') }}

@@ -23,7 +23,7 @@ minute_bars as (
     select * from {{ ref('stg_market__bars') }}
     where
         bar_interval = '1m'
-        {% if is_incremental() %}and ts >= {{ rollup_late_cutoff() }} - interval '1 day'{% endif %}
+        {% if mwh_is_incremental() %}and ts >= {{ mwh_rollup_late_cutoff() }} - interval '1 day'{% endif %}
 
 ),
 
@@ -66,8 +66,8 @@ bars_in_session as (
             and bars_with_session_date.session_date = sessions.session_date
             and bars_with_session_date.ts >= sessions.open_utc
             and bars_with_session_date.ts < sessions.close_utc
-    {% if is_incremental() -%}
-    where bars_with_session_date.session_date >= cast({{ rollup_late_cutoff() }} at time zone 'UTC' as date)
+    {% if mwh_is_incremental() -%}
+    where bars_with_session_date.session_date >= cast({{ mwh_rollup_late_cutoff() }} at time zone 'UTC' as date)
     {%- endif %}
 
 ),
@@ -78,18 +78,7 @@ aggregated as (
         symbol,
         exchange,
         session_date,
-        {{ mwh_first('open', 'ts') }} as open,
-        max(high) as high,
-        min(low) as low,
-        {{ mwh_last('close', 'ts') }} as close,
-        sum(volume) as volume,
-        {{ mwh_safe_divide('sum(bar_vwap * volume)', 'sum(volume)') }} as vwap,
-        sum(trade_count) as trade_count,
-        sum(quote_volume) as quote_volume,
-        count(*) as source_bar_count,
-        min(ts) as first_source_ts,
-        max(ts) as last_source_ts,
-        max(loaded_at) as source_loaded_at
+        {{ mwh_bar_aggregates() }}
     from bars_in_session
     group by symbol, exchange, session_date
 
