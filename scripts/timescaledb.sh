@@ -194,6 +194,9 @@ unix_socket_directories = '/tmp'
 shared_preload_libraries = 'timescaledb'
 timescaledb.telemetry_level = off
 max_connections = 100
+# one TimescaleDB scheduler per database with the extension (the tests create one per test), plus the jobs
+max_worker_processes = 32
+timescaledb.max_background_workers = 24
 shared_buffers = 512MB
 maintenance_work_mem = 256MB
 fsync = on
@@ -274,6 +277,11 @@ up)
     init_cluster
     if [ -f "$ROOT$RESTART" ] && is_up; then
         say "restarting the server on 127.0.0.1:$PORT to load the new TimescaleDB library"
+        if [ "$(psql_c postgres "show max_worker_processes")" -lt 32 ]; then
+            # clusters initialised before the full edition: room for the schedulers and their jobs
+            psql_c postgres "alter system set max_worker_processes = 32" >/dev/null
+            psql_c postgres "alter system set timescaledb.max_background_workers = 24" >/dev/null
+        fi
         stop_server
     fi
     is_up || say "starting PostgreSQL on 127.0.0.1:$PORT"
