@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from loaders import source_yaml
+from loaders import retention, source_yaml
 from loaders.build_report import build_and_report, print_build_report
 from loaders.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START, SEED_PATH, write_sessions_seed
 from loaders.config import ConfigError, load_target, project_dir
@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--write", action="store_true", help="rewrite models/staging/*/_*__sources.yml")
     sch.set_defaults(func=cmd_schema)
     ml_cli.register(sub)  # `mwh ml ...`, `mwh retrain ...`
+    retention.register(sub)  # `mwh retention`
     return parser
 
 
