@@ -205,7 +205,8 @@ def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, cap
         for mid, active, acc, vf, vt in hist:
             by_model.setdefault(mid, []).append((active, acc, vt is None))
         assert by_model["aapl_direction@1"] == [(True, 0.9, False), (False, 0.9, True)]
-        assert by_model["aapl_direction@2"] == [(True, 0.55, True)]
+        # v2 registered inactive, then activated: the registry calls captured both states.
+        assert by_model["aapl_direction@2"] == [(False, 0.55, False), (True, 0.55, True)]
         assert by_model["msft_direction@1"] == [(True, 0.5, False), (True, 0.52, True)]
 
         def active_at(t: pd.Timestamp) -> list[tuple]:
