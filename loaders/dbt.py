@@ -23,6 +23,10 @@ from loaders.config import Target, load_target, profiles_dir, project_dir
 # dbt flags that take a selection (their values follow until the next flag).
 SELECT_FLAGS = ("-s", "--select", "-m", "--models", "--model")
 BUILT_TYPES = ("model", "seed", "snapshot")
+# The flags of a build that say what it selects (passed on to `dbt ls`; the others, such as
+# --full-refresh or --threads, are not ls options).
+LS_FLAGS = (*SELECT_FLAGS, "--exclude", "--selector", "--resource-type", "--resource-types",
+            "--exclude-resource-type", "--exclude-resource-types", "--vars")
 
 
 def dbt_env(target: Target) -> None:
@@ -83,6 +87,18 @@ def _selection_flag(extra: Sequence[str]) -> int | None:
     return next((i for i, a in enumerate(extra) if a in SELECT_FLAGS), None)
 
 
+def _ls_args(extra: Sequence[str]) -> list[str]:
+    """The selection flags of `extra` with their values."""
+    out: list[str] = []
+    keep = False
+    for arg in extra:
+        if arg.startswith("-"):
+            keep = arg.split("=", 1)[0] in LS_FLAGS
+        if keep:
+            out.append(arg)
+    return out
+
+
 def _existing_relations(target: Target) -> set[tuple[str, str]]:
     """(schema, name) of every table and view in the warehouse, lower case."""
     from loaders.sinks import open_sink
@@ -118,7 +134,7 @@ def plan_build(extra: Sequence[str], target: Target, manifest, stored_checksum: 
     first = _selection_flag(extra)
     added: list[str] = []
     if first is not None:
-        res = run_dbt(["ls", *extra, "--output", "json", "--output-keys", "unique_id"], target,
+        res = run_dbt(["ls", *_ls_args(extra), "--output", "json", "--output-keys", "unique_id"], target,
                       manifest=manifest, log_level="none")
         if not res.success:
             raise RuntimeError(f"dbt ls {' '.join(extra)}: {res.exception or 'failed'}")
