@@ -26,7 +26,7 @@ demo: venv
 
 ## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
 ## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 timescaledb:
@@ -42,8 +42,15 @@ bench: venv
 docs: venv
 	$(BIN)/mwh docs
 
+## Lint (part of `make test`; fails on any violation): ruff on the Python (rules in pyproject.toml),
+## sqlfluff on the SQL (.sqlfluff; the dbt templater compiles against the profile's DuckDB target,
+## here a scratch file, so the user's warehouse is never touched).
 lint: venv
-	$(BIN)/sqlfluff lint models macros analyses
+	$(BIN)/ruff check .
+	lintdir=$$(mktemp -d) && trap 'rm -rf "$$lintdir"' EXIT && \
+	DBT_PROFILES_DIR=$$($(BIN)/python -c 'from loaders.config import profiles_dir; print(profiles_dir())') \
+	MWH_TARGET=duckdb MWH_DUCKDB_PATH="$$lintdir/lint.duckdb" DBT_TARGET_PATH="$$lintdir/target" \
+	DBT_LOG_PATH="$$lintdir/logs" $(BIN)/sqlfluff lint models macros analyses
 
 clean:
 	rm -rf target logs dbt_packages warehouse.duckdb .bench

@@ -27,11 +27,11 @@ def trading_sessions(calendar: str = "XNYS", start: str = DEFAULT_START, end: st
     Pure apart from the calendar library; a lunch break (XTKS, XHKG) is ignored: the session runs
     from the morning open to the afternoon close.
     """
+    # Deferred on purpose: exchange_calendars takes seconds to import and only `mwh calendars` needs it.
     import exchange_calendars as xcals
-
-    # Some calendars start later than the default range (XTKS: 1997); clamp to what they know.
     from exchange_calendars.calendar_utils import global_calendar_dispatcher
 
+    # Some calendars start later than the default range (XTKS: 1997); clamp to what they know.
     bound = global_calendar_dispatcher._calendar_factories[calendar].bound_min()
     if bound is not None and pd.Timestamp(start) < bound:
         start = bound.strftime("%Y-%m-%d")

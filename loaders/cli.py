@@ -195,7 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser("load", help="land market data in the raw tables")
     lsub = load.add_subparsers(dest="source", required=True)
-    csv = lsub.add_parser("csv", help="vendor files (CSV, CSV.gz, Parquet)")
+    csv = lsub.add_parser(
+        "csv", help="vendor files (CSV, CSV.gz, Parquet)",
+        epilog="Files of one command that share bars (same symbol, exchange, interval and time): the later "
+               "file's values are kept, except that a repaired file (X-fixed.csv, X_repaired.csv) always "
+               "wins over its original X.csv; each such collision is printed and recorded in the file's "
+               "audit row (parameters.collides_with). Intervals, exchanges and symbols the dbt models "
+               "would refuse are refused here: a value every row shares fails the file with one line, a "
+               "value in some rows sends those rows to raw.quarantine.")
     csv.add_argument("paths", nargs="+", help="files or glob patterns")
     csv.add_argument("--format", required=True, choices=sorted(FORMATS))
     csv.add_argument("--symbol", help="symbol, where the file does not say")

@@ -219,8 +219,9 @@ def undo_run(sink: Sink, run_id: str, tables: tuple[Table, ...]) -> UndoReport:
                     f"those keys (undo that run first)")
             if replaced > restored + blocked:
                 report.not_restored.append(
-                    f"{replaced - restored - blocked:,} rows of {table.qualified} it replaced: their "
-                    f"history was not kept (loaded before it was)")
+                    f"{replaced - restored - blocked:,} rows of {table.qualified} it replaced have no kept "
+                    f"history: rows the run itself wrote first (a file of the same command; nothing to "
+                    f"restore), or rows replaced before the history was kept")
         n = tx.execute(f"select count(*) from {QUARANTINE.qualified} where run_id = ?", [run_id])[0][0]
         tx.execute(f"delete from {QUARANTINE.qualified} where run_id = ?", [run_id])
         report.removed[QUARANTINE.qualified] = int(n)

@@ -62,7 +62,7 @@ def _scalar(value) -> str:
     if isinstance(value, bool | int | float):
         return json.dumps(value)
     text = str(value)
-    plain_ok = (text and text == text.strip() and not text[0] in "!&*{}[],#|>@`\"'%-?:"
+    plain_ok = (text and text == text.strip() and text[0] not in "!&*{}[],#|>@`\"'%-?:"
                 and ": " not in text and " #" not in text and not text.endswith(":")
                 and text.lower() not in ("null", "true", "false", "yes", "no", "on", "off", "~")
                 and not text.replace(".", "", 1).isdigit())

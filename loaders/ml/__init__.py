@@ -6,7 +6,9 @@ Layout (one responsibility per module):
 - ``coerce.py``    records as read (dicts, strings) -> typed frames; why a field did not parse. Pure.
 - ``validate.py``  the rules each record kind must meet (ranges, enums, sides of a stop). Pure.
 - ``files.py``     JSONL and CSV readers: rows as read plus their line numbers.
-- ``records.py``   the write path: validate, merge, quarantine, audit row, one transaction per batch.
+- ``records.py``   the write path: validate, merge, quarantine, audit row (loaders/runs.py), one
+                   transaction per batch.
+- ``registry_rows.py`` the registry's rows as every write path stores them (below records and registry).
 - ``artifacts.py`` content-addressed artifact store (local directory, or any fsspec URL).
 - ``registry.py``  register model versions, activate one atomically, update metrics.
 - ``queue.py``     the retrain queue: enqueue once, claim safely, complete, fail, leases that expire.

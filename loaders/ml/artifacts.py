@@ -60,7 +60,7 @@ class ArtifactStore:
         return cls(url or os.environ.get("MWH_ARTIFACT_STORE") or project_dir() / "artifacts")
 
     def _fs(self):
-        try:
+        try:  # deferred on purpose: fsspec is optional, needed only for a non-local store
             import fsspec
         except ImportError as exc:
             raise ArtifactError(f"artifact store {self.root} needs fsspec (pip install fsspec and the "

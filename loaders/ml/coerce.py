@@ -37,7 +37,7 @@ def _blank(value: object) -> bool:
 def to_timestamp(value: object) -> pd.Timestamp:
     """One value -> a UTC Timestamp; raises ValueError with a short reason."""
     if isinstance(value, bool):
-        raise ValueError("not a time")  # noqa: TRY004 - a reason for quarantine, not a bug
+        raise ValueError("not a time")
     if isinstance(value, (int, float, np.integer, np.floating)):
         ts = pd.Timestamp(float(value), unit="s", tz="UTC")
     else:
@@ -52,7 +52,7 @@ def to_timestamp(value: object) -> pd.Timestamp:
 
 def to_float(value: object) -> float:
     if isinstance(value, bool):
-        raise ValueError("not a number")  # noqa: TRY004 - a reason for quarantine, not a bug
+        raise ValueError("not a number")
     try:
         out = float(value)
     except (ValueError, TypeError) as exc:
@@ -89,7 +89,7 @@ def to_json(value: object) -> str:
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, (dict, list)):
-        raise ValueError("not a JSON object or array")  # noqa: TRY004 - a reason for quarantine
+        raise ValueError("not a JSON object or array")
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except ValueError as exc:

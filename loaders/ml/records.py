@@ -16,21 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from loaders import runs
 from loaders.ml.files import read_records
 from loaders.ml.registry_rows import registry_rows
 from loaders.ml.schema import MODEL_REGISTRY
 from loaders.ml.validate import KINDS, Checked, Context, Kind, check_header, check_records
-from loaders.runs import (
-    SourceReport,
-    audit_row,
-    describe_error,
-    examples,
-    new_run_id,
-    quarantine_frame,
-    record_failure,
-    utcnow,
-    with_audit,
-)
+from loaders.runs import SourceReport
 from loaders.schema import LOADER_RUNS, QUARANTINE
 from loaders.sinks import Sink, Transaction
 
@@ -62,23 +53,23 @@ def write_checked(sink: Sink, kind: Kind, checked: Checked, source: str, run_id:
     report = SourceReport(source=source, loader=loader, rows_read=checked.rows_read)
     if strict and len(checked.rejected):
         raise RecordsRejected(source, kind.name, checked.rejected)
-    at = utcnow()
+    at = runs.utcnow()
     with sink.transaction() as tx:
         if table is MODEL_REGISTRY:
             frame = registry_rows(tx, checked, at)
         else:
             frame = checked.valid.drop(columns="_row_number")
-        counts = tx.merge(table, with_audit(frame, source, run_id, at))
+        counts = tx.merge(table, runs.with_audit(frame, source, run_id, at))
         rejected = checked.rejected
         if len(rejected):
-            tx.append(QUARANTINE, quarantine_frame(rejected, run_id, source, table, at))
+            tx.append(QUARANTINE, runs.quarantine_frame(rejected, run_id, source, table, at))
         report.loaded, report.replaced = counts.loaded, counts.replaced
         report.duplicate = counts.duplicate + checked.duplicates_in_source
         report.quarantined = len(rejected)
-        report.examples = examples(rejected, "row")
-        finished = utcnow()
+        report.examples = runs.examples(rejected, "row")
+        finished = runs.utcnow()
         report.seconds = (finished - started).total_seconds()
-        tx.append(LOADER_RUNS, audit_row(report, run_id, table, parameters, started, finished))
+        tx.append(LOADER_RUNS, runs.audit_row(report, run_id, table, parameters, started, finished))
     return report
 
 
@@ -95,18 +86,18 @@ def write_records(sink: Sink, kind: str, rows: pd.DataFrame | Iterable[dict], so
     agent-episodes, training-runs, models). Raises RecordsRejected (strict) or the database error;
     either way a failed audit row is written."""
     k = _kind(kind)
-    run_id = run_id or new_run_id()
+    run_id = run_id or runs.new_run_id()
     loader = loader or f"ml-{kind}"
-    started = utcnow()
+    started = runs.utcnow()
     raw = _as_frame(rows)
     row_numbers = pd.Series(range(1, len(raw) + 1))
     try:
         with sink.transaction() as tx:
             known = _known_models(tx)
-        checked = check_records(k, raw, row_numbers, Context(known_models=known, now=now or utcnow()))
+        checked = check_records(k, raw, row_numbers, Context(known_models=known, now=now or runs.utcnow()))
         return write_checked(sink, k, checked, source, run_id, loader, {"kind": kind}, started, strict)
     except Exception as exc:
-        record_failure(sink, run_id, source, loader, str(exc), started, {"kind": kind}, k.table, len(raw))
+        runs.record_failure(sink, run_id, source, loader, str(exc), started, {"kind": kind}, k.table, len(raw))
         raise
 
 
@@ -114,10 +105,10 @@ def load_record_files(sink: Sink, kind: str, paths: Sequence[str | Path], run_id
                       strict: bool = False, file_format: str | None = None) -> list[SourceReport]:
     """One transaction and one audit row per file; a file that fails does not stop the others."""
     k = _kind(kind)
-    run_id = run_id or new_run_id()
+    run_id = run_id or runs.new_run_id()
     reports = []
     for path in paths:
-        started = utcnow()
+        started = runs.utcnow()
         params = {"kind": kind, "file_format": file_format}
         try:
             f = read_records(path, file_format)
@@ -128,6 +119,7 @@ def load_record_files(sink: Sink, kind: str, paths: Sequence[str | Path], run_id
             reports.append(write_checked(sink, k, checked, str(path), run_id, f"ml-{kind}", params,
                                          started, strict))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            reports.append(record_failure(sink, run_id, str(path), f"ml-{kind}", describe_error(exc, str(path)),
-                                          started, params, k.table))
+            error = runs.describe_error(exc, str(path))
+            reports.append(runs.record_failure(sink, run_id, str(path), f"ml-{kind}", error, started, params,
+                                               k.table))
     return reports

@@ -178,7 +178,7 @@ class Sink(ABC):
     def stored_seeds_checksum(self) -> str | None:
         try:
             rows = self.query(f"select checksum from {self.SEED_STATE}")
-        except Exception:  # never built here (the connections are in autocommit: nothing to undo)
+        except Exception:  # noqa: BLE001 - never built here (autocommit connections: nothing to undo)
             return None
         return rows[0][0] if rows else None
 

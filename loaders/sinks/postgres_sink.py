@@ -157,7 +157,7 @@ class PostgresSink(Sink):
                         "migrate_data => true)",
                         (table.qualified, table.hypertable_time, chunk),
                     )
-                for i, cols in enumerate(table.indexes):
+                for cols in table.indexes:
                     name = f"{table.name}_{'_'.join(c.split()[0] for c in cols)}_idx"
                     self.conn.execute(
                         f"create index if not exists {name} on {table.qualified} ({', '.join(cols)})")

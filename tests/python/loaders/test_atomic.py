@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv

@@ -6,8 +6,6 @@ import gzip
 import json
 from pathlib import Path
 
-import pytest
-
 from loaders.pipeline import load_files
 from loaders.sinks import open_sink
 

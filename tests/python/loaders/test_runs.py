@@ -44,7 +44,7 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
 def test_undo_removes_a_load_and_restores_what_it_replaced(any_target, tmp_path, capsys):
     old, new = _files(tmp_path)
     with open_sink(any_target) as sink:
-        (a,) = load_files(sink, [old], "alphavantage", run_id="run-a")
+        load_files(sink, [old], "alphavantage", run_id="run-a")
         bars_a, actions_a = sink.query(BARS), sink.query(ACTIONS)
         (b,) = load_files(sink, [new], "alphavantage", run_id="run-b")
         assert (b.loaded, b.replaced, b.duplicate) == (10, 2, 8)

@@ -3,6 +3,7 @@ yfinance CSVs) are served by a stand-in for the network call."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -59,7 +60,7 @@ def test_chunks_respect_yahoo_history_limits():
     one_min = plan_chunks(NOW - pd.Timedelta(days=90), NOW, "1m", NOW)
     assert one_min[0][0] >= NOW - pd.Timedelta(days=30)
     assert all(hi - lo <= pd.Timedelta(days=7) for lo, hi in one_min)
-    assert all(a[1] == b[0] for a, b in zip(one_min, one_min[1:]))  # contiguous
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(one_min))  # contiguous
     assert one_min[-1][1] == NOW
     hourly = plan_chunks(NOW - pd.Timedelta(days=3000), NOW, "1h", NOW)
     assert hourly[0][0] >= NOW - pd.Timedelta(days=730)
