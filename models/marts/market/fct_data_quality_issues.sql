@@ -7,7 +7,7 @@
 {#
     Data facts found by the build, one row per (check_name, symbol, exchange, bar_interval, start_date):
     vendor gaps, disagreements with the vendor's adjusted close, corporate actions we cannot explain,
-    stale sources. These warn (they never stop the build); see docs/data_quality.md. A row matching the
+    stale sources, raw bars dropped by staging for invalid OHLC. These warn (they never stop the build); see docs/data_quality.md. A row matching the
     `known_data_issues` seed is kept with is_acknowledged = true.
 
     first_seen_at survives rebuilds: the previous table (when it exists) is read before it is replaced.
@@ -235,6 +235,46 @@ stale_sources as (
 
 ),
 
+-- Bars in raw.bars breaking the OHLC invariants: stg_market__bars drops them (the loader quarantines
+-- such rows, so these were written around it). Recorded here so the drop is never silent.
+invalid_raw_bars as (
+
+    select
+        cast(symbol as varchar) as symbol,
+        cast(exchange as varchar) as exchange,
+        cast("interval" as varchar) as bar_interval,  -- noqa: RF06
+        {{ mwh_utc_date('ts') }} as bar_date,
+        ts
+    from {{ source('market', 'bars') }}
+    -- the negation of stg_market__bars' `valid` filter (a null comparison counts as invalid there too)
+    where not coalesce(
+        ts is not null
+        and volume >= 0
+        and least(open, high, low, close) > 0
+        and high >= greatest(open, low, close)
+        and low <= least(open, close),
+        false
+    )
+
+),
+
+invalid_bars as (
+
+    select
+        'invalid_bar_dropped' as check_name,
+        symbol,
+        exchange,
+        bar_interval,
+        bar_date as start_date,
+        bar_date as end_date,
+        count(*) as issue_count,
+        cast(count(*) as varchar) || ' bar(s) in raw.bars break the OHLC invariants (first at '
+        || cast(min(ts) as varchar) || '); dropped by stg_market__bars' as detail
+    from invalid_raw_bars
+    group by symbol, exchange, bar_interval, bar_date
+
+),
+
 unioned as (
 
     select *, false as is_covered_by_bar_acknowledgements from missing_sessions
@@ -246,6 +286,8 @@ unioned as (
     select *, false as is_covered_by_bar_acknowledgements from adjustment_issues
     union all
     select *, false as is_covered_by_bar_acknowledgements from stale_sources
+    union all
+    select *, false as is_covered_by_bar_acknowledgements from invalid_bars
 
 ),
 

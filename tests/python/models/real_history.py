@@ -57,7 +57,7 @@ def choose_gaps(symbol: str, runs: list[int]) -> list[list[date]]:
         # the run, the bar after it (whose previous close changes) must carry no corporate action
         while any(_has_action(rows[j], columns) for j in range(start, start + length + 1)):
             start += 1
-        assert 0 < start and start + length < len(rows) - 1, (symbol, start)
+        assert start > 0 and start + length < len(rows) - 1, (symbol, start)
         chosen.append(dates[start:start + length])
     return chosen
 
