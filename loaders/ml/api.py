@@ -34,7 +34,7 @@ from loaders.ml.queue import (
 )
 from loaders.ml.records import RecordsRejected, write_records
 from loaders.ml.registry import ModelVersion, activate, active_version, register_model, update_metrics
-from loaders.pipeline import SourceReport
+from loaders.runs import SourceReport
 from loaders.sinks import Sink
 
 Rows = pd.DataFrame | Iterable[dict]
