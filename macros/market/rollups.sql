@@ -26,6 +26,15 @@
 {%- endmacro %}
 
 
+{% macro mwh_rollup_refresh_start_offset() -%}
+    {#- Refresh window start of the rollups' continuous aggregates: the whole history (null), or, when
+        raw minute bars expire (var mwh_minute_bars_retention_days), one day less than they live, so a
+        refresh never re-aggregates buckets whose minute bars are gone (that would empty them). -#}
+    {%- set days = var('mwh_minute_bars_retention_days', none) -%}
+    {%- do return("'" ~ (days | int - 1) ~ " days'" if days else 'null') -%}
+{%- endmacro %}
+
+
 {% macro mwh_rollup_late_cutoff(ts_column='ts') -%}
     {#- Midnight UTC, `rollup_late_window_days` before the newest bucket built: every bucket of every
         width used here starts on or after it, so re-aggregated buckets are always whole. -#}

@@ -66,9 +66,22 @@
 
 
 {% macro mwh_drop_continuous_aggregate(relation) -%}
+    {#- Views reading it (int_bars_unioned_1h) go with it (cascade): dbt's relation cache must forget
+        them too, or their own build would try to swap out a view that is gone. -#}
+    {%- set dependents = run_query(
+        "select distinct n.nspname, c.relname from pg_depend as d"
+        ~ " inner join pg_rewrite as r on d.objid = r.oid"
+        ~ " inner join pg_class as c on r.ev_class = c.oid"
+        ~ " inner join pg_namespace as n on c.relnamespace = n.oid"
+        ~ " where d.refobjid = '" ~ relation.schema ~ "." ~ relation.identifier ~ "'::regclass"
+        ~ " and c.oid <> d.refobjid and n.nspname not like '%timescaledb%'") -%}
     {% call statement('drop_continuous_aggregate') -%}
         drop materialized view if exists {{ relation }} cascade
     {%- endcall %}
+    {%- for row in dependents.rows -%}
+        {% do adapter.cache_dropped(api.Relation.create(database=relation.database, schema=row[0], identifier=row[1], type='view')) %}
+    {%- endfor -%}
+    {% do adapter.cache_dropped(relation) %}
 {%- endmacro %}
 
 
@@ -90,14 +103,20 @@
 {%- endmacro %}
 
 
-{% macro mwh_refresh_continuous_aggregate_via_job(relation, timeout_seconds=300) -%}
-    {#- Start the refresh policy's job now (through the scheduler) and wait for that run to end. -#}
+{% macro mwh_refresh_continuous_aggregate_via_job(relation, timeout_seconds=300, whole_history=false) -%}
+    {#- Start the refresh policy's job now (through the scheduler) and wait for that run to end.
+        whole_history: this one run refreshes from the beginning (a new or rebuilt aggregate), whatever
+        the policy's start_offset; the policy's own window is put back afterwards. -#}
     {%- set job_id = mwh_continuous_aggregate_job_id(relation) -%}
     {%- if job_id is none -%}
         {{ exceptions.raise_compiler_error(relation ~ ": no refresh policy job to refresh it with") }}
     {%- endif -%}
+    {%- set policy_config = mwh_query_in_transaction("select config::text from timescaledb_information.jobs"
+                                                     ~ " where job_id = " ~ job_id).columns[0].values()[0] -%}
     {%- set kicked = mwh_query_in_transaction("select clock_timestamp()::text as t, (alter_job(" ~ job_id
-                               ~ ", next_start => clock_timestamp())).job_id").columns[0].values()[0] -%}
+                               ~ ", next_start => clock_timestamp()"
+                               ~ (", config => config || '{\"start_offset\": null}'::jsonb" if whole_history else "")
+                               ~ ")).job_id from timescaledb_information.jobs where job_id = " ~ job_id).columns[0].values()[0] -%}
     {%- do adapter.commit() -%}
     {%- set state = namespace(done=false, status='', polls=0) -%}
     {%- for i in range((timeout_seconds * 4) | int) -%}
@@ -115,6 +134,9 @@
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- if whole_history -%}
+        {%- do mwh_query_in_transaction("select (alter_job(" ~ job_id ~ ", config => $mwh$" ~ policy_config ~ "$mwh$::jsonb)).job_id") -%}
+    {%- endif -%}
     {%- do adapter.commit() -%}
     {%- if not state.done -%}
         {{ exceptions.raise_compiler_error(relation ~ ": its refresh job " ~ job_id ~ " did not finish within "
@@ -172,7 +194,6 @@
             {#- a continuous aggregate left by an earlier build: the incremental table replaces it -#}
             {% do mwh_drop_continuous_aggregate(this) %}
             {% do adapter.commit() %}
-            {% do adapter.cache_dropped(this) %}
         {%- endif -%}
         {{ return(materialization_incremental_default()) }}
     {%- endif -%}
@@ -226,7 +247,7 @@
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do adapter.commit() %}
 
-    {% do mwh_refresh_continuous_aggregate_via_job(target_relation, config.get('refresh_timeout_seconds', 300)) %}
+    {% do mwh_refresh_continuous_aggregate_via_job(target_relation, config.get('refresh_timeout_seconds', 300), whole_history=rebuild) %}
 
     {{ run_hooks(post_hooks, inside_transaction=False) }}
 

@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
-        refresh_policy={'start_offset': 'null', 'end_offset': 'null', 'schedule_interval': "'30 minutes'"},
+        refresh_policy={'start_offset': mwh_rollup_refresh_start_offset(), 'end_offset': 'null', 'schedule_interval': "'30 minutes'"},
         materialized_only=false,
     )
 }}
