@@ -40,6 +40,7 @@ def _dbt(env: dict, target_path: str, *args: str) -> tuple[float, float, str]:
         raise SystemExit(f"dbt build {' '.join(args)} failed:\n{proc.stdout[-3000:]}")
     results = json.loads(Path(target_path, "run_results.json").read_text())
     done = [line.split("Done. ")[-1] for line in proc.stdout.splitlines() if "Done." in line]
+    _dbt.node_times = {".".join(r["unique_id"].split(".")[2:]): r["execution_time"] for r in results["results"]}
     return wall, results["elapsed_time"], done[-1] if done else ""
 
 
@@ -76,8 +77,13 @@ def bench(kind: str) -> list[tuple]:
         wh.upsert(bars[bars["ts"] < LAST_DAY], actions[ex_date < LAST_DAY.tz_localize(None)])
         full = _dbt(env, target_path, "--full-refresh", *extra)
         wh.upsert(bars[bars["ts"] >= LAST_DAY], actions[ex_date >= LAST_DAY.tz_localize(None)])
+        full_nodes = dict(_dbt.node_times)
         incremental = _dbt(env, target_path, *extra, *incremental_extra)
         rows.append((kind, mode, full[1], incremental[1], incremental[1] / full[1], incremental[2]))
+        if mode == "models":
+            for node in ("fct_features_daily.v1", "fct_features_daily.v2"):
+                f, i = full_nodes.get(node, float("nan")), _dbt.node_times.get(node, float("nan"))
+                rows.append((kind, node.replace("fct_features_daily.", "features "), f, i, i / f, ""))
     shutil.rmtree(target_path, ignore_errors=True)
     if kind != "duckdb":
         mf.pg_drop_database(os.environ["MWH_PG_DATABASE" if kind == "timescale" else "MWH_PG_PLAIN_DATABASE"])
