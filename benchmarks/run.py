@@ -31,7 +31,7 @@ def pg_server() -> PgServer | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["load", "build"], help="run one section")
+    parser.add_argument("--only", choices=["load", "build", "timescale"], help="run one section")
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     server = pg_server()
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for line in build.run(server):
                 print(line, flush=True)
+    if args.only in (None, "timescale"):  # full edition: compression and continuous aggregates
+        from benchmarks import timescale
+        for line in timescale.run(server):
+            print(line, flush=True)
     return 0
 
 
