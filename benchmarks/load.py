@@ -22,7 +22,6 @@ import pandas as pd
 import psycopg
 import sqlalchemy
 
-from loaders.config import Target
 from loaders.pipeline import _utcnow, _with_audit, load_files
 from loaders.schema import BARS, MARKET_TABLES
 from loaders.sinks import DuckDBSink, PostgresSink
@@ -94,7 +93,7 @@ def bench_postgres(server: PgServer, timescale: bool, files: list[Path], rows: p
         cols = ", ".join(BARS.column_names)
         t = time.perf_counter()
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", server.conninfo(db), "-c",
-                        f"set timezone = 'UTC'", "-c",
+                        "set timezone = 'UTC'", "-c",
                         f"\\copy raw.bars ({cols}) from '{csv_path}' with (format csv)"], check=True)
         best["copy"] = min(best["copy"], time.perf_counter() - t)
 

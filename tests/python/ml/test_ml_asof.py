@@ -18,7 +18,6 @@ import math
 import time
 from pathlib import Path
 
-import ml_scenario as scenario
 import pandas as pd
 import pytest
 
@@ -26,6 +25,8 @@ from loaders.cli import main as mwh
 from loaders.ml import registry
 from loaders.ml.db import open_ml_sink
 from loaders.ml.records import write_records
+
+import ml_scenario as scenario
 
 TARGETS = ["duckdb", "timescale", "postgres"]
 EX_DATE = "2021-03-15"  # the synthetic 4:1 split of SPLT

@@ -9,7 +9,6 @@ import os
 import time
 from pathlib import Path
 
-import ml_scenario as scenario
 import pandas as pd
 import pytest
 
@@ -17,6 +16,8 @@ from loaders.cli import main as mwh
 from loaders.dbt import run_dbt
 from loaders.ml import queue, registry
 from loaders.ml.db import open_ml_sink
+
+import ml_scenario as scenario
 
 # The current window of the scenario holds 21 daily bars (30 calendar days); judge PSI on 15.
 DBT_VARS = "{ml_psi_min_values: 15}"
@@ -202,7 +203,7 @@ def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, cap
         hist = sink.query("select model_id, is_active, baseline_accuracy, valid_from, valid_to "
                           "from marts.dim_model_versions order by model_id, valid_from")
         by_model: dict[str, list] = {}
-        for mid, active, acc, vf, vt in hist:
+        for mid, active, acc, _valid_from, vt in hist:
             by_model.setdefault(mid, []).append((active, acc, vt is None))
         assert by_model["aapl_direction@1"] == [(True, 0.9, False), (False, 0.9, True)]
         # v2 registered inactive, then activated: the registry calls captured both states.

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import market_fixtures as mf  # noqa: E402
+import market_fixtures as mf
 
 LAST_DAY = pd.Timestamp("2021-04-21", tz="UTC")
 SELECT = ["--select", "tag:market", "path:seeds"]

@@ -7,10 +7,9 @@ and replay them late with exact control; the table layout comes from loaders/sch
 
 from __future__ import annotations
 
-import gzip
 import io
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, MARKET_TABLES, QUARANTINE, RAW_SCHEMA, TYPES  # noqa: E402
+from loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABLES, RAW_SCHEMA, TYPES  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 ALPHAVANTAGE = sorted((SAMPLE / "alphavantage").glob("DA-*-T-*.csv.gz"))
@@ -33,7 +32,7 @@ def av_symbol(path: Path) -> str:
 
 def read_alphavantage(path: Path, loaded_at: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bars and corporate actions of one Alpha Vantage daily-adjusted file."""
-    loaded_at = loaded_at or datetime.now(timezone.utc)
+    loaded_at = loaded_at or datetime.now(UTC)
     df = pd.read_csv(path)
     symbol = av_symbol(path)
     ts = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
@@ -61,7 +60,7 @@ def read_alphavantage(path: Path, loaded_at: datetime | None = None) -> tuple[pd
 
 
 def read_binance(path: Path, symbol: str = "FILUSDT", loaded_at: datetime | None = None) -> pd.DataFrame:
-    loaded_at = loaded_at or datetime.now(timezone.utc)
+    loaded_at = loaded_at or datetime.now(UTC)
     df = pd.read_csv(path)
     return pd.DataFrame({
         "ts": pd.to_datetime(df["open_time"], unit="ms", utc=True), "symbol": symbol,
@@ -271,9 +270,7 @@ def dbt(*args: str) -> None:
 def read_table(wh: Warehouse, relation: str, key: list[str]) -> pd.DataFrame:
     df = wh.query(f"select * from {relation}")
     for col in df.columns:
-        if str(df[col].dtype).startswith("datetime64"):
-            df[col] = pd.to_datetime(df[col], utc=True)
-        elif df[col].dtype == object and len(df[col].dropna()) and hasattr(df[col].dropna().iloc[0], "tzinfo"):
+        if str(df[col].dtype).startswith("datetime64") or (df[col].dtype == object and len(df[col].dropna()) and hasattr(df[col].dropna().iloc[0], "tzinfo")):
             df[col] = pd.to_datetime(df[col], utc=True)
     return df.sort_values(key).reset_index(drop=True)
 

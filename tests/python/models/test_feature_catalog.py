@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from loaders import feature_catalog
+
 from test_features_reference import _reference
 
 CHECKED_ELSEWHERE = {"benchmark_return_1", "relative_return_1", "beta_60"}  # test_benchmark_and_cross_sections

@@ -4,12 +4,20 @@ leaves every feature of bars up to t unchanged)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from market_fixtures import MARKET_SELECTION, MODELS_ONLY, Warehouse, assert_frames_match, dbt, load_sample, read_table
+from market_fixtures import (
+    MARKET_SELECTION,
+    MODELS_ONLY,
+    Warehouse,
+    assert_frames_match,
+    dbt,
+    load_sample,
+    read_table,
+)
 
 SYMBOLS = ["AAPL", "KO", "MSFT"]
 START = "2018-06-01"
@@ -54,12 +62,12 @@ def _split_load():
 
     # the first batch was loaded two days ago, so the staging model's increment (by loaded_at) only
     # takes the second batch
-    first["loaded_at"] = datetime.now(timezone.utc) - timedelta(days=2)
+    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
     wrong = first["ts"] == corrected_minute
     correction = first[wrong].copy()
     first.loc[wrong, ["high", "volume"]] = first.loc[wrong, ["high", "volume"]] * [1.5, 10]
-    correction["loaded_at"] = datetime.now(timezone.utc) + timedelta(minutes=1)
-    second["loaded_at"] = datetime.now(timezone.utc) + timedelta(minutes=1)
+    correction["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
+    second["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
     second = pd.concat([second, correction], ignore_index=True)
 
     # a 2019 KO dividend the vendor reports late: KO's whole adjusted history must be rewritten
@@ -69,7 +77,7 @@ def _split_load():
     assert late_dividend.sum() == 1
     first_actions = actions[(ex < daily_cut.tz_localize(None)) & ~late_dividend]
     actions = actions.copy()
-    actions.loc[late_dividend, "loaded_at"] = datetime.now(timezone.utc) + timedelta(minutes=1)
+    actions.loc[late_dividend, "loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
     return first, second, first_actions, actions
 
 

@@ -140,8 +140,10 @@ def test_docs_describe_every_market_model_and_column(built_sample, tmp_path):
 
     dbt("docs", "generate", *MARKET_SELECTION)
     target = os.environ.get("DBT_TARGET_PATH", "target")
-    manifest = json.load(open(os.path.join(target, "manifest.json")))
-    catalog = json.load(open(os.path.join(target, "catalog.json")))
+    with open(os.path.join(target, "manifest.json")) as f:
+        manifest = json.load(f)
+    with open(os.path.join(target, "catalog.json")) as f:
+        catalog = json.load(f)
     undocumented, checked = [], 0
     for uid, node in manifest["nodes"].items():
         is_market_model = node["resource_type"] == "model" and "market" in node["tags"]

@@ -25,11 +25,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from real_history import write_gappy_history
 
 from loaders.pipeline import load_files
 from loaders.schema import BARS
 from loaders.sinks import open_sink
+
+from real_history import write_gappy_history
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD = ["build"]  # `mwh build`, as a user runs it

@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-import market_fixtures
 import pandas as pd
 import psycopg
 import pytest
 from conftest import conninfo
+
+import market_fixtures
 from market_fixtures import assert_frames_match, dbt, load_sample, pg_create_raw, pg_upsert
 
 pytestmark = pytest.mark.postgres
