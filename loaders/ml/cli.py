@@ -71,7 +71,6 @@ def _json_arg(value: str | None, name: str) -> dict | None:
 
 
 def cmd_load(args) -> int:
-
     paths: list[str] = []
     for p in args.paths:
         paths.extend(sorted(glob.glob(p)) or [p])
@@ -108,7 +107,6 @@ def cmd_register(args) -> int:
 
 
 def cmd_activate(args) -> int:
-
     with _sink(args) as sink:
         try:
             v = activate(sink, args.name, args.version)
@@ -131,7 +129,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_enqueue(args) -> int:
-
     with _queue_sink(args) as sink:
         try:
             if args.model:
@@ -150,7 +147,6 @@ def cmd_enqueue(args) -> int:
 
 
 def cmd_claim(args) -> int:
-
     with _queue_sink(args) as sink:
         c = claim(sink, args.worker, args.lease)
     if c is None:
@@ -163,7 +159,6 @@ def cmd_claim(args) -> int:
 
 
 def cmd_finish(args) -> int:
-
     with _queue_sink(args) as sink:
         try:
             if args.retrain_command == "complete":
@@ -178,14 +173,12 @@ def cmd_finish(args) -> int:
 
 
 def cmd_release(args) -> int:
-
     with _queue_sink(args) as sink:
         print(f"{release_expired(sink)} expired claim(s) returned to pending")
     return 0
 
 
 def cmd_list(args) -> int:
-
     with _queue_sink(args) as sink:
         for rid, model, prio, status, worker, attempts, at, reason in list_requests(sink, args.status):
             print(f"{rid}  {model:<24} p{prio} {status:<10} {worker or '-':<12} x{attempts} "
