@@ -233,6 +233,15 @@ stop_server() {
     fi
 }
 
+# Clusters initialised before the full edition: room for one scheduler per database and their jobs.
+# Answers true when it changed the settings (they apply at the next restart).
+worker_settings() {
+    [ "$(psql_c postgres "select setting from pg_settings where name = 'max_worker_processes'")" -lt 32 ] || return 1
+    [ "$(psql_c postgres "select count(*) from pg_file_settings where name = 'max_worker_processes' and setting::int >= 32")" = 0 ] || return 1
+    psql_c postgres "alter system set max_worker_processes = 32" >/dev/null
+    psql_c postgres "alter system set timescaledb.max_background_workers = 24" >/dev/null
+}
+
 # Databases whose timescaledb extension is older than the installed one get ALTER EXTENSION UPDATE
 # (it must be the first statement of a fresh session: psql -X -c is exactly that).
 update_extensions() {
@@ -277,16 +286,15 @@ up)
     init_cluster
     if [ -f "$ROOT$RESTART" ] && is_up; then
         say "restarting the server on 127.0.0.1:$PORT to load the new TimescaleDB library"
-        if [ "$(psql_c postgres "show max_worker_processes")" -lt 32 ]; then
-            # clusters initialised before the full edition: room for the schedulers and their jobs
-            psql_c postgres "alter system set max_worker_processes = 32" >/dev/null
-            psql_c postgres "alter system set timescaledb.max_background_workers = 24" >/dev/null
-        fi
+        worker_settings
         stop_server
     fi
     is_up || say "starting PostgreSQL on 127.0.0.1:$PORT"
     start_server
     rm -f "$ROOT$RESTART"
+    if worker_settings; then
+        say "raised max_worker_processes to 32 (TimescaleDB schedulers and jobs); it applies at the server's next restart (down, then up)"
+    fi
     update_extensions
     # The profile's default databases: one with the extension (timescale), one without (postgres).
     for db in "${MWH_PG_DATABASE:-market_warehouse}" "${MWH_PG_PLAIN_DATABASE:-market_warehouse_plain}"; do
