@@ -2,7 +2,8 @@
 
     mwh load csv PATH... --format alphavantage|yfinance|binance-klines|generic [--symbol S ...]
     mwh load yfinance --symbols AAPL,MSFT --start 2004-01-01 --interval 1d
-    mwh build [dbt selection args...]      mwh docs      mwh summary      mwh demo
+    mwh build [dbt args...]                mwh docs [--serve]      mwh status [--json]
+    mwh summary                            mwh demo
     mwh runs list [--limit N]              mwh runs undo RUN_ID
     mwh schema [--write]                   (the dbt sources' YAML, from the Python table declarations)
 """
@@ -17,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from loaders import retention, source_yaml
+from loaders import docs_site, errors, retention, source_yaml, status
 from loaders.build_report import build_and_report, print_build_report
 from loaders.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START, SEED_PATH, write_sessions_seed
 from loaders.config import ConfigError, load_target, project_dir
@@ -89,14 +90,6 @@ def cmd_build(args, extra: list[str]) -> int:
     _refresh_statistics(args.target)
     # Seeds are reloaded only when needed, selected builds get their missing parents: see loaders/dbt.py.
     return build_and_report(args.target, extra)  # then the data-quality report (loaders/build_report.py)
-
-
-def cmd_docs(args, extra: list[str]) -> int:
-    res = run_dbt(["docs", "generate", *extra], args.target)
-    if res.success:
-        print(f"docs site written to {project_dir() / 'target'}; serve with `dbt docs serve` "
-              f"or open target/index.html")
-    return 0 if res.success else 1
 
 
 def cmd_calendars(args) -> int:
@@ -204,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                "would refuse are refused here: a value every row shares fails the file with one line, a "
                "value in some rows sends those rows to raw.quarantine.")
     csv.add_argument("paths", nargs="+", help="files or glob patterns")
-    csv.add_argument("--format", required=True, choices=sorted(FORMATS))
+    csv.add_argument("--format", required=True, choices=sorted(FORMATS), help="the files' layout")
     csv.add_argument("--symbol", help="symbol, where the file does not say")
     csv.add_argument("--exchange", help="exchange code (default: US for equities, BINANCE for klines)")
     csv.add_argument("--interval", help="bar interval (1m, 5m, 15m, 1h, 1d, 1wk), where the file does not say")
@@ -217,18 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     yf.add_argument("--start", help="first date (default: from the last loaded bar, or the "
                                     "interval's history limit)")
     yf.add_argument("--end", help="last date (default: now)")
-    yf.add_argument("--interval", default="1d", choices=["1m", "5m", "15m", "1h", "1d", "1wk"])
+    yf.add_argument("--interval", default="1d", choices=["1m", "5m", "15m", "1h", "1d", "1wk"],
+                    help="bar interval (default 1d)")
     yf.add_argument("--full", action="store_true", help="ignore what is loaded; fetch the whole range")
     yf.set_defaults(func=cmd_load_yfinance)
 
-    b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)")
+    b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)",
+                       usage="mwh build [--target T] [dbt build arguments...]",
+                       description="Runs `dbt build` on the profile's target. Every argument other than "
+                                   "--target passes through to dbt (e.g. --select staging, --full-refresh, "
+                                   "--threads 4); seeds are reloaded only when their files changed.")
     b.set_defaults(func=cmd_build, passthrough=True)
-    d = sub.add_parser("docs", help="dbt docs generate")
-    d.set_defaults(func=cmd_docs, passthrough=True)
+    docs_site.register(sub)  # `mwh docs [--serve]`
+    status.register(sub)  # `mwh status [--json]`
     cal = sub.add_parser("calendars", help="regenerate the trading-sessions seed from exchange_calendars")
     cal.add_argument("--calendars", default=",".join(DEFAULT_CALENDARS), help="MICs, comma-separated")
-    cal.add_argument("--start", default=DEFAULT_START)
-    cal.add_argument("--end", default=DEFAULT_END)
+    cal.add_argument("--start", default=DEFAULT_START, help=f"first session (default {DEFAULT_START})")
+    cal.add_argument("--end", default=DEFAULT_END, help=f"last session (default {DEFAULT_END})")
     cal.set_defaults(func=cmd_calendars)
     s = sub.add_parser("summary", help="what the warehouse holds")
     s.set_defaults(func=cmd_summary)
@@ -239,10 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="loader runs: list them, undo one")
     rsub = runs.add_subparsers(dest="runs_command", required=True)
     rl = rsub.add_parser("list", help="recent runs, newest first (from raw.loader_runs)")
-    rl.add_argument("--limit", type=int, default=20)
+    rl.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     rl.set_defaults(func=cmd_runs_list)
     ru = rsub.add_parser("undo", help="remove what a run wrote and restore the rows it replaced")
-    ru.add_argument("run_id")
+    ru.add_argument("run_id", help="the run's id, as `mwh runs list` prints it")
     ru.set_defaults(func=cmd_runs_undo)
 
     sch = sub.add_parser("schema", help="check (or --write) the dbt sources' YAML against the Python tables")
@@ -274,6 +272,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mwh: configuration: {exc}", file=sys.stderr)
         return 2
+    except errors.ConnectionProblem as exc:
+        print(f"mwh: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # A warehouse that cannot be reached is one line naming the setting (loaders/errors.py).
+        msg = errors.describe(exc, _target_or_none(args.target))
+        if msg is None:
+            raise
+        print(f"mwh: {msg}", file=sys.stderr)
+        return 2
+
+
+def _target_or_none(name):
+    try:
+        return load_target(name)
+    except ConfigError:
+        return None
 
 
 if __name__ == "__main__":
