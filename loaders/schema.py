@@ -201,3 +201,50 @@ def history_of(table: Table) -> Table | None:
 
 
 MARKET_TABLES = (BARS, CORPORATE_ACTIONS, QUARANTINE, LOADER_RUNS, REPLACED_BARS, REPLACED_CORPORATE_ACTIONS)
+
+# ---- `mwh run` (loaders/jobs.py): the scheduled job's ledger of files and its run history ----------
+
+FILE_LEDGER = Table(
+    name="file_ledger",
+    description="`mwh run`: every drop file it loaded, by path, size, modification time and SHA-256, so "
+                "an unchanged file is skipped on the next run (a changed one is loaded again).",
+    columns=(
+        Column("path", "text", False, "Absolute path of the file."),
+        Column("size_bytes", "bigint", False, "Size when loaded."),
+        Column("mtime", "timestamp", False, "Modification time when loaded (UTC)."),
+        Column("sha256", "text", False, "SHA-256 of the file's bytes."),
+        Column("source_name", "text", False, "The sources.yml entry that loaded it."),
+        Column("kind", "text", False, "Loader: a `mwh load csv` format or `ml-<kind>`."),
+        Column("status", "text", False, "The load's status (success, failed)."),
+        Column("rows_loaded", "bigint", False, "Rows new to the warehouse."),
+        Column("run_id", "text", False, "The loader run (raw.loader_runs) that loaded it."),
+        Column("loaded_at", "timestamp", False, "When (UTC)."),
+    ),
+    key=("path", "sha256"),
+)
+
+JOB_RUNS = Table(
+    name="job_runs",
+    description="`mwh run`: one row per run of the scheduled job: what it loaded, what it built, and how "
+                "it ended (exit status as the scheduler saw it).",
+    columns=(
+        Column("job_run_id", "text", False, "The run's id (also the run_id of its loads in loader_runs)."),
+        Column("sources_file", "text", False, "The sources file it read."),
+        Column("started_at", "timestamp", False, "Start (UTC)."),
+        Column("finished_at", "timestamp", False, "End (UTC)."),
+        Column("duration_s", "double", False, "Wall time in seconds."),
+        Column("sources", "json", True, "Per source: name, files seen/loaded/skipped, rows new, status."),
+        Column("rows_loaded", "bigint", False, "Rows new to raw tables, all sources."),
+        Column("selection", "text", True, "The dbt selection built (empty: nothing new, no build)."),
+        Column("models_built", "bigint", False, "Models, seeds and snapshots dbt built successfully."),
+        Column("tests_passed", "bigint", False, "Tests that passed."),
+        Column("tests_warned", "bigint", False, "Tests that warned."),
+        Column("tests_failed", "bigint", False, "Tests that failed or errored (and models that errored)."),
+        Column("status", "text", False, "`ok`, `warn`, `skipped` (closed session), `failed`."),
+        Column("exit_code", "integer", False, "The process exit code."),
+        Column("message", "text", True, "Summary line, or the error."),
+    ),
+    key=("job_run_id",),
+)
+
+JOB_TABLES = (FILE_LEDGER, JOB_RUNS)
