@@ -344,7 +344,7 @@ def register(sub) -> None:
         "status", help="warehouse health: freshness per source, runs, sizes, quarantine, jobs",
         description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     st.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    st.add_argument("--sla-sessions", type=int, default=1,
+    st.add_argument("--sla-sessions", type=int, default=1, metavar="N",
                     help="exit 2 when a source is more than N closed sessions behind (default 1)")
     st.set_defaults(func=cmd_status)
 
