@@ -41,7 +41,8 @@ def write_sources(tmp: Path, extra: str = "") -> Path:
 
 def split_last_day(tmp: Path) -> tuple[Path, Path]:
     """AAPL's file without its last day (the vendor file is oldest first), and a file of that day."""
-    lines = gzip.open(AAPL, "rt").read().splitlines(keepends=True)
+    with gzip.open(AAPL, "rt") as fh:
+        lines = fh.read().splitlines(keepends=True)
     head, rest, last = lines[0], lines[1:-1], lines[-1]
     assert last.startswith("2021-04-21,")
     older = tmp / "DA-AAPL-T-2021-04-20.csv"
