@@ -31,7 +31,7 @@ def pg_server() -> PgServer | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["load", "build", "timescale"], help="run one section")
+    parser.add_argument("--only", choices=["load", "build", "timescale", "read"], help="run one section")
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     server = pg_server()
@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "timescale"):  # full edition: compression and continuous aggregates
         from benchmarks import timescale
         for line in timescale.run(server):
+            print(line, flush=True)
+    if args.only in (None, "read"):  # read API latency (loaders/read.py)
+        from benchmarks import read_api
+        for line in read_api.run(server):
             print(line, flush=True)
     return 0
 

@@ -16,8 +16,8 @@
         r.bars("AAPL", last=1000)
 
 The module-level functions use one shared connection to the profile's default target (MWH_TARGET),
-opened on first use (`read.close()` closes it). DuckDB is opened read-only, so a reader never blocks a
-load in another process' way beyond DuckDB's own file rules.
+opened on first use (`read.close()` closes it). DuckDB is opened read-only (read-write only when this
+process already holds the file read-write, as after an in-process dbt run).
 
 Values are always bound parameters (never formatted into SQL); the only names in the SQL come from
 fixed whitelists (intervals, feature versions, filter columns). Times are UTC; `start` and `end` are
@@ -74,7 +74,11 @@ class Reader:
             import duckdb
 
             self.dialect = "duckdb"
-            self.con = duckdb.connect(self.target.path, read_only=True)
+            try:
+                self.con = duckdb.connect(self.target.path, read_only=True)
+            except duckdb.ConnectionException:
+                # This process already has the file open read-write (dbt in-process, a sink): share it.
+                self.con = duckdb.connect(self.target.path)
             self.con.execute("set TimeZone = 'UTC'")
         else:
             import psycopg
