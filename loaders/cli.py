@@ -167,6 +167,9 @@ def cmd_demo(args) -> int:
     print_build_report(res, target)
     if not res.success:
         status = 2
+    else:  # the demo's ML sample: a baseline trained, registered, scored, then the ML marts built
+        from loaders.ml import demo_sample  # deferred: only the demo needs it
+        status = 2 if demo_sample.generate_and_build(target) else status
     t_build = time.monotonic() - t0 - t_load
     print("\n== summary")
     with open_sink(target) as sink:
@@ -248,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sch.set_defaults(func=cmd_schema)
     ml_cli.register(sub)  # `mwh ml ...`, `mwh retrain ...`
     retention.register(sub)  # `mwh retention`
+    from loaders import jobs  # `mwh run` (the scheduled job)
+    jobs.register(sub)
     return parser
 
 
