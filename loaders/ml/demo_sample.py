@@ -46,7 +46,8 @@ SEED = 20240501
 SIGNAL_SESSIONS = 60
 
 
-def _frame(target: Target) -> pd.DataFrame:
+def _frame(target: Target) -> tuple[pd.DataFrame, pd.Series]:
+    """The training rows with the raw close, and the newest bar of the symbols."""
     from loaders.read import Reader
 
     with Reader(target) as r:
@@ -54,7 +55,7 @@ def _frame(target: Target) -> pd.DataFrame:
         closes = r.bars(list(SYMBOLS), "1d", TRAIN_START, None, adjusted=False)
     rows = rows.merge(closes[["symbol", "ts", "close"]], on=["symbol", "ts"], how="left")
     rows = rows.dropna(subset=[*FEATURES, "close"]).sort_values(["ts", "symbol"]).reset_index(drop=True)
-    return rows
+    return rows, closes.sort_values(["ts", "symbol"]).iloc[-1]
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500,
@@ -97,7 +98,7 @@ def generate(target: Target | str | None = None) -> dict:
     from loaders.ml import api
 
     target = target if isinstance(target, Target) else load_target(target)
-    rows = _frame(target)
+    rows, last = _frame(target)
     if rows.empty:
         raise RuntimeError(f"no training rows for {', '.join(SYMBOLS)} in marts.fct_training_set_daily: "
                            f"load the sample and build first")
@@ -145,7 +146,6 @@ def generate(target: Target | str | None = None) -> dict:
             "target_price": float(r.close + 2 * atr if buy else r.close - 2 * atr),
             "stop_price": float(r.close - atr if buy else r.close + atr),
             "confidence": float(max(r.p_up, 1 - r.p_up)), "latency_ms": 3.0})
-    last = rows.sort_values("ts").iloc[-1]
     signals.append({  # the session after the last bar: waits for its bar (fct_ml_unmatched_records)
         "strategy": STRATEGY, "model_id": MODEL_ID, "symbol": last["symbol"],
         "signal_ts": _iso(last["ts"] + pd.Timedelta(days=1)), "signal_type": "BUY",

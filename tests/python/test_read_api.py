@@ -1,0 +1,116 @@
+"""loaders.read against a built sample (AAPL, MSFT and FILUSDT minute bars), on DuckDB and TimescaleDB:
+every function returns what the marts hold, parameters are bound, names come from whitelists."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
+from loaders import read
+from loaders.ml import api
+
+from market_fixtures import Warehouse, dbt, load_sample
+
+REPO = Path(__file__).resolve().parents[2]
+AAPL = REPO / "data" / "sample" / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
+SELECTION = ["--select", "tag:market", "path:seeds", "+fct_signal_performance",
+             "--exclude-resource-type", "test", "unit_test"]
+
+
+def build_sample(kind: str, target) -> None:
+    wh = Warehouse(kind)
+    wh.create_raw()
+    bars, actions = load_sample(symbols=["AAPL", "MSFT"])
+    wh.upsert(bars, actions)
+    with api.connect(target) as sink:  # one signal, so fct_signal_performance has a row
+        report = api.record_signals(sink, [{
+            "strategy": "hand", "symbol": "AAPL", "signal_ts": "2021-03-09T00:00:00Z", "signal_type": "BUY",
+            "entry_price": 121.085, "target_price": 123.5, "stop_price": 115.0}])
+        assert report.loaded == 1, report.examples
+    dbt("build", *SELECTION)
+
+
+def raw_aapl() -> pd.DataFrame:
+    with gzip.open(AAPL, "rt") as fh:
+        df = pd.read_csv(fh)
+    df["ts"] = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
+    return df.sort_values("ts").reset_index(drop=True)
+
+
+def check_read_api(target) -> None:
+    raw = raw_aapl()
+    with read.connect(target) as r:
+        # bars: raw closes as the vendor sent them; adjusted ones below them before the 2020 split
+        last = r.bars("AAPL", "1d", adjusted=False, last=1000)
+        assert len(last) == 1000 and last["ts"].is_monotonic_increasing
+        assert last["ts"].iloc[-1] == pd.Timestamp("2021-04-21", tz="UTC")
+        assert last["close"].tolist() == raw["close"].tail(1000).tolist()
+        adj = r.bars(["AAPL", "MSFT"], "1d", "2020-08-25", "2020-09-01")
+        assert set(adj["symbol"]) == {"AAPL", "MSFT"} and adj["ts"].max() <= pd.Timestamp("2020-09-01", tz="UTC")
+        aapl = adj[adj["symbol"] == "AAPL"].set_index("ts")
+        # AAPL's 4:1 split on 2020-08-31: the adjusted close before it is about a quarter of the raw one
+        before = aapl.loc[pd.Timestamp("2020-08-28", tz="UTC")]
+        assert before["close"] == pytest.approx(before["raw_close"] / 4, rel=0.02)
+        minutes = r.bars("FILUSDT", "1m", "2023-02-01 00:00", "2023-02-01 00:09")
+        assert len(minutes) == 10 and (minutes["exchange"] == "BINANCE").all()
+        # parameters are bound: a quote in a value is just a value
+        assert r.bars("AAPL' or '1'='1", "1d").empty
+        with pytest.raises(ValueError, match="interval"):
+            r.bars("AAPL", "1d; drop table raw.bars")
+
+        latest = r.latest_bars()
+        assert set(latest["symbol"]) == {"AAPL", "MSFT", "FILUSDT"}  # FILUSDT: minutes rolled up to days
+        us = latest[latest["exchange"] == "US"]
+        assert len(us) == 2 and (us["ts"] == pd.Timestamp("2021-04-21", tz="UTC")).all()
+        assert latest.set_index("symbol").loc["FILUSDT", "ts"] == pd.Timestamp("2023-04-30", tz="UTC")
+        assert r.latest_bars(["MSFT"])["symbol"].tolist() == ["MSFT"]
+
+        stats = r.price_stats("AAPL", 30).iloc[0]
+        window = raw[raw["ts"] > pd.Timestamp("2021-04-21", tz="UTC") - pd.Timedelta(days=30)]
+        assert stats["bars"] == len(window) and stats["last_close"] == pytest.approx(133.5)
+        assert stats["high"] == pytest.approx(window["high"].max())
+        assert stats["return"] == pytest.approx(133.5 / window["close"].iloc[0] - 1)
+
+        prof = r.volume_profile("AAPL", "2021-01-01", "2021-04-21", bins=10)
+        span = raw[(raw["ts"] >= pd.Timestamp("2021-01-01", tz="UTC"))]
+        assert len(prof) <= 10 and prof["bars"].sum() == len(span)
+        assert prof["volume"].sum() == pytest.approx(span["volume"].sum())
+        assert prof["volume_share"].sum() == pytest.approx(1.0)
+
+        f2 = r.features(["AAPL"], "2021-04-01", "2021-04-21")
+        f1 = r.features("AAPL", "2021-04-01", "2021-04-21", version=1)
+        assert len(f2) == len(f1) == 14 and set(f2["feature_version"]) != set(f1["feature_version"])
+        with pytest.raises(ValueError, match="feature version"):
+            r.features("AAPL", version=7)
+        ts = r.training_set(["AAPL", "MSFT"], "2021-01-01", "2021-03-31")
+        assert set(ts["symbol"]) == {"AAPL", "MSFT"} and "forward_return_5" in ts.columns
+
+        perf = r.strategy_performance(strategy="hand")
+        assert len(perf) >= 1 and set(perf["strategy"]) == {"hand"}
+        assert r.strategy_performance(strategy="nope").empty
+
+        sizes = r.table_sizes().set_index(["schema", "table"])
+        assert sizes.loc[("raw", "bars"), "rows"] > 0 and ("marts", "fct_bars_1d") in sizes.index
+        health = r.health()
+        row = health[(health["check"] == "last_bar") & (health["subject"] == "US 1d")].iloc[0]
+        assert row["n"] == 2 and row["value"].startswith("2021-04-21")
+
+
+def test_read_api_duckdb(duckdb_target):
+    build_sample("duckdb", duckdb_target)
+    check_read_api(duckdb_target)
+    # the module-level functions use the profile's default target
+    try:
+        assert len(read.bars("MSFT", last=5)) == 5
+    finally:
+        read.close()
+
+
+def test_read_api_timescale(timescale_target):
+    build_sample("timescale", timescale_target)
+    check_read_api(timescale_target)
