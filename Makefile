@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium
 
 venv: $(STAMP)
 
@@ -26,8 +26,15 @@ demo: venv
 
 ## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
 ## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
-test: venv lint
+test: venv lint chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## Debian's chromium for the docs-site test (tests/python/test_docs_site.py); installed only when
+## missing and only as root (otherwise the test is skipped with the reason).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium not installed and not root: the docs-site test will be skipped"; fi; }
 
 timescaledb:
 	bash scripts/timescaledb.sh up

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)",
                        usage="mwh build [--target T] [dbt build arguments...]",
                        description="Runs `dbt build` on the profile's target. Every argument other than "
-                                   "--target passes through to dbt (e.g. --select staging, --full-refresh, "
+                                   "--target passes through to `dbt build` (e.g. --select staging, --full-refresh, "
                                    "--threads 4); seeds are reloaded only when their files changed.")
     b.set_defaults(func=cmd_build, passthrough=True)
     docs_site.register(sub)  # `mwh docs [--serve]`
@@ -251,8 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     sch.set_defaults(func=cmd_schema)
     ml_cli.register(sub)  # `mwh ml ...`, `mwh retrain ...`
     retention.register(sub)  # `mwh retention`
-    from loaders import jobs  # `mwh run` (the scheduled job)
-    jobs.register(sub)
     return parser
 
 

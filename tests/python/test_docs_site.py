@@ -1,0 +1,146 @@
+"""The catalog: `mwh docs` builds the dbt docs site into its own folder, `mwh docs --serve` serves it, and
+headless Chromium (Debian's `chromium`, installed by `make chromium`) renders the overview page, a mart's
+page with its description and columns, and the lineage graph. Screenshots go to artifacts/docs/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from loaders import docs_site
+from loaders.cli import main
+from loaders.dbt import run_dbt
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "docs"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MART = "fct_bars_1d"
+MART_DESCRIPTION = "Daily bars, one per symbol and session"
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`make chromium` installs it)")
+
+
+def _chromium(url: str, *, dom: bool = False, screenshot: Path | None = None) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--window-size=1400,1000"]
+        if dom:
+            args.append("--dump-dom")
+        if screenshot:
+            args.append(f"--screenshot={screenshot}")
+        proc = subprocess.run([*args, url], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site of a DuckDB warehouse holding one loaded file (raw tables only: the pages of the models come
+    from the project, their column types from the catalog once built)."""
+    base = tmp_path_factory.mktemp("docs")
+    saved = {k: os.environ.get(k) for k in ("MWH_TARGET", "MWH_DUCKDB_PATH")}
+    os.environ["MWH_TARGET"] = "duckdb"
+    os.environ["MWH_DUCKDB_PATH"] = str(base / "warehouse.duckdb")
+    try:
+        sample = REPO / "data" / "sample" / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
+        assert main(["load", "csv", str(sample), "--format", "alphavantage"]) == 0
+        assert main(["docs", "--site-dir", str(base / "site")]) == 0
+        yield base / "site"
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_site_in_its_own_folder(site):
+    for name in docs_site.SITE_FILES:
+        assert (site / name).stat().st_size > 0, name
+    catalog = json.loads((site / "catalog.json").read_text())
+    assert "ts" in catalog["sources"]["source.market_warehouse.market.bars"]["columns"]
+    # A later dbt command writes dbt's target/ (DBT_TARGET_PATH), never the site.
+    before = {n: _sha(site / n) for n in ("manifest.json", "index.html")}
+    assert run_dbt(["parse"], "duckdb", quiet=True).success
+    target = Path(os.environ["DBT_TARGET_PATH"])
+    assert (target / "manifest.json").exists() and target.resolve() != site.resolve()
+    assert {n: _sha(site / n) for n in before} == before
+
+
+def test_chromium_renders_overview_mart_and_lineage(site):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server = docs_site.serve(site, port=0, quiet=True)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/index.html#!"
+        model = f"{base}/model/model.market_warehouse.{MART}"
+        pages = {"overview": f"{base}/overview", "mart": model, "lineage": f"{model}?g_v=1"}
+        doms = {}
+        for name, url in pages.items():
+            doms[name] = _chromium(url, dom=True)
+            shot = ARTIFACTS / f"{name}.png"
+            shot.unlink(missing_ok=True)
+            _chromium(url, screenshot=shot)
+            assert shot.stat().st_size > 20_000, f"{shot} looks blank"
+    finally:
+        server.shutdown()
+    # The overview is the analyst's page (docs/overview.md), rendered by the app (not in index.html itself).
+    assert "Which mart answers which question" in doms["overview"]
+    assert "Which mart answers which question" not in (site / "index.html").read_text()
+    assert "How to connect" in doms["overview"]
+    # The mart's page: its description and its columns, as rendered rows.
+    assert MART_DESCRIPTION in doms["mart"]
+    for column in ("symbol", "adj_close", "price_factor"):
+        assert f'<span class="text-dark ng-binding">{column}</span>' in doms["mart"], column
+    # The lineage graph: the modal and its canvas.
+    assert "Lineage Graph" in doms["lineage"] and "<canvas" in doms["lineage"]
+
+
+def test_static_page_opens_from_a_file(site):
+    dom = _chromium((site / "static_index.html").as_uri() + f"#!/model/model.market_warehouse.{MART}", dom=True)
+    assert MART_DESCRIPTION in dom
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mwh_docs_serve(site):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "loaders.cli", "docs", "--serve", "--no-build",
+                             "--site-dir", str(site), "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = b""
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog.json", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body == (site / "catalog.json").read_bytes()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/" in out, (out, err)
+
+
+def test_docs_help_says_dbt_arguments_pass_through(capsys):
+    for command in ("docs", "build"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "through to `dbt" in " ".join(capsys.readouterr().out.split())
