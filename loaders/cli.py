@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sch.set_defaults(func=cmd_schema)
     ml_cli.register(sub)  # `mwh ml ...`, `mwh retrain ...`
     retention.register(sub)  # `mwh retention`
+    from loaders import jobs  # `mwh run` (the scheduled job)
+    jobs.register(sub)
     return parser
 
 
