@@ -31,13 +31,13 @@ from loaders.schema import MARKET_TABLES
 from loaders.sinks import open_sink
 from loaders.sources import FORMATS
 from loaders.sources.generic import parse_mapping
-from loaders.summary import warehouse_summary
+from loaders.summary import load_times_note, warehouse_summary
 from loaders.yfinance_load import load_yfinance
 
 SAMPLE_DIR = Path("data") / "sample"
 
 
-def _print_reports(reports: list[SourceReport]) -> int:
+def _print_reports(reports: list[SourceReport], wall_seconds: float | None = None) -> int:
     failed = 0
     for r in reports:
         print(r.line())
@@ -50,6 +50,9 @@ def _print_reports(reports: list[SourceReport]) -> int:
     print(f"{len(reports) - failed}/{len(reports)} sources loaded, {total:,} rows read, "
           f"{sum(r.loaded for r in reports):,} new, {sum(r.replaced for r in reports):,} replaced, "
           f"{sum(r.quarantined for r in reports):,} quarantined")
+    note = load_times_note(reports, wall_seconds)
+    if note:
+        print(note)
     return 1 if failed else 0
 
 
@@ -68,7 +71,9 @@ def cmd_load_csv(args) -> int:
     for p in args.paths:
         paths.extend(sorted(glob.glob(p)) or [p])
     with open_sink(args.target) as sink:
-        return _print_reports(load_files(sink, paths, args.format, **options))
+        t0 = time.monotonic()
+        reports = load_files(sink, paths, args.format, **options)
+        return _print_reports(reports, time.monotonic() - t0)
 
 
 def cmd_load_yfinance(args) -> int:
@@ -155,8 +160,9 @@ def cmd_demo(args) -> int:
     with open_sink(target) as sink:
         for fmt, paths in plan:
             print(f"\n== load {fmt}: {len(paths)} files")
+            t_files = time.monotonic()
             reports = load_files(sink, paths, fmt, run_id=run_id)
-            status |= _print_reports(reports)
+            status |= _print_reports(reports, time.monotonic() - t_files)
     t_load = time.monotonic() - t0
     print("\n== dbt build")
     _refresh_statistics(target)

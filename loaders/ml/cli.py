@@ -125,6 +125,9 @@ def cmd_models(args) -> int:
                           [args.name] if args.name else None)
     for mid, active, task, trained, checksum in rows:
         print(f"{'*' if active else ' '} {mid:<40} {task:<15} trained {trained:%Y-%m-%d}  {checksum or ''}")
+    if not rows:
+        print(f"no versions of model {args.name!r} registered" if args.name else
+              "no models registered yet (register one with `mwh ml register`)")
     return 0
 
 
@@ -192,7 +195,7 @@ def register(sub) -> None:
     msub = ml.add_subparsers(dest="ml_command", required=True)
 
     load = msub.add_parser("load", help="load ML records from JSONL or CSV files")
-    load.add_argument("kind", choices=sorted(KINDS))
+    load.add_argument("kind", choices=sorted(KINDS), help="what the files hold")
     load.add_argument("paths", nargs="+", help="files or glob patterns (.jsonl, .csv, optionally .gz)")
     load.add_argument("--file-format", choices=["jsonl", "csv"], help="default: from the file name")
     load.add_argument("--strict", action="store_true", help="fail a file with any invalid row "
@@ -200,52 +203,55 @@ def register(sub) -> None:
     load.set_defaults(func=cmd_load)
 
     reg = msub.add_parser("register", help="register a model version (copies the artifact to the store)")
-    reg.add_argument("--name", required=True)
-    reg.add_argument("--version", required=True)
+    reg.add_argument("--name", required=True, help="model name, e.g. aapl_direction")
+    reg.add_argument("--version", required=True, help="version label, unique per model, e.g. 3")
     reg.add_argument("--type", required=True, help="algorithm, e.g. lightgbm")
-    reg.add_argument("--task", required=True, choices=["classification", "regression"])
-    reg.add_argument("--training-date", required=True)
+    reg.add_argument("--task", required=True, choices=["classification", "regression"],
+                     help="what it predicts: a class (direction) or a value (return)")
+    reg.add_argument("--training-date", required=True, help="date (UTC) of the training data's end, YYYY-MM-DD")
     reg.add_argument("--metrics", help="JSON object, or @file")
     reg.add_argument("--hyperparameters", help="JSON object, or @file")
     reg.add_argument("--features", help="comma-separated feature column names")
-    reg.add_argument("--feature-set-version")
-    reg.add_argument("--training-run-id")
+    reg.add_argument("--feature-set-version", help="feature version trained on (e.g. v2 of fct_features_daily)")
+    reg.add_argument("--training-run-id", help="the training run (mwh ml load training-runs) it came from")
     reg.add_argument("--artifact", help="model file to copy into the artifact store")
     reg.add_argument("--artifact-store", help="directory or fsspec URL (default MWH_ARTIFACT_STORE or ./artifacts)")
     reg.add_argument("--activate", action="store_true", help="make this the model's active version")
     reg.set_defaults(func=cmd_register)
 
     act = msub.add_parser("activate", help="make one version active (the others inactive), atomically")
-    act.add_argument("name")
-    act.add_argument("version")
+    act.add_argument("name", help="model name")
+    act.add_argument("version", help="the version to make active")
     act.set_defaults(func=cmd_activate)
 
     models = msub.add_parser("models", help="list registered versions (* = active)")
-    models.add_argument("name", nargs="?")
+    models.add_argument("name", nargs="?", help="only this model (default: every model)")
     models.set_defaults(func=cmd_models)
 
     rt = sub.add_parser("retrain", help="the retrain queue: enqueue, claim, complete, fail")
     rsub = rt.add_subparsers(dest="retrain_command", required=True)
     enq = rsub.add_parser("enqueue", help="enqueue drift candidates (or one --model); never twice while pending")
     enq.add_argument("--model", help="a model name (default: every row of marts.fct_model_retrain_candidates)")
-    enq.add_argument("--reason")
-    enq.add_argument("--priority", type=int, default=3, choices=range(1, 6), metavar="1..5")
-    enq.add_argument("--requested-by")
+    enq.add_argument("--reason", help="why (with --model; default: requested)")
+    enq.add_argument("--priority", type=int, default=3, choices=range(1, 6), metavar="1..5",
+                     help="1 most urgent .. 5 (default 3)")
+    enq.add_argument("--requested-by", help="who asks (recorded with the request)")
     enq.set_defaults(func=cmd_enqueue)
     cl = rsub.add_parser("claim", help="claim the most urgent request (prints it as JSON; exit 3 if none)")
-    cl.add_argument("--worker", required=True)
+    cl.add_argument("--worker", required=True, help="this worker's name (recorded as the claimant)")
     cl.add_argument("--lease", type=int, default=15 * 60, help="seconds before an unfinished claim expires")
     cl.set_defaults(func=cmd_claim)
     for name in ("complete", "fail"):
         p = rsub.add_parser(name, help=f"mark a claimed request {'completed' if name == 'complete' else 'failed'}")
-        p.add_argument("request_id")
-        p.add_argument("--worker", required=True)
+        p.add_argument("request_id", help="the request's id, as claim printed it")
+        p.add_argument("--worker", required=True, help="the worker that claimed it")
         if name == "fail":
-            p.add_argument("--error", required=True)
+            p.add_argument("--error", required=True, help="what went wrong (recorded)")
             p.add_argument("--retry", action="store_true", help="back to pending instead of failed")
         p.set_defaults(func=cmd_finish)
     rel = rsub.add_parser("release-expired", help="return expired claims to pending")
     rel.set_defaults(func=cmd_release)
     ls = rsub.add_parser("list", help="requests, oldest first")
-    ls.add_argument("--status", choices=["pending", "processing", "completed", "failed"])
+    ls.add_argument("--status", choices=["pending", "processing", "completed", "failed"],
+                    help="only requests in this state")
     ls.set_defaults(func=cmd_list)

@@ -5,6 +5,7 @@ page with its description and columns, and the lineage graph. Screenshots go to 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -144,3 +145,38 @@ def test_docs_help_says_dbt_arguments_pass_through(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "through to `dbt" in " ".join(capsys.readouterr().out.split())
+
+
+def _parsers(parser, path=("mwh",)):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_option_has_help_text():
+    from loaders.cli import build_parser
+
+    missing = [f"{' '.join(path)} {a.option_strings or a.dest}"
+               for path, parser in _parsers(build_parser()) for a in parser._actions
+               if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction) and not a.help]
+    assert missing == []
+
+
+def test_ml_models_says_when_the_registry_is_empty(duckdb_target, capsys):
+    assert main(["ml", "models"]) == 0
+    assert capsys.readouterr().out.strip() == "no models registered yet (register one with `mwh ml register`)"
+
+
+def test_load_prints_a_wall_time_that_the_per_file_times_do_not_add_up_to(duckdb_target, capsys):
+    files = sorted((REPO / "data" / "sample" / "alphavantage").glob("DA-A*.csv.gz"))
+    assert len(files) >= 3
+    t0 = time.monotonic()
+    assert main(["load", "csv", *map(str, files), "--format", "alphavantage"]) == 0
+    elapsed = time.monotonic() - t0
+    out = capsys.readouterr().out
+    (note,) = [ln for ln in out.splitlines() if ln.startswith("wall time ")]
+    wall = float(note.split()[2].rstrip("s"))
+    assert 0 < wall <= elapsed + 0.05
+    assert f"for {len(files)} files (per-file times overlap" in note
