@@ -23,7 +23,8 @@ minute_bars as (
     select * from {{ ref('stg_market__bars') }}
     where
         bar_interval = '1m'
-        {% if mwh_is_incremental() %}and ts >= {{ mwh_rollup_late_cutoff() }} - interval '1 day'{% endif %}
+        and ts >= {% if mwh_is_incremental() %}{{ mwh_rollup_late_cutoff() }} - interval '1 day'
+        {%- else %}{{ mwh_min_ts() }}{% endif %}
 
 ),
 
