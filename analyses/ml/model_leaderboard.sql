@@ -37,9 +37,14 @@ ranked as (
     select
         eligible.*,
         case
-            when task = 'classification'
-                then rank() over (partition by task order by log_loss asc, accuracy desc)
-            else rank() over (partition by task order by rank_information_coefficient desc, rmse asc)
+            when eligible.task = 'classification'
+                then rank() over (partition by eligible.task order by eligible.log_loss asc, eligible.accuracy desc)
+            else
+                rank()
+                    over (
+                        partition by eligible.task
+                        order by eligible.rank_information_coefficient desc, eligible.rmse asc
+                    )
         end as task_rank
     from eligible
 

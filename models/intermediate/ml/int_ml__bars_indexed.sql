@@ -39,15 +39,29 @@ actions as (
 
 referenced_bars as (
 
-    select symbol, exchange, bar_interval, bar_ts as ts from predictions
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        bar_ts as ts
+    from predictions
     union all
-    select symbol, exchange, bar_interval, signal_ts as ts from signals
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        signal_ts as ts
+    from signals
 
 ),
 
 series_used as (
 
-    select symbol, exchange, bar_interval, min(ts) as first_ts
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        min(ts) as first_ts
     from referenced_bars
     group by symbol, exchange, bar_interval
 
@@ -92,8 +106,9 @@ splits as (
 
 ),
 
-{#- Splits and bars in one stream per series, by date (a split before the bars of its ex-date): the
-    running sum of log ratios at a bar is the log of its split factor. -#}
+{# Splits and bars in one stream per series, by date (a split before the bars of its ex-date): the
+    running sum of log ratios at a bar is the log of its split factor. #}
+
 stream as (
 
     select
@@ -154,6 +169,7 @@ final as (
         low,
         close,
         {#- ratios such as 4 or 1/3 come back exact to 10 decimals after exp(ln) -#}
+
         {{ mwh_round('exp(log_split_factor)', 10) }} as split_factor,
         row_number() over (partition by symbol, exchange, bar_interval order by ts) as bar_index
     from factored

@@ -31,7 +31,9 @@ training_runs as (
 
 newest_bar as (
 
-    select model_id, max(bar_ts) as last_bar_ts
+    select
+        model_id,
+        max(bar_ts) as last_bar_ts
     from features
     group by model_id
 
@@ -70,8 +72,8 @@ reference_values as (
     inner join features
         on
             windows.model_name = features.model_name
-            and features.bar_ts >= windows.reference_start
-            and features.bar_ts <= windows.reference_end
+            and windows.reference_start <= features.bar_ts
+            and windows.reference_end >= features.bar_ts
     group by windows.model_id, features.feature_name, features.symbol, features.bar_ts
 
 ),
@@ -89,8 +91,8 @@ current_values as (
     inner join features
         on
             windows.model_id = features.model_id
-            and features.bar_ts > windows.current_start
-            and features.bar_ts <= windows.current_end
+            and windows.current_start < features.bar_ts
+            and windows.current_end >= features.bar_ts
 
 ),
 

@@ -32,19 +32,40 @@ bars as (
 
 record_times as (
 
-    select symbol, exchange, bar_interval, bar_ts as record_ts from predictions
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        bar_ts as record_ts
+    from predictions
     union
-    select symbol, exchange, bar_interval, signal_ts as record_ts from signals
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        signal_ts as record_ts
+    from signals
 
 ),
 
 stream as (
 
-    select symbol, exchange, bar_interval, bar_end_ts as stream_ts, 0 as stream_kind,
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        bar_end_ts as stream_ts,
+        0 as stream_kind,
         cast(null as timestamp with time zone) as record_ts
     from bars
     union all
-    select symbol, exchange, bar_interval, record_ts as stream_ts, 1 as stream_kind, record_ts
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        record_ts as stream_ts,
+        1 as stream_kind,
+        record_ts
     from record_times
 
 ),

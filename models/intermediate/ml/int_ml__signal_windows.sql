@@ -81,7 +81,7 @@ scaled_bars as (
             signal_bars.symbol = bars.symbol
             and signal_bars.exchange = bars.exchange
             and signal_bars.bar_interval = bars.bar_interval
-            and bars.bar_index > signal_bars.entry_bar_index
+            and signal_bars.entry_bar_index < bars.bar_index
             and bars.bar_index <= signal_bars.entry_bar_index + signal_bars.max_holding_bars
             and signal_bars.entry_bar_index is not null
 
@@ -92,20 +92,20 @@ window_bars as (
     select
         scaled_bars.*,
         case
-            when signal_type = 'BUY' then open <= stop_price
-            else open >= stop_price
+            when scaled_bars.signal_type = 'BUY' then scaled_bars.open <= scaled_bars.stop_price
+            else scaled_bars.open >= scaled_bars.stop_price
         end as opens_past_stop,
         case
-            when signal_type = 'BUY' then open >= target_price
-            else open <= target_price
+            when scaled_bars.signal_type = 'BUY' then scaled_bars.open >= scaled_bars.target_price
+            else scaled_bars.open <= scaled_bars.target_price
         end as opens_past_target,
         case
-            when signal_type = 'BUY' then low <= stop_price
-            else high >= stop_price
+            when scaled_bars.signal_type = 'BUY' then scaled_bars.low <= scaled_bars.stop_price
+            else scaled_bars.high >= scaled_bars.stop_price
         end as touches_stop,
         case
-            when signal_type = 'BUY' then high >= target_price
-            else low <= target_price
+            when scaled_bars.signal_type = 'BUY' then scaled_bars.high >= scaled_bars.target_price
+            else scaled_bars.low <= scaled_bars.target_price
         end as touches_target
     from scaled_bars
 

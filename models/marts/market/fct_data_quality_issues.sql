@@ -103,8 +103,8 @@ compared_bars as (
         abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
         abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside,
         row_number() over (partition by bars.symbol, bars.exchange order by bars.ts) as bar_index,
-        exists (
-            select 1
+        exists(
+            select 1 as is_known
             from known
             where
                 known.check_name in ('adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min')
@@ -182,8 +182,9 @@ adjusted_close_share as (
         || '% of the vendor''s adjusted close (minimum ' || cast({{ min_share * 100 }} as varchar) || '%)'
         || case
             when unacknowledged_bars < compared_bars
-                then '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as varchar), '-')
-                || '% of the ' || cast(unacknowledged_bars as varchar) || ' bars not acknowledged'
+                then
+                    '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as varchar), '-')
+                    || '% of the ' || cast(unacknowledged_bars as varchar) || ' bars not acknowledged'
             else ''
         end as detail,
         coalesce(share_within_unacknowledged >= {{ min_share }}, true) as is_covered_by_bar_acknowledgements
@@ -228,7 +229,8 @@ stale_sources as (
         'last ' || bar_interval || ' bar ' || cast({{ mwh_utc_date('last_ts') }} as varchar) || '; '
         || case
             when bar_interval in ('1d', '1wk') then cast(sessions_behind as varchar) || ' sessions closed since'
-            else cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as varchar)
+            else
+                cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as varchar)
                 || ' open-market minutes since'
         end as detail
     from stale
@@ -277,17 +279,32 @@ invalid_bars as (
 
 unioned as (
 
-    select *, false as is_covered_by_bar_acknowledgements from missing_sessions
+    select
+        *,
+        false as is_covered_by_bar_acknowledgements
+    from missing_sessions
     union all
-    select *, false as is_covered_by_bar_acknowledgements from adjusted_close_bars
+    select
+        *,
+        false as is_covered_by_bar_acknowledgements
+    from adjusted_close_bars
     union all
     select * from adjusted_close_share
     union all
-    select *, false as is_covered_by_bar_acknowledgements from adjustment_issues
+    select
+        *,
+        false as is_covered_by_bar_acknowledgements
+    from adjustment_issues
     union all
-    select *, false as is_covered_by_bar_acknowledgements from stale_sources
+    select
+        *,
+        false as is_covered_by_bar_acknowledgements
+    from stale_sources
     union all
-    select *, false as is_covered_by_bar_acknowledgements from invalid_bars
+    select
+        *,
+        false as is_covered_by_bar_acknowledgements
+    from invalid_bars
 
 ),
 
@@ -399,8 +416,8 @@ acknowledgements as (
     inner join known
         on
             seen.check_name = known.check_name
-            and (known.symbol is null or known.symbol = seen.symbol)
-            and (known.exchange is null or known.exchange = seen.exchange)
+            and (known.symbol is null or seen.symbol = known.symbol)
+            and (known.exchange is null or seen.exchange = known.exchange)
             and (known.start_date is null or seen.start_date >= known.start_date)
             and (known.end_date is null or seen.end_date <= known.end_date)
     group by seen.check_name, seen.symbol, seen.exchange, seen.bar_interval, seen.start_date

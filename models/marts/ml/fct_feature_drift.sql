@@ -33,7 +33,10 @@ reference_ntiles as (
 
 ntile_edges as (
 
-    select model_id, feature_name, max(feature_value) as upper_edge
+    select
+        model_id,
+        feature_name,
+        max(feature_value) as upper_edge
     from reference_ntiles
     group by model_id, feature_name, ntile_bin
 
@@ -42,7 +45,10 @@ ntile_edges as (
 edges as (
 
     {# Ties can give two quantiles the same edge: one bin per distinct edge. #}
-    select distinct model_id, feature_name, upper_edge
+    select distinct
+        model_id,
+        feature_name,
+        upper_edge
     from ntile_edges
 
 ),
@@ -87,8 +93,8 @@ bin_counts as (
         on
             bins.model_id = windowed.model_id
             and bins.feature_name = windowed.feature_name
-            and (bins.lower_edge is null or windowed.feature_value > bins.lower_edge)
-            and (bins.upper_edge is null or windowed.feature_value <= bins.upper_edge)
+            and (bins.lower_edge is null or bins.lower_edge < windowed.feature_value)
+            and (bins.upper_edge is null or bins.upper_edge >= windowed.feature_value)
     group by bins.model_id, bins.feature_name, bins.bin
 
 ),

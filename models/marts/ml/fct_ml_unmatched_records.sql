@@ -36,7 +36,11 @@ market_bars as (
 
 series_extent as (
 
-    select symbol, exchange, bar_interval, max(ts) as last_bar_ts
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        max(ts) as last_bar_ts
     from market_bars
     group by symbol, exchange, bar_interval
 
@@ -44,7 +48,10 @@ series_extent as (
 
 symbol_bars as (
 
-    select distinct symbol, exchange from series_extent
+    select distinct
+        symbol,
+        exchange
+    from series_extent
 
 ),
 
@@ -109,7 +116,8 @@ final as (
         record_ts as ts,
         case
             when last_bar_ts is not null
-                then 'no bar at or after ' || {{ mwh_ml_iso_ts('record_ts') }}
+                then
+                    'no bar at or after ' || {{ mwh_ml_iso_ts('record_ts') }}
                     || ' (the series ends at ' || {{ mwh_ml_iso_ts('last_bar_ts') }} || ')'
             when symbol_has_bars
                 then 'no ' || bar_interval || ' bars for ' || symbol || ' on ' || exchange

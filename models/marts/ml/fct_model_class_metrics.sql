@@ -16,17 +16,35 @@ outcomes as (
 
 scoped as (
 
-    select model_id, symbol, predicted_class, realized_class from outcomes
+    select
+        model_id,
+        symbol,
+        predicted_class,
+        realized_class
+    from outcomes
     union all
-    select model_id, 'ALL' as symbol, predicted_class, realized_class from outcomes
+    select
+        model_id,
+        'ALL' as symbol,
+        predicted_class,
+        realized_class
+    from outcomes
 
 ),
 
 classes as (
 
-    select model_id, symbol, predicted_class as class_label from scoped
+    select
+        model_id,
+        symbol,
+        predicted_class as class_label
+    from scoped
     union
-    select model_id, symbol, realized_class as class_label from scoped
+    select
+        model_id,
+        symbol,
+        realized_class as class_label
+    from scoped
 
 ),
 

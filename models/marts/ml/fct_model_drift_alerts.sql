@@ -34,7 +34,9 @@ windowed_features as (
 
 current_window_ends as (
 
-    select model_id, max(bar_ts) as last_bar_ts
+    select
+        model_id,
+        max(bar_ts) as last_bar_ts
     from windowed_features
     where window_name = 'current'
     group by model_id

@@ -36,7 +36,7 @@ resolved as (
         model_id,
         count(*) as n_resolved,
         avg(cast({{ mwh_ml_int('is_correct') }} as double precision))
-            filter (where is_correct is not null) as accuracy,
+        filter (where is_correct is not null) as accuracy,
         avg(cast({{ mwh_ml_int('is_direction_hit') }} as double precision)) as hit_rate,
         avg(brier_score) as brier_score,
         avg(log_loss) as log_loss,

@@ -1,3 +1,4 @@
+-- noqa: disable=LT02
 {#
     Performance per model version, symbol and day (the UTC date of the bar predicted from), over
     resolved predictions, with a rolling window of var('ml_rolling_window_days') days ending that day.
@@ -34,7 +35,8 @@ daily as (
         count(is_direction_hit) as n_direction_scored,
         {%- for c in classes %}
         sum({{ mwh_ml_int("is_resolved and predicted_class = '" ~ c ~ "'") }}) as n_predicted_{{ c }},
-        sum({{ mwh_ml_int("realized_class = '" ~ c ~ "' and prediction_kind = 'classification'") }}) as n_realized_{{ c }},
+        sum({{ mwh_ml_int("realized_class = '" ~ c ~ "' and prediction_kind = 'classification'") }})
+            as n_realized_{{ c }},
         sum({{ mwh_ml_int("is_correct and predicted_class = '" ~ c ~ "'") }}) as n_true_{{ c }},
         {%- endfor %}
         sum(brier_score) as sum_brier,
@@ -65,7 +67,8 @@ rolling as (
             partition by model_id, symbol
             order by prediction_date
             range between interval '{{ var("ml_rolling_window_days") - 1 }} days' preceding and current row
-        ) as {{ 'bigint' if col.startswith('n_') else 'double precision' }}) as rolling_{{ col }}{{ ',' if not loop.last }}
+        ) as {{ 'bigint' if col.startswith('n_') else 'double precision' }})
+            as rolling_{{ col }}{{ ',' if not loop.last }}
         {%- endfor %}
     from daily
 

@@ -30,7 +30,7 @@ per_model as (
         max({{ mwh_ml_int("alert_type = 'performance'") }}) as has_performance_drift,
         max({{ mwh_ml_int("alert_type = 'feature'") }}) as has_feature_drift,
         max(alert_date) as latest_alert_date,
-        string_agg(reason, '; ' order by alert_type desc, alert_subject) as reason
+        string_agg(reason, '; ' order by alert_type desc, alert_subject asc) as reason
     from alerts
     group by model_name, model_id
 

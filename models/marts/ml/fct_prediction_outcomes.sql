@@ -39,7 +39,7 @@ with
 
 predictions as (
 
-    select * from {{ ref('stg_ml__predictions') }} as staged
+    select * from {{ ref('stg_ml__predictions') }} as staged  -- noqa: AL05
     {% if is_incremental() -%}
     where
         staged.bar_ts >= (

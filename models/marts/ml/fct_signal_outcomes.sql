@@ -208,7 +208,9 @@ final as (
         expected_return,
         coalesce(
             risk_reward,
-            {{ mwh_safe_divide('abs(target_price - effective_entry_price)', 'abs(effective_entry_price - stop_price)') }}
+            {{ mwh_safe_divide(
+                'abs(target_price - effective_entry_price)', 'abs(effective_entry_price - stop_price)'
+            ) }}
         ) as planned_risk_reward,
         outcome,
         outcome_source,
