@@ -280,6 +280,10 @@ status() {
 case "${1:-up}" in
 up)
     need_root
+    # One provisioning at a time (two test runs starting together must not build or start twice).
+    mkdir -p "$(dirname "$ROOT")"
+    exec 9>"$ROOT.lock"
+    flock 9
     build_chroot
     mount_proc
     install_full_edition
