@@ -244,7 +244,16 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
         {%- if action == 'drop' -%}
             drop view if exists {{ view }}
         {%- else -%}
-            create view {{ view }} as select * from {{ this }}
+            {#- The view carries the model's table and column comments (analysts browse it, not the _vN
+                tables): one hook, several statements, as DuckDB and PostgreSQL both run them. -#}
+            {%- set name = view.include(database=False) -%}
+            {%- set about = 'Latest version (v' ~ model.get('version') ~ ') of ' ~ model.get('name')
+                ~ ', a view of ' ~ this.identifier ~ '. ' ~ (model.get('description') or '') -%}
+            create view {{ view }} as select * from {{ this }};
+            comment on view {{ name }} is '{{ about | replace("'", "''") }}'
+            {%- for column in (model.get('columns') or {}).values() if column.get('description') %};
+            comment on column {{ name }}.{{ adapter.quote(column.get('name')) }} is '{{ column.get('description') | replace("'", "''") }}'
+            {%- endfor -%}
         {%- endif -%}
     {%- else -%}
         select 1

@@ -180,3 +180,33 @@ def test_load_prints_a_wall_time_that_the_per_file_times_do_not_add_up_to(duckdb
     wall = float(note.split()[2].rstrip("s"))
     assert 0 < wall <= elapsed + 0.05
     assert f"for {len(files)} files (per-file times overlap" in note
+
+
+@pytest.mark.parametrize("target_fixture", ["duckdb_target", "timescale_target"])
+def test_latest_version_views_carry_comments(request, target_fixture):
+    """fct_features_daily / _hourly (views over the latest _vN table) carry the table's and columns' comments."""
+    from loaders.sinks import open_sink
+
+    target = request.getfixturevalue(target_fixture)
+    sample = REPO / "data" / "sample" / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
+    assert main(["load", "csv", str(sample), "--format", "alphavantage"]) == 0
+    assert main(["build", "--select", "+fct_features_daily", "+fct_features_hourly"]) == 0
+    if target.type == "duckdb":
+        view_sql = "select comment from duckdb_views() where schema_name = 'marts' and view_name = ?"
+        cols_sql = ("select count(*), count(comment), max(case when column_name = 'rsi_14' then comment end) "
+                    "from duckdb_columns() where schema_name = 'marts' and table_name = ?")
+    else:
+        view_sql = "select obj_description(cast('marts.' || ? as regclass), 'pg_class')"
+        cols_sql = ("select count(*), count(col_description(c.oid, a.attnum)), "
+                    "max(case when a.attname = 'rsi_14' then col_description(c.oid, a.attnum) end) "
+                    "from pg_attribute a join pg_class c on c.oid = a.attrelid "
+                    "join pg_namespace n on n.oid = c.relnamespace "
+                    "where n.nspname = 'marts' and c.relname = ? and a.attnum > 0 and not a.attisdropped")
+    with open_sink(target) as sink:
+        for view, version in (("fct_features_daily", 2), ("fct_features_hourly", 1)):
+            (comment,), = sink.query(view_sql, [view])
+            assert comment.startswith(f"Latest version (v{version}) of {view}, a view of {view}_v{version}.")
+            assert "features" in comment.lower()
+            n, commented, rsi = sink.query(cols_sql, [view])[0]
+            assert n > 10 and commented == n, (view, n, commented)
+            assert "RSI" in rsi or "relative strength" in rsi.lower()
