@@ -210,3 +210,40 @@ def test_latest_version_views_carry_comments(request, target_fixture):
             n, commented, rsi = sink.query(cols_sql, [view])[0]
             assert n > 10 and commented == n, (view, n, commented)
             assert "RSI" in rsi or "relative strength" in rsi.lower()
+    if target.type == "postgres":
+        _analyst_sees_marts_only(target)
+
+
+def _analyst_sees_marts_only(target):
+    """A role granted `marts` only (as dbt_project.yml and docs/overview.md advise) neither reads nor lists
+    the stored test failures, while it reads the marts."""
+    import uuid
+
+    import psycopg
+
+    role = f"mwh_test_analyst_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        failures = conn.execute("select count(*) from information_schema.tables "
+                                "where table_schema = 'test_failures'").fetchone()[0]
+        assert failures > 10  # the build stored its tests' rows
+        conn.execute(f'create role "{role}"')
+        try:
+            conn.execute(f'grant usage on schema marts to "{role}"')
+            conn.execute(f'grant select on all tables in schema marts to "{role}"')
+            conn.execute(f'set role "{role}"')
+            schemas = {s for (s,) in conn.execute(
+                "select distinct table_schema from information_schema.tables "
+                "where table_schema not in ('information_schema', 'pg_catalog') "
+                "and table_schema not like '%timescaledb%'")}  # the extension's own schemas
+            assert schemas == {"marts"}, schemas
+            assert conn.execute("select count(*) from marts.fct_features_daily").fetchone()[0] > 0
+            conn.execute("reset role")
+            (name,) = conn.execute("select table_name from information_schema.tables "
+                                   "where table_schema = 'test_failures' limit 1").fetchone()
+            conn.execute(f'set role "{role}"')
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f'select * from test_failures."{name}"')
+        finally:
+            conn.execute("reset role")
+            conn.execute(f'drop owned by "{role}"')
+            conn.execute(f'drop role "{role}"')
