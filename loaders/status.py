@@ -28,10 +28,12 @@ import json
 import os
 import sys
 from functools import cache
+from pathlib import Path
 
 import pandas as pd
 
 from loaders.config import Target, load_target, project_dir
+from loaders.errors import ConnectionProblem
 from loaders.sinks import open_sink
 
 LOAD_GRACE = dt.timedelta(hours=6)  # bars_are_fresh's load_grace_hours
@@ -119,6 +121,10 @@ def collect(target: Target, sla_sessions: int = 1) -> dict:
     now = _utcnow()
     report: dict = {"target": target.name, "type": target.type, "where": target.describe(),
                     "checked_at": now.isoformat(sep=" ", timespec="seconds"), "sla_sessions": sla_sessions}
+    if target.type == "duckdb" and Path(target.path).parent.is_dir() and not Path(target.path).exists():
+        # Monitoring a path nothing was loaded into must not pass (nor create an empty warehouse).
+        raise ConnectionProblem(f"no warehouse at {target.path}: load data first (`mwh load`, `mwh demo`) "
+                                f"or set MWH_DUCKDB_PATH")
     with open_sink(target) as sink:
         tables = _tables(sink, target.type)
         have = set(tables)

@@ -71,3 +71,10 @@ def test_wrong_user(pg_server):
            "MWH_PG_USER": "mwh_no_such_user", "MWH_PG_PASSWORD": ""}
     line = _one_line(_mwh(["summary"], env))
     assert "mwh_no_such_user" in line and "MWH_PG_USER" in line
+
+
+def test_status_of_a_missing_duckdb_file(tmp_path):
+    missing = tmp_path / "nothing-loaded.duckdb"
+    line = _one_line(_mwh(["status"], {"MWH_TARGET": "duckdb", "MWH_DUCKDB_PATH": str(missing)}))
+    assert f"no warehouse at {missing}" in line and "MWH_DUCKDB_PATH" in line
+    assert not missing.exists()
