@@ -307,7 +307,7 @@ def _load_source(sink, spec: SourceSpec, run_id: str, ledger, log: Log) -> Sourc
             if r is None or r.status != "success":
                 continue
             rows.append({"path": str(path), "size_bytes": size,
-                         "mtime": pd.Timestamp(mtime, unit="s", tz="UTC"), "sha256": sha,
+                         "mtime": pd.Timestamp(mtime, unit="s", tz="UTC").floor("us"), "sha256": sha,
                          "source_name": spec.name, "kind": loader, "status": r.status,
                          "rows_loaded": r.loaded + r.replaced, "run_id": run_id, "loaded_at": at})
         if rows:
