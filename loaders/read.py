@@ -116,11 +116,11 @@ class Reader:
             return f"list_contains(?, {column})", [values]
         return f"{column} = any(?)", [values]
 
-    def _where(self, symbols, start, end, ts: str = "ts") -> tuple[str, list]:
+    def _where(self, symbols, start, end, ts: str = "ts", symbol: str = "symbol") -> tuple[str, list]:
         conds, params = [], []
         syms = _symbols(symbols)
         if syms is not None:
-            c, p = self._in("symbol", syms)
+            c, p = self._in(symbol, syms)
             conds.append(c)
             params += p
         if start is not None:
@@ -168,14 +168,20 @@ class Reader:
 
     def latest_bars(self, symbols: str | Iterable[str] | None = None) -> pd.DataFrame:
         """The latest daily bar of each symbol (all symbols by default), adjusted and raw close."""
-        where, params = self._where(symbols, None, None)
         cols = ", ".join(f"b.{c}" for c in ("symbol", "exchange", "ts", "open", "high", "low", "close",
                                                 "volume", "adj_close"))
-        # The newest ts per series, then its row: one hash aggregate and a join on every target (cheaper
-        # than a window over all bars, and no sort as DISTINCT ON needs).
-        sql = (f"select {cols} from marts.fct_bars_1d as b join (select symbol, exchange, max(ts) as ts "
-               f"from marts.fct_bars_1d{where} group by symbol, exchange) as l "
-               f"on b.symbol = l.symbol and b.exchange = l.exchange and b.ts = l.ts order by b.symbol, b.exchange")
+        if self.dialect == "postgres":
+            # One index probe per symbol (fct_bars_1d has an index on (symbol, ts desc)).
+            where, params = self._where(symbols, None, None, symbol="s.symbol")
+            sql = (f"select {cols} from marts.dim_symbols as s cross join lateral (select * from "
+                   f"marts.fct_bars_1d as f where f.symbol = s.symbol and f.exchange = s.exchange "
+                   f"order by f.ts desc limit 1) as b{where} order by b.symbol, b.exchange")
+        else:
+            # Columnar: the newest ts per series by one hash aggregate, then its row.
+            where, params = self._where(symbols, None, None)
+            sql = (f"select {cols} from marts.fct_bars_1d as b join (select symbol, exchange, max(ts) as ts "
+                   f"from marts.fct_bars_1d{where} group by symbol, exchange) as l on b.symbol = l.symbol "
+                   f"and b.exchange = l.exchange and b.ts = l.ts order by b.symbol, b.exchange")
         return self.query(sql, params)
 
     def price_stats(self, symbol: str, days: int = 30) -> pd.DataFrame:
