@@ -46,13 +46,13 @@ def _print_reports(reports: list[SourceReport], wall_seconds: float | None = Non
         for note in r.notes:
             print(f"        {note}")
         failed += r.status != "success"
+    note = load_times_note(reports, wall_seconds)  # before the totals, which stay the last line
+    if note:
+        print(note)
     total = sum(r.rows_read for r in reports)
     print(f"{len(reports) - failed}/{len(reports)} sources loaded, {total:,} rows read, "
           f"{sum(r.loaded for r in reports):,} new, {sum(r.replaced for r in reports):,} replaced, "
           f"{sum(r.quarantined for r in reports):,} quarantined")
-    note = load_times_note(reports, wall_seconds)
-    if note:
-        print(note)
     return 1 if failed else 0
 
 
