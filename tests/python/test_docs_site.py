@@ -210,6 +210,14 @@ def test_latest_version_views_carry_comments(request, target_fixture):
             n, commented, rsi = sink.query(cols_sql, [view])[0]
             assert n > 10 and commented == n, (view, n, commented)
             assert "RSI" in rsi or "relative strength" in rsi.lower()
+        # While the build is here: `mwh status` counts the same sessions behind as the dbt freshness test.
+        dbt_rows = sink.query("select symbol, bar_interval, sessions_behind "
+                              "from test_failures.bars_are_fresh_stg_market__bars_stale_source")
+    from loaders.status import collect
+
+    report = collect(target)
+    assert dbt_rows and sorted((s, i, int(n)) for s, i, n in dbt_rows) == sorted(
+        (x["symbol"], x["interval"], x["sessions_behind"]) for x in report["sources"])
     if target.type == "postgres":
         _analyst_sees_marts_only(target)
 
