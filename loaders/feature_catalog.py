@@ -82,13 +82,56 @@ def model_yaml(name: str) -> str:
         if excluded or extra:
             entry["columns"] = [{"include": "all", "exclude": sorted(excluded)}] + [_column(f) for f in extra]
         model["versions"].append(entry)
-    header = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `mwh features --write`: "
+    header = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `python -m loaders.feature_catalog`: "
+              "edit the catalog, not this file.\n")
+    return header + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
+
+
+def training_set_yaml(version: int = 2) -> str:
+    """fct_training_set_daily: the catalog's columns of var training_feature_version, then the labels."""
+    by_name = {f["name"]: f for f in catalog()}
+    label_docs = [("forward_return_1", True), ("forward_return_5", False), ("forward_return_20", False),
+                  ("horizon_end_ts_1", False), ("horizon_end_ts_5", False), ("horizon_end_ts_20", False)]
+    columns = [
+        {"name": "symbol", "description": '{{ doc("market_col_symbol") }}', "data_tests": ["not_null"]},
+        {"name": "exchange", "description": '{{ doc("market_col_exchange") }}', "data_tests": ["not_null"]},
+        {"name": "ts", "description": '{{ doc("market_col_ts") }}', "data_tests": ["not_null"]},
+        {"name": "feature_version", "description": '{{ doc("market_col_feature_version") }}'},
+        *[_column(by_name[c]) for c in columns_of(version)],
+        {"name": "actions_loaded_at", "description": '{{ doc("market_col_actions_loaded_at") }}'},
+    ]
+    for name, required in label_docs:
+        col = {"name": name, "description": '{{ doc("market_col_' + name + '") }}'}
+        if required:
+            col["data_tests"] = ["not_null"]
+        columns.append(col)
+    model = {
+        "name": "fct_training_set_daily",
+        "description": (
+            "Training rows for daily models: the catalog's features (macros/market/mwh_feature_catalog.sql) of "
+            "version var training_feature_version for bar t, joined with the labels from bar t "
+            "(fct_labels_daily); rows without a 1-bar label (the newest bar) are left out. Point-in-time "
+            "correct: no feature of bar t uses a bar after t (tests/python/models: truncating history after t "
+            "and rebuilding gives the same features); the labels' horizon_end_ts_* tell a backtest when each "
+            "label became known. A view over the two incremental tables."),
+        "data_tests": [{"unique_combination": {"arguments": {"columns": ["symbol", "exchange", "ts"]}}},
+                       "features_precede_labels"],
+        "columns": columns,
+    }
+    header = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `python -m loaders.feature_catalog`: "
               "edit the catalog, not this file.\n")
     return header + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
 
 
 def expected_files() -> dict[Path, str]:
-    return {MODELS / f"{name}.yml": model_yaml(name) for name in FEATURE_MODELS}
+    files = {MODELS / f"{name}.yml": model_yaml(name) for name in FEATURE_MODELS}
+    files[MODELS / "fct_training_set_daily.yml"] = training_set_yaml(_training_version())
+    return files
+
+
+def _training_version() -> int:
+    project = yaml.safe_load((REPO / "dbt_project.yml").read_text())
+    return int(project["vars"]["training_feature_version"])
 
 
 def write() -> list[Path]:

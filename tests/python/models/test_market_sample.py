@@ -92,17 +92,22 @@ def test_gaps_only_march_2023_for_filusdt(built_sample):
     assert gaps["is_whole_session_missing"].all()
 
 
-def test_gap_test_failure_names_symbol_and_sessions(built_sample):
-    """The completeness test's stored failures name the symbol and each missing session."""
-    failures = built_sample.query("select * from test_failures.stg_market__bars_1m_complete")
-    assert set(failures["symbol"]) == {"FILUSDT"}
-    assert len(failures) == 31
-    # remove a real session of one symbol: the daily test now fails and names exactly it
+def test_gap_test_names_symbol_and_sessions(built_sample):
+    """The completeness test's stored rows name the symbol and each missing session. FILUSDT's real
+    March 2023 gap is acknowledged in seeds/known_data_issues.csv: kept in the data-quality mart as
+    acknowledged, left out of the warning. A gap is a data fact: the test warns, the build goes on."""
+    assert built_sample.query("select * from test_failures.stg_market__bars_1m_complete").empty
+    gap = built_sample.query("""
+        select cast(start_date as varchar) as start_date, cast(end_date as varchar) as end_date, is_acknowledged
+        from marts.fct_data_quality_issues
+        where check_name = 'missing_sessions' and symbol = 'FILUSDT'
+    """)
+    assert gap.to_dict("records") == [{"start_date": "2023-03-01", "end_date": "2023-03-31", "is_acknowledged": True}]
+    # remove a real session of one symbol: the daily test now warns and names exactly it
     built_sample.execute("delete from raw.bars where symbol = 'KO' and ts = '2012-10-31 00:00:00+00'")
     # a deletion in raw reaches the (incremental) staging table only with a full refresh
     dbt("build", "--select", "stg_market__bars", "--full-refresh", "--exclude-resource-type", "test", "unit_test")
-    with pytest.raises(AssertionError):
-        dbt("test", "--select", "stg_market__bars_daily_complete")
+    dbt("test", "--select", "stg_market__bars_daily_complete")  # a warning, not a failure
     missing = built_sample.query("select symbol, session_date from test_failures.stg_market__bars_daily_complete")
     assert missing["symbol"].tolist() == ["KO"]
     assert str(missing["session_date"][0])[:10] == "2012-10-31"
