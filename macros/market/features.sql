@@ -209,6 +209,28 @@ select * from final
 {%- endmacro %}
 
 
+{#- A daily feature-set version over fct_bars_1d on point-in-time adjusted prices (the body of every
+    fct_features_daily_v* model). -#}
+{% macro mwh_daily_features(feature_version) -%}
+{{ mwh_market_features(
+    ref('fct_bars_1d'),
+    {
+        'open': 'open * pit_price_factor',
+        'high': 'high * pit_price_factor',
+        'low': 'low * pit_price_factor',
+        'close': 'close * pit_price_factor',
+        'volume': 'volume * pit_volume_factor',
+        'vwap': 'vwap * pit_price_factor',
+        'traded_close': 'close',
+        'traded_volume': 'volume',
+        'pit_price_factor': 'pit_price_factor',
+    },
+    feature_version,
+    actions_aware=true
+) }}
+{%- endmacro %}
+
+
 {#- A window aggregate over the last n bars of the symbol, null until n values are there
     (count_expr: what must be non-null, default the aggregate's argument). -#}
 {% macro mwh_rolling(agg, expr, n, count_expr=none) -%}

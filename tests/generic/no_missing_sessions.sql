@@ -20,16 +20,7 @@ failures as (
 select *
 from failures
 {% if acknowledged_check is not none -%}
-where not exists (
-    select 1
-    from {{ ref('known_data_issues') }} as known
-    where
-        known.check_name = '{{ acknowledged_check }}'
-        and (known.symbol is null or known.symbol = failures.symbol)
-        and (known.exchange is null or known.exchange = failures.exchange)
-        and (known.start_date is null or failures.session_date >= known.start_date)
-        and (known.end_date is null or failures.session_date <= known.end_date)
-)
+where not {{ mwh_is_acknowledged([acknowledged_check], 'failures', 'failures.session_date') }}
 {%- endif %}
 
 {% endtest %}

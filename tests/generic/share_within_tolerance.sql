@@ -32,16 +32,7 @@ compared as (
         and rows_compared.{{ compare_column }} is not null
         and rows_compared.{{ compare_column }} != 0
         {% if acknowledged_checks -%}
-        and not exists (
-            select 1
-            from {{ ref('known_data_issues') }} as known
-            where
-                known.check_name in ('{{ acknowledged_checks | join("', '") }}')
-                and (known.symbol is null or known.symbol = rows_compared.symbol)
-                and (known.exchange is null or known.exchange = rows_compared.exchange)
-                and (known.start_date is null or rows_compared.{{ date_column }} >= known.start_date)
-                and (known.end_date is null or rows_compared.{{ date_column }} <= known.end_date)
-        )
+        and not {{ mwh_is_acknowledged(acknowledged_checks, 'rows_compared', 'rows_compared.' ~ date_column) }}
         {%- endif %}
 
 ),

@@ -103,16 +103,10 @@ compared_bars as (
         abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
         abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside,
         row_number() over (partition by bars.symbol, bars.exchange order by bars.ts) as bar_index,
-        exists(
-            select 1 as is_known
-            from known
-            where
-                known.check_name in ('adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min')
-                and (known.symbol is null or known.symbol = bars.symbol)
-                and (known.exchange is null or known.exchange = bars.exchange)
-                and (known.start_date is null or bars.session_date >= known.start_date)
-                and (known.end_date is null or bars.session_date <= known.end_date)
-        ) as is_acknowledged
+        {{ mwh_is_acknowledged(
+            ['adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min'],
+            'bars', 'bars.session_date', 'known'
+        ) }} as is_acknowledged
     from {{ ref('fct_bars_1d') }} as bars
     where bars.adj_close is not null and bars.vendor_adj_close is not null and bars.vendor_adj_close != 0
 

@@ -15,22 +15,7 @@
 {#
     Daily features, version 1: the catalog entries carrying version 1 (macros/market/mwh_feature_catalog.sql),
     on point-in-time adjusted prices (fct_bars_1d.pit_price_factor: a later split or dividend never
-    changes a stored value). Built by mwh_market_features (macros/market/features.sql).
+    changes a stored value). Built by mwh_daily_features (macros/market/features.sql).
 #}
 
-{{ mwh_market_features(
-    ref('fct_bars_1d'),
-    {
-        'open': 'open * pit_price_factor',
-        'high': 'high * pit_price_factor',
-        'low': 'low * pit_price_factor',
-        'close': 'close * pit_price_factor',
-        'volume': 'volume * pit_volume_factor',
-        'vwap': 'vwap * pit_price_factor',
-        'traded_close': 'close',
-        'traded_volume': 'volume',
-        'pit_price_factor': 'pit_price_factor',
-    },
-    1,
-    actions_aware=true
-) }}
+{{ mwh_daily_features(1) }}
