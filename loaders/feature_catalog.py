@@ -24,13 +24,6 @@ FEATURE_MODELS = {
     "fct_features_daily": ("Daily features on point-in-time adjusted prices.", [1, 2], 2),
     "fct_features_hourly": ("Hourly features on traded prices (windows count bars).", [1], 1),
 }
-# Value ranges tested per column (only where a definition bounds it).
-RANGES = {
-    "rsi_14": (0, 100), "volatility_20": (0, None), "volatility_60": (0, None),
-    "volatility_20_annualized": (0, None), "parkinson_volatility_20": (0, None),
-    "garman_klass_volatility_20": (0, None), "atr_14": (0, None), "atr_14_pct": (0, None),
-    "momentum_252_rank": (0, 1), "return_20_rank": (0, 1), "volatility_20_rank": (0, 1), "adv_20_rank": (0, 1),
-}
 
 
 def catalog() -> list[dict]:
@@ -46,8 +39,8 @@ def columns_of(version: int) -> list[str]:
 
 def _column(feature: dict) -> dict:
     col = {"name": feature["name"], "description": f"{feature['description']} ({feature['family']})"}
-    if feature["name"] in RANGES:
-        lo, hi = RANGES[feature["name"]]
+    if "range" in feature:
+        lo, hi = feature["range"]
         args = {"min_value": lo} if hi is None else {"min_value": lo, "max_value": hi}
         col["data_tests"] = [{"accepted_range": {"arguments": args}}]
     return col

@@ -13,6 +13,7 @@
                    mwh_rolling(agg, expr, n) (null until n values) and mwh_lag(expr, n). A
                    cross-sectional feature names `of` (a feature) and `kind` (rank | zscore) instead
       description  what it is, for the docs (models/marts/market/*.yml are checked against it)
+      range        optional [min, max] (null = open): tested on the column
 
     Adding a feature: one entry here, and one test (tests/python/models/test_features_reference.py
     checks every feature against an independent computation). The columns, the look-back, the
@@ -109,36 +110,42 @@
   sql: "{{ mwh_safe_divide('close', mwh_rolling('min', 'low', 252)) }} - 1"
   description: Close over the lowest low of the last 252 bars, minus 1.
 - name: volatility_20
+  range: [0, null]
   family: volatility
   versions: [1, 2]
   window: 21
   sql: "{{ mwh_rolling('stddev_samp', 'log_return_1', 20) }}"
   description: Sample standard deviation of the last 20 log returns (per bar, not annualised).
 - name: volatility_60
+  range: [0, null]
   family: volatility
   versions: [1, 2]
   window: 61
   sql: "{{ mwh_rolling('stddev_samp', 'log_return_1', 60) }}"
   description: Sample standard deviation of the last 60 log returns.
 - name: volatility_20_annualized
+  range: [0, null]
   family: volatility
   versions: [2]
   window: 21
   sql: "{{ mwh_rolling('stddev_samp', 'log_return_1', 20) }} * sqrt({{ var('feature_bars_per_year') }})"
   description: volatility_20 times the square root of var feature_bars_per_year (252 sessions).
 - name: parkinson_volatility_20
+  range: [0, null]
   family: volatility
   versions: [2]
   window: 20
   sql: "sqrt({{ mwh_rolling('avg', 'log_high_low * log_high_low', 20) }} / (4 * ln(2)))"
   description: Parkinson's range estimator over 20 bars, sqrt(mean(ln(high/low)^2) / (4 ln 2)), per bar.
 - name: garman_klass_volatility_20
+  range: [0, null]
   family: volatility
   versions: [2]
   window: 20
   sql: "{% set gk = mwh_rolling('avg', '0.5 * log_high_low * log_high_low - (2 * ln(2) - 1) * log_close_open * log_close_open', 20) %}sqrt(case when {{ gk }} < 0 then 0 else {{ gk }} end)"
   description: Garman-Klass estimator over 20 bars, sqrt(mean(0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2)), per bar.
 - name: rsi_14
+  range: [0, 100]
   family: oscillator
   versions: [1, 2]
   ewm: true
@@ -146,6 +153,7 @@
   sql: "case when wilder_gain_14 + wilder_loss_14 = 0 then 0 else 100 * wilder_gain_14 / (wilder_gain_14 + wilder_loss_14) end"
   description: Wilder's RSI over 14 bars, TA-Lib's definition (averages seeded with the simple mean of the first 14 changes; from bar 14).
 - name: atr_14
+  range: [0, null]
   family: volatility
   versions: [1, 2]
   ewm: true
@@ -153,6 +161,7 @@
   sql: "wilder_true_range_14 / pit_price_factor"
   description: Wilder's average true range over 14 bars, TA-Lib's definition, in the prices traded at the bar.
 - name: atr_14_pct
+  range: [0, null]
   family: volatility
   versions: [2]
   ewm: true
@@ -249,6 +258,7 @@
   sql: "{{ mwh_safe_divide(mwh_rolling('covar_samp', 'bar_return_1, benchmark_return_1', 60, 'bar_return_1 * benchmark_return_1'), mwh_rolling('var_samp', 'benchmark_return_1', 60)) }}"
   description: Rolling 60-bar beta of return_1 on the benchmark's return (sample covariance / variance).
 - name: momentum_252_rank
+  range: [0, 1]
   family: cross_section
   versions: [2]
   of: momentum_252
@@ -261,12 +271,14 @@
   kind: zscore
   description: Cross-sectional z-score of momentum_252 among the exchange's symbols on the session.
 - name: return_20_rank
+  range: [0, 1]
   family: cross_section
   versions: [2]
   of: return_20
   kind: rank
   description: Percentile rank of return_20 on the session.
 - name: volatility_20_rank
+  range: [0, 1]
   family: cross_section
   versions: [2]
   of: volatility_20
@@ -279,6 +291,7 @@
   kind: zscore
   description: Cross-sectional z-score of volatility_20 on the session.
 - name: adv_20_rank
+  range: [0, 1]
   family: cross_section
   versions: [2]
   of: adv_20
