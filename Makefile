@@ -55,7 +55,7 @@ docs: venv
 lint: venv
 	$(BIN)/ruff check .
 	lintdir=$$(mktemp -d) && trap 'rm -rf "$$lintdir"' EXIT && \
-	DBT_PROFILES_DIR=$$($(BIN)/python -c 'from loaders.config import profiles_dir; print(profiles_dir())') \
+	DBT_PROFILES_DIR=$$($(BIN)/python -c 'from market_warehouse.config import profiles_dir; print(profiles_dir())') \
 	MWH_TARGET=duckdb MWH_DUCKDB_PATH="$$lintdir/lint.duckdb" DBT_TARGET_PATH="$$lintdir/target" \
 	DBT_LOG_PATH="$$lintdir/logs" $(BIN)/sqlfluff lint models macros analyses
 

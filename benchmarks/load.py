@@ -22,11 +22,11 @@ import pandas as pd
 import psycopg
 import sqlalchemy
 
-from loaders.pipeline import _utcnow, _with_audit, load_files
-from loaders.schema import BARS, MARKET_TABLES
-from loaders.sinks import DuckDBSink, PostgresSink
-from loaders.sources import alphavantage
-from loaders.validate import validate
+from market_warehouse.loaders.pipeline import _utcnow, _with_audit, load_files
+from market_warehouse.loaders.schema import BARS, MARKET_TABLES
+from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
+from market_warehouse.loaders.sources import alphavantage
+from market_warehouse.loaders.validate import validate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "alphavantage"
 

@@ -1,4 +1,4 @@
-"""Read API latency (loaders/read.py) on the full shared sample, per target: p50/p95 of 50 warm runs of
+"""Read API latency (market_warehouse/read.py) on the full shared sample, per target: p50/p95 of 50 warm runs of
 the last 1,000 daily bars of one symbol, the latest bar of every symbol, and 30-day price stats.
 
 Goals (issue 10): last 1,000 bars < 10 ms p95, latest bar of every symbol < 50 ms, 30-day stats < 50 ms.
@@ -30,7 +30,7 @@ GOALS_MS = {"bars last 1000": 10.0, "latest bar, all symbols": 50.0, "price_stat
 
 def _prepare(kind: str, server) -> None:
     """Point the profile at a scratch warehouse of `kind`, load the sample and build the market models."""
-    from loaders.config import profiles_dir
+    from market_warehouse.config import profiles_dir
 
     import market_fixtures as mf
 
@@ -79,8 +79,8 @@ def measure(reader, runs: int = RUNS) -> dict[str, tuple[float, float, int]]:
 
 
 def run(server, targets: list[str] | None = None) -> list[str]:
-    from loaders.config import load_target
-    from loaders.read import Reader
+    from market_warehouse.config import load_target
+    from market_warehouse.read import Reader
 
     targets = targets or (["duckdb"] + (["timescale", "postgres"] if server is not None else []))
     saved = dict(os.environ)

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import timescale
         for line in timescale.run(server):
             print(line, flush=True)
-    if args.only in (None, "read"):  # read API latency (loaders/read.py)
+    if args.only in (None, "read"):  # read API latency (market_warehouse/read.py)
         from benchmarks import read_api
         for line in read_api.run(server):
             print(line, flush=True)

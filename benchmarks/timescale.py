@@ -55,9 +55,9 @@ def _median_ms(conn, sql: str, params, n: int) -> float:
 
 def _load(server, db: str) -> int:
     # loaders and dbt are imported when the section runs, not when `make bench` imports it
-    from loaders.pipeline import load_files
-    from loaders.schema import MARKET_TABLES
-    from loaders.sinks import PostgresSink
+    from market_warehouse.loaders.pipeline import load_files
+    from market_warehouse.loaders.schema import MARKET_TABLES
+    from market_warehouse.loaders.sinks import PostgresSink
 
     sink = PostgresSink(server.conninfo(db), use_timescale=True)
     try:

@@ -1,5 +1,5 @@
 {#
-    The ML raw tables exist once `loaders/ml` first writes (or `open_ml_sink` opens) a warehouse; a
+    The ML raw tables exist once `market_warehouse/ml` first writes (or `open_ml_sink` opens) a warehouse; a
     warehouse holding only market data has none. So that `dbt build` works there too, the ML staging
     models read their source through this macro: the table when it exists, else an empty relation with
     the declared columns (`data_type` in models/staging/ml/_ml__sources.yml, the loaders' logical types,
@@ -31,8 +31,8 @@
 {%- endmacro %}
 
 
-{#- A logical type of loaders/schema.py as this target spells it. The map is not copied here: it is
-    generated from loaders/schema.py TYPES into the ml source's meta.physical_types (`mwh schema --write`). -#}
+{#- A logical type of market_warehouse/loaders/schema.py as this target spells it. The map is not copied here: it is
+    generated from market_warehouse/loaders/schema.py TYPES into the ml source's meta.physical_types (`mwh schema --write`). -#}
 {% macro mwh_ml_physical_type(logical_type) -%}
     {%- set source = graph.sources.values() | selectattr('source_name', 'equalto', 'ml') | first -%}
     {%- set dialect = 'duckdb' if target.type == 'duckdb' else 'postgres' -%}

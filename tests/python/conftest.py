@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loaders.config import Target, load_target
+from market_warehouse.config import Target, load_target
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"

@@ -1,4 +1,4 @@
-"""`mwh demo` leaves no ML mart empty: the demo's ML sample (loaders/ml/demo_sample.py) trains a baseline
+"""`mwh demo` leaves no ML mart empty: the demo's ML sample (market_warehouse/ml/demo_sample.py) trains a baseline
 on the sample bars, registers it, records predictions, signals and agent records, and builds."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from loaders.ml.demo_sample import MODEL_ID, fit_logistic
+from market_warehouse.ml.demo_sample import MODEL_ID, fit_logistic
 
 REPO = Path(__file__).resolve().parents[2]
 ML_MARTS = sorted(p.stem for p in (REPO / "models" / "marts" / "ml").glob("*.sql"))
@@ -20,7 +20,7 @@ ML_MARTS = sorted(p.stem for p in (REPO / "models" / "marts" / "ml").glob("*.sql
 
 def test_every_ml_mart_has_rows_after_the_demo(duckdb_target, tmp_path):
     env = dict(os.environ, MWH_ARTIFACT_STORE=str(tmp_path / "artifacts"))
-    res = subprocess.run([sys.executable, "-m", "loaders.cli", "demo"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "market_warehouse.cli", "demo"], capture_output=True, text=True,
                          env=env, timeout=1800, cwd=REPO)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "== ML sample: training-runs 1, models 1, predictions" in res.stdout

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from loaders import docs_site
-from loaders.cli import main
-from loaders.dbt import run_dbt
+from market_warehouse import docs_site
+from market_warehouse.cli import main
+from market_warehouse.dbt import run_dbt
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "docs"
@@ -122,7 +122,7 @@ def _free_port() -> int:
 
 def test_mwh_docs_serve(site):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "loaders.cli", "docs", "--serve", "--no-build",
+    proc = subprocess.Popen([sys.executable, "-m", "market_warehouse.cli", "docs", "--serve", "--no-build",
                              "--site-dir", str(site), "--port", str(port)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -156,7 +156,7 @@ def _parsers(parser, path=("mwh",)):
 
 
 def test_every_option_has_help_text():
-    from loaders.cli import build_parser
+    from market_warehouse.cli import build_parser
 
     missing = [f"{' '.join(path)} {a.option_strings or a.dest}"
                for path, parser in _parsers(build_parser()) for a in parser._actions
@@ -185,7 +185,7 @@ def test_load_prints_a_wall_time_that_the_per_file_times_do_not_add_up_to(duckdb
 @pytest.mark.parametrize("target_fixture", ["duckdb_target", "timescale_target"])
 def test_latest_version_views_carry_comments(request, target_fixture):
     """fct_features_daily / _hourly (views over the latest _vN table) carry the table's and columns' comments."""
-    from loaders.sinks import open_sink
+    from market_warehouse.loaders.sinks import open_sink
 
     target = request.getfixturevalue(target_fixture)
     sample = REPO / "data" / "sample" / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
@@ -213,7 +213,7 @@ def test_latest_version_views_carry_comments(request, target_fixture):
         # While the build is here: `mwh status` counts the same sessions behind as the dbt freshness test.
         dbt_rows = sink.query("select symbol, bar_interval, sessions_behind "
                               "from test_failures.bars_are_fresh_stg_market__bars_stale_source")
-    from loaders.status import collect
+    from market_warehouse.status import collect
 
     report = collect(target)
     assert dbt_rows and sorted((s, i, int(n)) for s, i, n in dbt_rows) == sorted(

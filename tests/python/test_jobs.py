@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loaders.jobs import ADVISORY_LOCK_KEY
-from loaders.sinks import open_sink
+from market_warehouse.jobs import ADVISORY_LOCK_KEY
+from market_warehouse.loaders.sinks import open_sink
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
@@ -24,7 +24,7 @@ AAPL = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
 
 
 def mwh(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loaders.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "market_warehouse.cli", *args], capture_output=True, text=True,
                           env=dict(os.environ), timeout=timeout, cwd=REPO)
 
 
@@ -154,7 +154,7 @@ def test_run_advisory_lock_timescale(timescale_target, tmp_path):
 
 @pytest.mark.parametrize("kind", ["duckdb"])
 def test_example_sources_file_is_valid(kind):
-    from loaders.jobs import load_config
+    from market_warehouse.jobs import load_config
 
     config = load_config(REPO / "examples" / "sources.yml")
     assert {s.type for s in config.sources} == {"files", "yfinance", "ml"}

@@ -1,4 +1,4 @@
-"""loaders.read against a built sample (AAPL, MSFT and FILUSDT minute bars), on DuckDB and TimescaleDB:
+"""market_warehouse.read against a built sample (AAPL, MSFT and FILUSDT minute bars), on DuckDB and TimescaleDB:
 every function returns what the marts hold, parameters are bound, names come from whitelists."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
-from loaders import read
-from loaders.ml import api
+from market_warehouse import read
+from market_warehouse.ml import api
 
 from market_fixtures import Warehouse, dbt, load_sample
 

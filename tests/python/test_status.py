@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loaders.cli import main
-from loaders.status import freshness
+from market_warehouse.cli import main
+from market_warehouse.status import freshness
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"

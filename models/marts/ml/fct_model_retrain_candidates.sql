@@ -1,6 +1,6 @@
 {#
     Models whose active version has drift alerts: what `mwh retrain enqueue` puts on the queue (once;
-    a model with a pending or processing request is not enqueued again, see loaders/ml/queue.py).
+    a model with a pending or processing request is not enqueued again, see market_warehouse/ml/queue.py).
     Priority (1 = most urgent): 1 when performance and features both drift, 2 performance only,
     3 features only. `open_request_id` shows a request already waiting.
 #}

@@ -1,5 +1,5 @@
 {#
-    The retrain queue as it stands (written by loaders/ml/queue.py, one row per request). A processing
+    The retrain queue as it stands (written by market_warehouse/ml/queue.py, one row per request). A processing
     request whose lease has passed is reported as `expired`: its worker is presumed dead and the next
     claim may take it.
 #}

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from loaders.pipeline import load_files
-from loaders.sinks import open_sink
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 SMALL = SAMPLE / "binance_klines" / "FILUSDT-1m-2023-02.csv.gz"
@@ -90,7 +90,7 @@ def test_killed_loader_leaves_no_partial_rows_and_rerun_completes(request, targe
     with open_sink(target):
         pass  # create the raw tables first, so the killed run's only open work is its batch
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loaders.cli", "-v", "load", "csv", str(SMALL), str(big_klines),
+        [sys.executable, "-m", "market_warehouse.cli", "-v", "load", "csv", str(SMALL), str(big_klines),
          "--format", "binance-klines"],
         env=_env_for(target, group_rows), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     marker = f"writing {big_klines}"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from loaders.cli import main as mwh
-from loaders.pipeline import load_files, order_repaired_last
-from loaders.sinks import open_sink
-from loaders.validate import BAR_INTERVALS, known_exchanges
+from market_warehouse.cli import main as mwh
+from market_warehouse.loaders.pipeline import load_files, order_repaired_last
+from market_warehouse.loaders.sinks import open_sink
+from market_warehouse.loaders.validate import BAR_INTERVALS, known_exchanges
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample"

@@ -15,7 +15,7 @@ SAMPLE = REPO / "data" / "sample"
 
 def mwh(*args: str, env_extra: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "loaders.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "market_warehouse.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO)
 
 

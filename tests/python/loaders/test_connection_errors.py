@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _mwh(args: list[str], env: dict) -> subprocess.CompletedProcess:
     full = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-m", "loaders.cli", *args], cwd=REPO, env=full,
+    return subprocess.run([sys.executable, "-m", "market_warehouse.cli", *args], cwd=REPO, env=full,
                           capture_output=True, text=True, timeout=300)
 
 

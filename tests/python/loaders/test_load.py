@@ -6,8 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
-from loaders.pipeline import load_files
-from loaders.sinks import open_sink
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 AAPL = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"

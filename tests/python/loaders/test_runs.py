@@ -7,12 +7,12 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from loaders.cli import main as mwh
-from loaders.ml.db import ALL_TABLES, open_ml_sink
-from loaders.ml.records import write_records
-from loaders.pipeline import load_files
-from loaders.runs import list_runs, undo_run
-from loaders.sinks import open_sink
+from market_warehouse.cli import main as mwh
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
+from market_warehouse.ml.db import ALL_TABLES, open_ml_sink
+from market_warehouse.ml.records import write_records
+from market_warehouse.runs import list_runs, undo_run
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 AAPL = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"

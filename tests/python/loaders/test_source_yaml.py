@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from loaders import source_yaml
-from loaders.cli import main as mwh
-from loaders.schema import BARS, TYPES
+from market_warehouse import source_yaml
+from market_warehouse.cli import main as mwh
+from market_warehouse.loaders.schema import BARS, TYPES
 
 REPO = Path(__file__).resolve().parents[3]
 

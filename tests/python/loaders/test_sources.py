@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loaders.sources import alphavantage, binance_klines, generic, yfinance_format
-from loaders.sources.common import FormatError, infer_from_name
-from loaders.validate import validate
+from market_warehouse.loaders.sources import alphavantage, binance_klines, generic, yfinance_format
+from market_warehouse.loaders.sources.common import FormatError, infer_from_name
+from market_warehouse.loaders.validate import validate
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 AAPL = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"

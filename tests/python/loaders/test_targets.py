@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loaders.dbt import run_dbt
-from loaders.pipeline import load_files
-from loaders.schema import MARKET_TABLES
-from loaders.sinks import open_sink
+from market_warehouse.dbt import run_dbt
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.schema import MARKET_TABLES
+from market_warehouse.loaders.sinks import open_sink
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 
@@ -52,7 +52,7 @@ def test_dbt_compiles_and_documents_the_sources_on_every_target(any_target):
 
 def test_seed_state_is_remembered_per_warehouse(any_target, tmp_path, monkeypatch):
     """`mwh build` skips reloading seeds only when this warehouse was built from the same files."""
-    from loaders import dbt as mwh_dbt
+    from market_warehouse import dbt as mwh_dbt
 
     with open_sink(any_target) as sink:
         assert sink.stored_seeds_checksum() is None  # never built: seeds must load

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loaders.sources import alphavantage
-from loaders.validate import validate
+from market_warehouse.loaders.sources import alphavantage
+from market_warehouse.loaders.validate import validate
 
 HEADER = "timestamp,open,high,low,close,adjusted_close,volume,dividend_amount,split_coefficient\n"
 

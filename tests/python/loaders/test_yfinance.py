@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
-from loaders.sinks import open_sink
-from loaders.sources.yfinance_api import plan_chunks
-from loaders.sources.yfinance_format import frame_to_batch
-from loaders.yfinance_load import load_yfinance
+from market_warehouse.loaders.sinks import open_sink
+from market_warehouse.loaders.sources.yfinance_api import plan_chunks
+from market_warehouse.loaders.sources.yfinance_format import frame_to_batch
+from market_warehouse.loaders.yfinance_load import load_yfinance
 
 YF = Path(__file__).resolve().parents[3] / "data" / "sample" / "yfinance"
 NOW = pd.Timestamp("2026-06-01 12:00", tz="UTC")

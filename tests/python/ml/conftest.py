@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loaders.ml.db import open_ml_sink
+from market_warehouse.ml.db import open_ml_sink
 
 
 @pytest.fixture

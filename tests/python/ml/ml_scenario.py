@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from loaders.ml import registry
-from loaders.ml.records import write_records
-from loaders.pipeline import load_files
-from loaders.sinks import Sink
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import Sink
+from market_warehouse.ml import registry
+from market_warehouse.ml.records import write_records
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample" / "alphavantage"
@@ -178,7 +178,7 @@ if __name__ == "__main__":
     import sys
     import tempfile
 
-    from loaders.ml.db import open_ml_sink
+    from market_warehouse.ml.db import open_ml_sink
 
     with open_ml_sink(sys.argv[1] if len(sys.argv) > 1 else None) as s:
         build_all(s, Path(tempfile.mkdtemp()))

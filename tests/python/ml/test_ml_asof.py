@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loaders.cli import main as mwh
-from loaders.ml import registry
-from loaders.ml.db import open_ml_sink
-from loaders.ml.records import write_records
+from market_warehouse.cli import main as mwh
+from market_warehouse.ml import registry
+from market_warehouse.ml.db import open_ml_sink
+from market_warehouse.ml.records import write_records
 
 import ml_scenario as scenario
 

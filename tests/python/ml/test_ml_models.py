@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loaders.cli import main as mwh
-from loaders.dbt import run_dbt
-from loaders.ml import queue, registry
-from loaders.ml.db import open_ml_sink
+from market_warehouse.cli import main as mwh
+from market_warehouse.dbt import run_dbt
+from market_warehouse.ml import queue, registry
+from market_warehouse.ml.db import open_ml_sink
 
 import ml_scenario as scenario
 
@@ -228,7 +228,7 @@ def test_registry_history_retrain_queue_and_rebuild(duckdb_target, tmp_path, cap
 def test_ml_models_build_on_a_warehouse_without_ml_records(duckdb_target):
     """`mwh demo` / `mwh build` on market data only: the raw ML tables do not exist; the ML models
     build empty instead of failing (staging reads mwh_ml_source's empty relation)."""
-    from loaders.sinks import open_sink
+    from market_warehouse.loaders.sinks import open_sink
 
     with open_sink(duckdb_target) as sink:
         scenario.load_bars(sink, paths=(scenario.AAPL,))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from loaders.ml import queue
-from loaders.ml.db import open_ml_sink
-from loaders.ml.queue import QueueError, RetrainRequest
+from market_warehouse.ml import queue
+from market_warehouse.ml.db import open_ml_sink
+from market_warehouse.ml.queue import QueueError, RetrainRequest
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -119,7 +119,7 @@ def test_concurrent_cli_workers_duckdb_processes(duckdb_target):
         queue.enqueue(sink, _requests(12))
     env = {**os.environ, "MWH_DUCKDB_PATH": duckdb_target.path}
     script = ("import sys, json, io, contextlib\n"
-              "from loaders.cli import main\n"
+              "from market_warehouse.cli import main\n"
               "ids = []\n"
               "for _ in range(6):\n"
               "    buf = io.StringIO()\n"

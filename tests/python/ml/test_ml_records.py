@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from loaders.cli import main as mwh
-from loaders.ml import registry
-from loaders.ml.records import RecordsRejected, load_record_files, write_records
-from loaders.schema import QUARANTINE
+from market_warehouse.cli import main as mwh
+from market_warehouse.loaders.schema import QUARANTINE
+from market_warehouse.ml import registry
+from market_warehouse.ml.records import RecordsRejected, load_record_files, write_records
 
 
 def _register(sink) -> None:
@@ -71,7 +71,7 @@ def test_strict_mode_raises_and_writes_nothing(ml_duckdb):
 def test_a_failing_batch_leaves_no_partial_rows(ml_duckdb, monkeypatch):
     """The quarantine append fails after the merge wrote the valid rows: all of it rolls back."""
     _register(ml_duckdb)
-    from loaders.sinks.duckdb_sink import DuckDBTransaction
+    from market_warehouse.loaders.sinks.duckdb_sink import DuckDBTransaction
 
     real_append = DuckDBTransaction.append
 
@@ -114,7 +114,7 @@ def test_mwh_ml_load_files(duckdb_target, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "row 3: sample_count 'x': not a number; status not one of" in out
     assert f"FAILED  {empty}: file is empty" in out
-    from loaders.ml.db import open_ml_sink
+    from market_warehouse.ml.db import open_ml_sink
 
     with open_ml_sink(duckdb_target) as sink:
         assert sink.query("select symbols, sample_count from raw.ml_training_runs") == [('["AAPL"]', 100)]
@@ -136,7 +136,7 @@ def test_load_record_files_reports_each_file(ml_duckdb, tmp_path):
 
 
 def test_python_api_and_registry_rows_from_a_file(duckdb_target, tmp_path):
-    from loaders.ml import api
+    from market_warehouse.ml import api
 
     models = tmp_path / "models.jsonl"
     models.write_text("\n".join(json.dumps(r) for r in [

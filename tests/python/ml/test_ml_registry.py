@@ -8,11 +8,11 @@ import threading
 import psycopg
 import pytest
 
-from loaders.cli import main as mwh
-from loaders.ml import registry
-from loaders.ml.artifacts import ArtifactError, ArtifactStore
-from loaders.ml.db import open_ml_sink
-from loaders.ml.records import RecordsRejected
+from market_warehouse.cli import main as mwh
+from market_warehouse.ml import registry
+from market_warehouse.ml.artifacts import ArtifactError, ArtifactStore
+from market_warehouse.ml.db import open_ml_sink
+from market_warehouse.ml.records import RecordsRejected
 
 
 def _register(sink, version: str, activate: bool = False, **kw):

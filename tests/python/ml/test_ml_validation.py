@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from loaders.ml.files import FileFormatError, read_records
-from loaders.ml.validate import KINDS, Context, check_records
+from market_warehouse.ml.files import FileFormatError, read_records
+from market_warehouse.ml.validate import KINDS, Context, check_records
 
 NOW = pd.Timestamp("2024-01-10T12:00:00Z")
 CTX = Context(known_models=frozenset({"m@1"}), now=NOW)
@@ -109,8 +109,8 @@ def test_csv_reader_and_unreadable_files(tmp_path):
 
 
 def test_coercion_of_times_numbers_and_json():
-    from loaders.ml.coerce import coerce
-    from loaders.ml.schema import PREDICTIONS
+    from market_warehouse.ml.coerce import coerce
+    from market_warehouse.ml.schema import PREDICTIONS
 
     raw = pd.DataFrame({
         "model_id": ["m@1", "m@1", " m@1 ", "m@1"],

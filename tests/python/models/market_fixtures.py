@@ -2,7 +2,7 @@
 written straight into raw.* (DuckDB or PostgreSQL), dbt invoked in-process, tables read back.
 
 Writing raw rows directly (instead of through `mwh load`) lets a test hold bars back, correct them
-and replay them late with exact control; the table layout comes from loaders/schema.py.
+and replay them late with exact control; the table layout comes from market_warehouse/loaders/schema.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABLES, RAW_SCHEMA, TYPES  # noqa: E402
+from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABLES, RAW_SCHEMA, TYPES  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 ALPHAVANTAGE = sorted((SAMPLE / "alphavantage").glob("DA-*-T-*.csv.gz"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loaders import feature_catalog
+from market_warehouse import feature_catalog
 
 from test_features_reference import _reference
 
@@ -15,7 +15,7 @@ CHECKED_ELSEWHERE = {"benchmark_return_1", "relative_return_1", "beta_60"}  # te
 def test_feature_docs_are_generated_from_the_catalog():
     for path, text in feature_catalog.expected_files().items():
         assert path.read_text() == text, (
-            f"{path.name} differs from the catalog: run `.venv/bin/python -m loaders.feature_catalog`")
+            f"{path.name} differs from the catalog: run `.venv/bin/python -m market_warehouse.feature_catalog`")
 
 
 def test_every_feature_has_a_reference_check():

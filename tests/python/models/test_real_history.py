@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from loaders.pipeline import load_files
-from loaders.schema import BARS
-from loaders.sinks import open_sink
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.schema import BARS
+from market_warehouse.loaders.sinks import open_sink
 
 from real_history import write_gappy_history
 
@@ -89,7 +89,7 @@ def _missing_session_rows(target) -> list[tuple]:
 
 @pytest.mark.parametrize("target_name", ["duckdb", "timescale", "postgres"])
 def test_gappy_history_builds_and_reports_gaps(target_name, request, tmp_path, monkeypatch, capsys):
-    from loaders.cli import main as mwh
+    from market_warehouse.cli import main as mwh
 
     target = request.getfixturevalue(f"{target_name}_target")
     project = _copy_project(tmp_path / "project")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from loaders.dbt import seeds_checksum
-from loaders.pipeline import load_files
-from loaders.sinks import open_sink
+from market_warehouse.dbt import seeds_checksum
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample" / "alphavantage"
@@ -30,9 +30,9 @@ def _stored_checksum(target) -> str | None:
 
 @pytest.mark.parametrize("target_name", ["duckdb", "timescale", "postgres"])
 def test_selected_build_then_plain_build(target_name, request, tmp_path):
-    from loaders.cli import main as mwh
-    from loaders.ml.db import open_ml_sink
-    from loaders.ml.records import write_records
+    from market_warehouse.cli import main as mwh
+    from market_warehouse.ml.db import open_ml_sink
+    from market_warehouse.ml.records import write_records
 
     target = request.getfixturevalue(f"{target_name}_target")
     with open_ml_sink(target) as sink:

@@ -188,7 +188,7 @@ def test_full_refresh_and_changed_definition_rebuild(pg_server, full_edition):
 def test_retention_keeps_rollup_history(pg_server, full_edition):
     """Minute bars deleted by the retention job (and by `mwh retention --apply` on the fallback): the
     rollups keep every bucket, on both paths, through later builds and refreshes."""
-    from loaders import retention
+    from market_warehouse import retention
 
     pair = Pair(pg_server, full_edition, extra_vars="{mwh_minute_bars_retention_days: 30}")
     bars = _minute_bars()

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from conftest import conninfo
 
-from loaders import retention
-from loaders.pipeline import load_files
-from loaders.sinks import open_sink
+from market_warehouse import retention
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
 
 pytestmark = pytest.mark.postgres
 
@@ -99,7 +99,7 @@ def test_compression_is_invisible_and_corrections_still_load(pg_server, full_edi
 
 
 def test_ml_hypertables_get_their_own_policies(pg_server, full_edition):
-    from loaders.ml.db import ALL_TABLES
+    from market_warehouse.ml.db import ALL_TABLES
 
     db = full_edition()
     os.environ["MWH_PG_DATABASE"] = db

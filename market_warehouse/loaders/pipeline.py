@@ -1,0 +1,281 @@
+"""One source at a time: parse -> validate -> write, in one transaction, with its audit row.
+
+A source that fails (unreadable, wrong format, database error) rolls back whole, is recorded in
+raw.loader_runs as failed with the error, and does not stop the other sources of the same command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, QUARANTINE
+from market_warehouse.loaders.sinks import Sink
+from market_warehouse.loaders.sources import FORMATS
+from market_warehouse.loaders.sources.common import ParsedBatch
+from market_warehouse.loaders.validate import Validated, validate
+from market_warehouse.runs import (
+    SourceReport,
+    audit_row,
+    describe_error,
+    examples,
+    new_run_id,
+    quarantine_frame,
+    record_failure,
+    utcnow,
+    with_audit,
+)
+
+log = logging.getLogger(__name__)
+
+# Kept for callers of the former names (benchmarks/load.py).
+_utcnow, _with_audit = utcnow, with_audit
+__all__ = ["FORMATS", "SourceReport", "load_files", "new_run_id", "prepare_batch", "write_batch"]
+
+
+@dataclass
+class PreparedBatch:
+    """A source ready to write: validated, audit columns set, and the rows already encoded for the
+    sink's bulk path (so that this CPU work can run while the previous source is being written)."""
+
+    batch: ParsedBatch
+    checked: Validated
+    at: pd.Timestamp
+    bars: pd.DataFrame
+    actions: pd.DataFrame
+    quarantine: pd.DataFrame
+    encoded_bars: object = None
+    started: pd.Timestamp | None = None
+    notes: list[str] = field(default_factory=list)  # keys shared with other files of the command
+    collisions: dict[str, int] = field(default_factory=dict)  # earlier file -> bars this one replaces
+
+    def parameters(self) -> dict:
+        extra = {"collides_with": self.collisions} if self.collisions else {}
+        return {**self.batch.parameters, **extra}
+
+
+def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
+    """Everything before the transaction: pure CPU work, no database round trip."""
+    v = validate(batch)
+    at = utcnow()
+    bars = with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
+    return PreparedBatch(
+        batch=batch, checked=v, at=at, bars=bars,
+        actions=with_audit(v.actions, batch.source, run_id, at)[CORPORATE_ACTIONS.column_names],
+        quarantine=quarantine_frame(v.rejected, run_id, batch.source, BARS, at),
+        encoded_bars=sink.encode(BARS, bars),
+    )
+
+
+def _report(prep: PreparedBatch) -> SourceReport:
+    v = prep.checked
+    return SourceReport(source=prep.batch.source, loader=prep.batch.loader, rows_read=v.rows_read,
+                        quarantined=len(v.rejected), examples=examples(v.rejected), notes=list(prep.notes))
+
+
+def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
+                started: pd.Timestamp | None = None, partial_error: str | None = None) -> SourceReport:
+    """Validate and write one parsed source; all of it commits or none of it.
+    partial_error: the source could only be read in part (e.g. a later fetch failed); what was
+    read is written and the audit row says `partial` with the error."""
+    started = started or utcnow()
+    prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id)
+    batch, v = prep.batch, prep.checked
+    report = _report(prep)
+    if partial_error:
+        report.status, report.error = "partial", partial_error
+    with sink.transaction() as tx:
+        log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
+                 batch.source, len(prep.bars), len(prep.actions), len(prep.quarantine))
+        counts = tx.merge(BARS, prep.bars, encoded=prep.encoded_bars)
+        tx.merge(CORPORATE_ACTIONS, prep.actions)
+        if len(prep.quarantine):
+            tx.append(QUARANTINE, prep.quarantine)
+        report.loaded, report.replaced = counts.loaded, counts.replaced
+        report.duplicate = counts.duplicate + v.duplicates_in_source
+        finished = utcnow()
+        report.seconds = (finished - started).total_seconds()
+        tx.append(LOADER_RUNS, audit_row(report, run_id, BARS, prep.parameters(), started, finished))
+    return report
+
+
+def _parse_and_prepare(sink: Sink, run_id: str, fmt: str, path: Path, opts: dict) -> PreparedBatch:
+    started = utcnow()
+    parse = FORMATS[fmt]
+    prep = prepare_batch(sink, parse(path, **opts), run_id)
+    prep.started = started
+    return prep
+
+
+@dataclass
+class _FailedSource:
+    source: str
+    error: str
+    started: pd.Timestamp
+
+
+def group_rows() -> int:
+    """Bars per transaction when a command loads many files (MWH_LOAD_GROUP_ROWS)."""
+    return int(os.environ.get("MWH_LOAD_GROUP_ROWS", "1000000"))
+
+
+def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSource]], run_id: str,
+                loader: str, parameters: dict, max_rows: int) -> list[tuple[int, SourceReport]]:
+    """Write consecutive prepared files in ONE transaction, streaming each into the sink as soon as
+    it is ready, until `max_rows` bars are in or the files run out. All of the group commits or
+    none of it (a rerun completes it); a file that could not be parsed fails alone."""
+    taken: list[tuple[int, PreparedBatch]] = []
+    failed: list[tuple[int, _FailedSource]] = []
+    rows = 0
+
+    def bars_stream():
+        nonlocal rows
+        for i, item in items:
+            if isinstance(item, _FailedSource):
+                failed.append((i, item))
+                continue
+            taken.append((i, item))
+            log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
+                     item.batch.source, len(item.bars), len(item.actions), len(item.quarantine))
+            yield item.bars, item.encoded_bars
+            rows += len(item.bars)
+            if rows >= max_rows:
+                return
+
+    out: list[tuple[int, SourceReport]] = []
+    stream = bars_stream()
+    try:
+        with sink.transaction() as tx:
+            counts = tx.merge_many(BARS, stream)
+            for _ in stream:  # a sink that stopped reading early: still account for every file
+                pass
+            tx.merge_many(CORPORATE_ACTIONS, ((prep.actions, None) for _, prep in taken))
+            quarantined = [prep.quarantine for _, prep in taken if len(prep.quarantine)]
+            if quarantined:
+                tx.append(QUARANTINE, pd.concat(quarantined, ignore_index=True))
+            audit = []
+            finished = utcnow()
+            for (i, prep), c in zip(taken, counts, strict=True):
+                r = _report(prep)
+                r.loaded, r.replaced = c.loaded, c.replaced
+                r.duplicate = c.duplicate + prep.checked.duplicates_in_source
+                r.seconds = (finished - prep.started).total_seconds()
+                audit.append(audit_row(r, run_id, BARS, prep.parameters(), prep.started, finished))
+                out.append((i, r))
+            if audit:
+                tx.append(LOADER_RUNS, pd.concat(audit, ignore_index=True))
+    except Exception as exc:  # noqa: BLE001 - the whole group rolled back: each of its files failed
+        out = [(i, record_failure(sink, run_id, prep.batch.source, loader,
+                                  describe_error(exc, prep.batch.source), prep.started, parameters, BARS))
+               for i, prep in taken]
+    out += [(i, record_failure(sink, run_id, f.source, loader, f.error, f.started, parameters, BARS))
+            for i, f in failed]
+    return out
+
+
+# `X-fixed.csv` (or `X_repaired.csv.gz`, ...) is the repaired twin of `X.csv`.
+_REPAIRED = re.compile(r"(?P<stem>.+)[-_](?:fixed|repaired)(?P<ext>\..+)")
+
+
+def repaired_twin_of(path: Path) -> str | None:
+    """The file name `path` is the repaired twin of, or None."""
+    m = _REPAIRED.fullmatch(path.name)
+    return m["stem"] + m["ext"] if m else None
+
+
+def order_repaired_last(paths: list[Path]) -> list[Path]:
+    """The files in command-line order, except that a repaired file (`X-fixed.csv`) goes right after
+    its unrepaired twin (`X.csv`) when both are given, wherever the glob put them: so that where the
+    two share bars, the repaired values are the ones kept."""
+    position = {p.name: i for i, p in enumerate(paths)}
+
+    def rank(item: tuple[int, Path]) -> float:
+        i, p = item
+        twin = repaired_twin_of(p)
+        return position[twin] + 0.5 if twin in position and position[twin] > i else i
+
+    return [p for _, p in sorted(enumerate(paths), key=rank)]
+
+
+class CollisionTracker:
+    """Bars that several files of one command share (same symbol, exchange, interval and time). The
+    files are written in order and the newest write wins: the later file's values are kept, and a
+    repaired twin always comes after its original (`order_repaired_last`). Each collision is noted on
+    the later file, per earlier file, with the number of bars."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, list[tuple[str, np.ndarray]]] = {}
+
+    def note(self, prep: PreparedBatch) -> None:
+        bars = prep.bars
+        if bars.empty:
+            return
+        key = list(BARS.key)
+        series = key[:-1]  # symbol, exchange, interval
+        for group, part in bars.groupby(series, sort=False):
+            hashes = pd.util.hash_pandas_object(part[key], index=False).to_numpy()
+            earlier = self._seen.setdefault(group, [])
+            for source, seen in earlier:
+                n = int(np.isin(hashes, seen).sum())
+                if n:
+                    prep.collisions[source] = prep.collisions.get(source, 0) + n
+            earlier.append((prep.batch.source, hashes))
+        me = Path(prep.batch.source)
+        for source, n in prep.collisions.items():
+            rule = ("it is the repaired twin" if repaired_twin_of(me) == Path(source).name
+                    else "later on the command line")
+            prep.notes.append(f"shares {n:,} bars with {source}: this file's values are kept ({rule})")
+            log.warning("%s %s", prep.batch.source, prep.notes[-1])
+
+
+def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,
+               **options) -> list[SourceReport]:
+    """Load vendor files of one format, with one audit row per file.
+
+    Files sharing bars: the later one's values are kept, a repaired twin (`X-fixed.csv`) is loaded
+    after its original whatever the order given, and each collision is reported (`CollisionTracker`).
+
+    Files are written in groups of up to MWH_LOAD_GROUP_ROWS bars, one transaction per group (see
+    `write_group`). Parsing, validating and encoding run in a worker thread, two files ahead of the
+    writer, so the client's CPU work overlaps the server's; within a group each file is streamed
+    into the same COPY as soon as it is ready.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    run_id = run_id or new_run_id()
+    opts = {k: v for k, v in options.items() if v is not None}
+    parameters = {"format": fmt, **opts}
+    paths = order_repaired_last([Path(p) for p in paths])
+    max_rows = group_rows()
+    results: list[tuple[int, SourceReport]] = []
+    collisions = CollisionTracker()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
+
+        def prepared() -> Iterator[tuple[int, PreparedBatch | _FailedSource]]:
+            ahead = 2  # files parsed ahead of the writer
+            futures = [pool.submit(_parse_and_prepare, sink, run_id, fmt, p, opts) for p in paths[:ahead]]
+            for i, path in enumerate(paths):
+                if i + ahead < len(paths):
+                    futures.append(pool.submit(_parse_and_prepare, sink, run_id, fmt, paths[i + ahead], opts))
+                started = utcnow()
+                try:
+                    prep = futures[i].result()
+                except Exception as exc:  # noqa: BLE001 - unreadable, wrong format: this file only
+                    yield i, _FailedSource(str(path), describe_error(exc, str(path)), started)
+                else:
+                    collisions.note(prep)
+                    yield i, prep
+                futures[i] = None  # free the batch once written
+
+        items = prepared()
+        while len(results) < len(paths):
+            results += write_group(sink, items, run_id, fmt, parameters, max_rows)
+    return [r for _, r in sorted(results, key=lambda x: x[0])]

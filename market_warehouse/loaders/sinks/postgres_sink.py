@@ -1,0 +1,180 @@
+"""PostgreSQL / TimescaleDB sink: batches go in with COPY (psycopg 3), in one transaction per source.
+
+With the timescaledb extension in the database, time-series tables become hypertables (chunked by
+time, see market_warehouse/loaders/schema.py); without it they are ordinary tables with the same columns and keys.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from market_warehouse.loaders.schema import RAW_SCHEMA, Table
+from market_warehouse.loaders.sinks.base import MergeCounts, Sink, Transaction, create_table_sql
+
+_stage_ids = itertools.count()
+# Rows per COPY write: the client formats the next chunk while the server ingests the last one.
+COPY_CHUNK_ROWS = 50_000
+
+
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
+def _pg(sql: str) -> str:
+    """The sinks' shared SQL uses `?` placeholders (DuckDB's); psycopg wants `%s`. Literals are
+    left alone, and a literal `%` is escaped."""
+    parts = _QUOTED.split(sql)
+    return "".join(p.replace("%", "%%") if i % 2 else p.replace("%", "%%").replace("?", "%s")
+                   for i, p in enumerate(parts))
+
+
+def encode_csv(columns: list[str], frame: pd.DataFrame) -> list[bytes]:
+    """The frame as COPY CSV chunks. Arrow formats it in C++ (nulls as empty fields, floats that
+    round-trip exactly); zoned timestamps are written naive (Arrow formats those ~25x faster): the
+    values are UTC instants and the session's time zone is UTC."""
+    table = pa.Table.from_pandas(frame[columns], preserve_index=False)
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_timestamp(fld.type) and fld.type.tz is not None:
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("us")))
+    options = pacsv.WriteOptions(include_header=False)
+    chunks = []
+    for start in range(0, table.num_rows, COPY_CHUNK_ROWS):
+        buf = io.BytesIO()
+        pacsv.write_csv(table.slice(start, COPY_CHUNK_ROWS), buf, options)
+        chunks.append(buf.getvalue())
+    return chunks
+
+
+def copy_parts(cur: psycopg.Cursor, target: str, columns: list[str],
+               parts: Iterable[tuple[pd.DataFrame, list[bytes] | None]]) -> None:
+    """One COPY into `target` of every (frame, its chunks from `encode_csv` or None) in `parts`,
+    each written as soon as `parts` yields it."""
+    with cur.copy(f"copy {target} ({', '.join(columns)}) from stdin (format csv)") as copy:
+        for frame, encoded in parts:
+            for chunk in encoded if encoded is not None else encode_csv(columns, frame):
+                copy.write(chunk)
+
+
+class PostgresTransaction(Transaction):
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self.cur = conn.cursor()
+
+    def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        if params is not None:
+            self.cur.execute(_pg(sql), params)
+        else:
+            self.cur.execute(sql)
+        return self.cur.fetchall() if self.cur.description else []
+
+    def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
+        stage = f"_stage_{table.name}_{next(_stage_ids)}"
+        self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
+        copy_parts(self.cur, stage, table.column_names, [(frame, encoded)])
+        self.cur.execute(f"analyze {stage}")
+        return stage
+
+    def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        copy_parts(self.cur, table.qualified, table.column_names, [(frame, encoded)])
+
+    def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
+        """Optimistic, streamed: every batch goes into ONE COPY under a savepoint, written as soon
+        as the producer hands it over (one statement keeps TimescaleDB's chunk insert states open
+        across batches). If any row collides with a stored one, the savepoint is rolled back and
+        each batch takes `merge` in order, so counts and newest-wins stay per batch."""
+        seen: list[tuple[pd.DataFrame, object]] = []
+
+        def remember():
+            for part in parts:
+                seen.append(part)
+                yield part
+
+        stream = remember()
+        try:
+            with self.conn.transaction():
+                copy_parts(self.cur, table.qualified, table.column_names, stream)
+            return [MergeCounts(loaded=len(frame)) for frame, _ in seen]
+        except psycopg.errors.UniqueViolation:
+            for _ in stream:  # take the rest of the batches too, then merge one by one
+                pass
+            return [self.merge(table, frame, encoded) for frame, encoded in seen]
+
+    def try_append_new(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> bool:
+        """Optimistic: COPY straight into the table under a savepoint; the primary key rejects a
+        batch that overlaps stored rows (usually at its first row), and the merge takes over.
+        Cheaper than probing every chunk of a hypertable first."""
+        try:
+            with self.conn.transaction():
+                self.append(table, frame, encoded)
+            return True
+        except psycopg.errors.UniqueViolation:
+            return False
+
+
+class PostgresSink(Sink):
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, use_timescale: bool | None = None, create_extension: bool = False):
+        """use_timescale: None = use TimescaleDB when the extension is in the database.
+        create_extension: create it first (the `timescale` target does)."""
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.conn.execute("set timezone = 'UTC'")  # COPY writes UTC timestamps without a zone
+        if create_extension:
+            try:
+                self.conn.execute("create extension if not exists timescaledb")
+            except psycopg.Error as exc:
+                raise RuntimeError(
+                    f"target wants TimescaleDB but the server cannot create the extension: {exc}"
+                ) from exc
+        installed = bool(self.conn.execute(
+            "select 1 from pg_extension where extname = 'timescaledb'").fetchall())
+        self.timescale = installed if use_timescale is None else (use_timescale and installed)
+        self.license = None
+        if self.timescale:
+            self.license = self.conn.execute("show timescaledb.license").fetchone()[0]
+
+    def encode(self, table: Table, frame: pd.DataFrame) -> list[bytes]:
+        return encode_csv(table.column_names, frame)
+
+    def ensure_tables(self, tables: Sequence[Table]) -> None:
+        with self.conn.transaction():
+            self.conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+            for table in tables:
+                self.conn.execute(create_table_sql(table, "postgres", unique_key=True))
+                if self.timescale and table.hypertable_time:
+                    chunk = os.environ.get("MWH_BARS_CHUNK_INTERVAL", table.chunk_interval or "7 days")
+                    self.conn.execute(
+                        "select create_hypertable(%s, by_range(%s, %s::interval), if_not_exists => true, "
+                        "migrate_data => true)",
+                        (table.qualified, table.hypertable_time, chunk),
+                    )
+                for cols in table.indexes:
+                    name = f"{table.name}_{'_'.join(c.split()[0] for c in cols)}_idx"
+                    self.conn.execute(
+                        f"create index if not exists {name} on {table.qualified} ({', '.join(cols)})")
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        with self.conn.transaction():
+            yield PostgresTransaction(self.conn)
+
+    def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        cur = self.conn.execute(_pg(sql), params) if params is not None else self.conn.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+    def refresh_statistics(self, tables: Sequence[Table]) -> None:
+        # Autovacuum gets there eventually; a build right after a load should not plan on stale
+        # estimates (nested loops over "empty" tables).
+        self.conn.execute(f"analyze {', '.join(t.qualified for t in tables)}")
+
+    def close(self) -> None:
+        self.conn.close()

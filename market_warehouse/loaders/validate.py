@@ -1,0 +1,177 @@
+"""Row validation, pure: given a parsed batch, what may be loaded and what goes to quarantine (and why).
+
+Rules for bars (a row may fail several; all reasons are kept):
+- every required field parsed (time, open, high, low, close, volume);
+- prices positive, volume not negative;
+- high >= low, high >= open and close, low <= open and close;
+- time not in the future (beyond one day of clock skew);
+- interval, exchange and symbol are ones the dbt models accept (`BAR_INTERVALS`, the exchanges of
+  seeds/exchanges.csv, `SYMBOL_PATTERN`); a bad value that every row of the source shares (an option,
+  the file name) refuses the whole source with one line (`UnacceptedValue`) instead;
+- a key (symbol, exchange, interval, ts) seen twice in one source with different values: every copy
+  is quarantined (which is right cannot be told); identical copies load once and count as duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from market_warehouse.config import project_dir
+from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS
+from market_warehouse.loaders.sources.common import FormatError, ParsedBatch
+
+FUTURE_SKEW = pd.Timedelta(days=1)
+
+# The bar intervals the dbt models accept (stg_market__bars' accepted_values test; a pytest keeps the
+# two in step). Rollups build 5m, 15m, 1h and 1d from finer bars; 30m and 1wk are kept as loaded.
+BAR_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d", "1wk")
+# A symbol: 1 to 32 letters, digits and . - ^ = _ / starting with a letter, digit or ^ (AAPL, BRK.B,
+# BRK-B, 4063.T, ^GSPC, EURUSD=X, FILUSDT). No spaces, commas or quotes.
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=_/]{0,31}")
+EXCHANGES_SEED = "seeds/exchanges.csv"
+
+
+class UnacceptedValue(FormatError):
+    """Every row of a source carries an interval, exchange or symbol the models do not accept."""
+
+
+@functools.cache
+def _exchanges_of(path: str, mtime: float) -> frozenset[str]:
+    return frozenset(pd.read_csv(path, dtype=str)["exchange"].str.strip())
+
+
+def known_exchanges() -> frozenset[str]:
+    """The exchanges the models know (seeds/exchanges.csv: code, calendar, time zone)."""
+    path = project_dir() / EXCHANGES_SEED
+    return _exchanges_of(str(path), path.stat().st_mtime)
+
+
+def _unaccepted(column: str, value: str) -> str | None:
+    """Why the models would not accept `value` in `column`, or None."""
+    if column == "interval" and value not in BAR_INTERVALS:
+        return f"interval {value!r} is not one the models accept ({', '.join(BAR_INTERVALS)})"
+    if column == "exchange" and value not in known_exchanges():
+        return (f"exchange {value!r} is not in {EXCHANGES_SEED} ({', '.join(sorted(known_exchanges()))}); "
+                f"add it there with its calendar first")
+    if column == "symbol" and value and not SYMBOL_PATTERN.fullmatch(value):
+        return (f"symbol {value!r} is not a symbol (1-32 letters, digits and . - ^ = _ /, starting with a "
+                f"letter, digit or ^)")
+    return None
+
+
+def vocabulary_violations(batch: ParsedBatch) -> pd.Series:
+    """Per row: '' or why its interval, exchange or symbol is not accepted. Raises UnacceptedValue
+    when a bad value is every row's (one line naming the source and the value)."""
+    bars = batch.bars
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    for column in ("interval", "exchange", "symbol"):
+        values = bars[column].fillna("").astype(str).str.strip()
+        uniques = values.unique()
+        bad = {v: why for v in uniques if (why := _unaccepted(column, v))}
+        if not bad:
+            continue
+        if len(uniques) == 1:
+            raise UnacceptedValue(f"{batch.source}: {next(iter(bad.values()))}; nothing loaded")
+        failing = values.map(bad).fillna("")
+        reasons = pd.Series(np.where((reasons != "") & (failing != ""), reasons + "; " + failing,
+                                     reasons + failing), index=bars.index)
+    return reasons
+
+
+@dataclass
+class Validated:
+    bars: pd.DataFrame  # valid bars, unique on BARS.key
+    actions: pd.DataFrame  # corporate actions of valid rows, unique on CORPORATE_ACTIONS.key
+    rejected: pd.DataFrame  # row_number, record, reason
+    duplicates_in_source: int  # identical repeats dropped before loading
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.bars) + len(self.rejected) + self.duplicates_in_source
+
+
+def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
+    """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included)."""
+    now = now or pd.Timestamp.now(tz="UTC")
+    o, h, l, c, v = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume"))
+    with np.errstate(invalid="ignore"):  # NaN (unparsed) compares False: its parse error says why
+        checks = [
+            (o <= 0, "open not positive"), (h <= 0, "high not positive"),
+            (l <= 0, "low not positive"), (c <= 0, "close not positive"),
+            (v < 0, "negative volume"), (h < l, "high < low"),
+            (h < np.fmax(o, c), "high below open/close"), (l > np.fmin(o, c), "low above open/close"),
+            ((bars["ts"] > now + FUTURE_SKEW).to_numpy(dtype=bool), "time in the future"),
+            ((bars["symbol"].fillna("").astype(str).str.strip() == "").to_numpy(dtype=bool),
+             "missing symbol"),
+        ]
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    failing = [(m, text) for m, text in checks if m.any()]
+    if failing:  # the rare path: build the messages only for rows that fail something
+        any_bad = np.logical_or.reduce([m for m, _ in failing])
+        for i in np.flatnonzero(any_bad):
+            reasons.iat[i] = "; ".join(text for m, text in failing if m[i])
+    return reasons
+
+
+def _records(batch: ParsedBatch, index: pd.Index) -> list[str]:
+    return [json.dumps(r, ensure_ascii=False) for r in batch.raw.loc[index].to_dict(orient="records")]
+
+
+def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
+    bars = batch.bars
+    reasons = batch.parse_errors.copy()
+    for rules in (vocabulary_violations(batch), bar_rule_violations(bars, now)):
+        if (rules != "").any():
+            both = (reasons != "") & (rules != "")
+            reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+
+    ok = reasons == ""
+    key = list(BARS.key)
+    valid = bars[ok]
+    dup_any = valid.duplicated(subset=key, keep=False)
+    duplicates_in_source = 0
+    if dup_any.any():
+        dups = valid[dup_any]
+        compare = key + BARS.compare_columns
+        conflicting = dups.groupby(key, dropna=False)[BARS.compare_columns].transform(
+            lambda col: col.nunique(dropna=False) > 1).any(axis=1)
+        lines = batch.row_numbers
+        for _, group in dups[conflicting].groupby(key, dropna=False):
+            where = ", ".join(str(n) for n in lines.loc[group.index])
+            reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
+                                        f"with different values on lines {where}")
+        identical = dups[~conflicting]
+        repeat = identical.duplicated(subset=compare, keep="first")
+        duplicates_in_source = int(repeat.sum())
+        ok = reasons == ""
+        ok.loc[identical.index[repeat.values]] = False
+    valid = bars[ok]
+
+    bad_idx = reasons.index[reasons != ""]
+    rejected = pd.DataFrame({
+        "row_number": batch.row_numbers.loc[bad_idx].astype("int64").values,
+        "record": _records(batch, bad_idx),
+        "reason": reasons.loc[bad_idx].values,
+    })
+    if batch.malformed:
+        rejected = pd.concat([rejected, pd.DataFrame({
+            "row_number": [n if n is not None else -1 for n, _ in batch.malformed],
+            "record": [json.dumps({"line": text}, ensure_ascii=False) for _, text in batch.malformed],
+            "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
+                       for _, t in batch.malformed],
+        })], ignore_index=True).sort_values("row_number", ignore_index=True)
+
+    actions = batch.actions
+    if "_src" in actions.columns:
+        # Actions of rejected rows wait in quarantine with their row.
+        actions = actions[actions["_src"].isin(reasons.index[reasons == ""])].drop(columns="_src")
+    actions = actions.drop_duplicates(subset=list(CORPORATE_ACTIONS.key), keep="last")
+    return Validated(bars=valid, actions=actions.reset_index(drop=True), rejected=rejected,
+                     duplicates_in_source=duplicates_in_source)
