@@ -6,7 +6,7 @@ the 41 Alpha Vantage daily files are loaded by the loader, then:
 - raw.bars size before and after compressing every chunk (segment by symbol, order by ts) and the
   ratio; the latency of the same reads on uncompressed and on compressed chunks;
 - the 1h bars of one symbol over a month three ways: from the continuous aggregate
-  (int_bars_rolled_up_1h on the full edition), from the incremental table the same model builds
+  (int_market__bars_rolled_up_1h on the full edition), from the incremental table the same model builds
   elsewhere (var mwh_continuous_aggregates: false, in a second database), and time_bucket over raw
   minute bars (the floor to beat).
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 MINUTE_FILES = sorted((REPO / "data" / "sample" / "binance_klines").glob("FILUSDT-1m-2023-*.csv.gz"))
 DAILY_FILES = sorted((REPO / "data" / "sample" / "alphavantage").glob("*.csv.gz"))
 MONTH = ("2023-04-01 00:00+00", "2023-05-01 00:00+00")
-HOURLY_CAGG = ("select ts, open, high, low, close, volume from intermediate.int_bars_rolled_up_1h"
+HOURLY_CAGG = ("select ts, open, high, low, close, volume from intermediate.int_market__bars_rolled_up_1h"
                " where symbol = 'FILUSDT' and ts >= %s and ts < %s order by ts")
 HOURLY_RAW = ("select time_bucket('1 hour', ts) as ts, first(open, ts) as open, max(high) as high,"
               " min(low) as low, last(close, ts) as close, sum(volume) as volume from raw.bars"
@@ -76,7 +76,7 @@ def _dbt_rollups(server, db: str, cagg: bool) -> float:
 
     os.environ.update(MWH_TARGET="timescale", MWH_PG_HOST=server.host, MWH_PG_PORT=str(server.port),
                       MWH_PG_USER=server.user, MWH_PG_PASSWORD=server.password, MWH_PG_DATABASE=db)
-    args = ["build", "--select", "stg_market__bars", "int_bars_rolled_up_1h", "--exclude-resource-type", "test",
+    args = ["build", "--select", "stg_market__bars", "int_market__bars_rolled_up_1h", "--exclude-resource-type", "test",
             "unit_test", "--project-dir", str(REPO), "--quiet"]
     if not cagg:
         args += ["--vars", "{mwh_continuous_aggregates: false}"]

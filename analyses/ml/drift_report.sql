@@ -35,7 +35,7 @@ worst_features as (
         model_id,
         max(psi) as max_psi,
         string_agg(
-            feature_name || ' ' || {{ mwh_ml_fmt('psi', 3) }}, ', ' order by psi desc
+            feature_name || ' ' || {{ mwh_fmt('psi', 3) }}, ', ' order by psi desc
         ) filter (where drift_level in ('moderate', 'significant')) as drifted_features
     from {{ ref('fct_feature_drift') }}
     group by model_id

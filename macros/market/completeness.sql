@@ -16,7 +16,7 @@
 #}
 
 
-{% macro missing_sessions(model, bar_interval, interval_column=none) -%}
+{% macro mwh_missing_sessions(model, bar_interval, interval_column=none) -%}
 {%- set widths = {'1m': '1 minute', '5m': '5 minutes', '15m': '15 minutes', '1h': '1 hour'} -%}
 {%- set buckets_per_day = {'1m': 1440, '5m': 288, '15m': 96, '1h': 24} -%}
 
@@ -61,7 +61,7 @@ sessions_in_range as (
         sessions.open_utc,
         sessions.close_utc
     from symbol_ranges
-    inner join {{ ref('int_trading_sessions') }} as sessions
+    inner join {{ ref('int_market__trading_sessions') }} as sessions
         on
             symbol_ranges.calendar = sessions.calendar
             {% if bar_interval == '1d' -%}

@@ -258,7 +258,7 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
     model's unversioned name (marts.fct_features_daily -> fct_features_daily_v1), so queries that do
     not care about versions always read the latest, while every version's own relation stays.
 #}
-{% macro latest_version_view_sql(action) -%}
+{% macro mwh_latest_version_view_sql(action) -%}
     {%- if model.get('version') is not none and model.get('version') == model.get('latest_version') -%}
         {%- set view = api.Relation.create(
             database=this.database, schema=this.schema, identifier=model.get('name'), type='view'

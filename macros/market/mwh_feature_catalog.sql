@@ -20,7 +20,7 @@
     rounding list, the training set and the docs follow from this list.
 
     Everything is point in time: lag, preceding frames and exponential sums over earlier bars only;
-    prices are point-in-time adjusted (int_adjustment_factors.pit_price_factor), so a later split or
+    prices are point-in-time adjusted (int_market__adjustment_factors.pit_price_factor), so a later split or
     dividend never changes a stored value.
 #}
 {% macro mwh_feature_catalog() %}

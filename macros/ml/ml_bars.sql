@@ -16,17 +16,3 @@
         when '1wk' then {{ ts }} + interval '168 hours'
     end
 {%- endmacro %}
-
-
-{#- A timestamptz as ISO text in UTC, the same on every target: 2021-03-09T21:00:00Z. -#}
-{% macro mwh_ml_iso_ts(ts) -%}
-    {{ return(adapter.dispatch('mwh_ml_iso_ts', 'market_warehouse')(ts)) }}
-{%- endmacro %}
-
-{% macro duckdb__mwh_ml_iso_ts(ts) -%}
-    strftime(timezone('UTC', {{ ts }}), '%Y-%m-%dT%H:%M:%SZ')
-{%- endmacro %}
-
-{% macro postgres__mwh_ml_iso_ts(ts) -%}
-    to_char({{ ts }} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-{%- endmacro %}

@@ -43,7 +43,7 @@ daily_lag as (
         count(sessions.session_date) as sessions_behind,
         cast(null as double precision) as open_minutes_behind
     from latest
-    left join {{ ref('int_trading_sessions') }} as sessions
+    left join {{ ref('int_market__trading_sessions') }} as sessions
         on
             latest.calendar = sessions.calendar
             and sessions.session_date > {{ mwh_utc_date('latest.last_ts') }}
@@ -67,7 +67,7 @@ intraday_lag as (
             ) / 60
         ), 0) as open_minutes_behind
     from latest
-    left join {{ ref('int_trading_sessions') }} as sessions
+    left join {{ ref('int_market__trading_sessions') }} as sessions
         on
             latest.calendar = sessions.calendar
             and sessions.close_utc > latest.last_ts

@@ -13,7 +13,7 @@ with
 
 failures as (
 
-    {{ missing_sessions(model, bar_interval, interval_column) | indent(4) }}
+    {{ mwh_missing_sessions(model, bar_interval, interval_column) | indent(4) }}
 
 )
 

@@ -36,7 +36,7 @@ bucketed as (
     from source_bars
     inner join {{ ref('exchanges') }} as exchanges
         on source_bars.exchange = exchanges.exchange
-    inner join {{ ref('int_trading_sessions') }} as sessions
+    inner join {{ ref('int_market__trading_sessions') }} as sessions
         on
             exchanges.calendar = sessions.calendar
             and sessions.session_date = case

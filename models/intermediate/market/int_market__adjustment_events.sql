@@ -22,7 +22,7 @@ with
 
 unioned_bars as (
 
-    select * from {{ ref('int_bars_unioned_1d') }}
+    select * from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
 

@@ -31,7 +31,7 @@ unpivoted as (
         f.feature_name,
         f.feature_value
     from predictions
-    cross join lateral {{ mwh_ml_json_numbers('predictions.features') }} as f
+    cross join lateral {{ mwh_json_numbers('predictions.features') }} as f
 
 ),
 

@@ -14,7 +14,7 @@ with
 
 sessions as (
 
-    select * from {{ ref('int_trading_sessions') }}
+    select * from {{ ref('int_market__trading_sessions') }}
 
 ),
 

@@ -15,7 +15,7 @@ with
 {% for bar_interval in var('gap_check_intervals') %}
 missing_{{ bar_interval }} as (
 
-    {{ missing_sessions(ref('stg_market__bars'), bar_interval, 'bar_interval') | indent(4) }}
+    {{ mwh_missing_sessions(ref('stg_market__bars'), bar_interval, 'bar_interval') | indent(4) }}
 
 ),
 

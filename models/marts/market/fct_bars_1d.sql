@@ -13,7 +13,7 @@
 
 {#
     Daily bars, one per symbol and session, raw and adjusted side by side. Incremental like
-    int_adjustment_factors: backward adjustment rewrites the whole history of a symbol whenever a new
+    int_market__adjustment_factors: backward adjustment rewrites the whole history of a symbol whenever a new
     dividend or split arrives, so such a symbol is rewritten in full; otherwise only the late-data
     window is.
 #}
@@ -25,7 +25,7 @@ unioned_bars as (
     select
         *,
         row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
-    from {{ ref('int_bars_unioned_1d') }}
+    from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
 
@@ -47,7 +47,7 @@ daily_bars as (
 
 factors as (
 
-    select * from {{ ref('int_adjustment_factors') }}
+    select * from {{ ref('int_market__adjustment_factors') }}
 
 ),
 

@@ -48,7 +48,7 @@ calendar_sessions as (
         calendar,
         session_date,
         row_number() over (partition by calendar order by session_date) as session_index
-    from {{ ref('int_trading_sessions') }}
+    from {{ ref('int_market__trading_sessions') }}
 
 ),
 

@@ -6,8 +6,8 @@
         on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
         post_hook=[
-            "{{ latest_version_view_sql('drop') }}",
-            "{{ latest_version_view_sql('create') }}",
+            "{{ mwh_latest_version_view_sql('drop') }}",
+            "{{ mwh_latest_version_view_sql('create') }}",
         ],
     )
 }}

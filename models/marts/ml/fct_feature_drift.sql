@@ -73,8 +73,8 @@ window_totals as (
     select
         model_id,
         feature_name,
-        sum({{ mwh_ml_int("window_name = 'reference'") }}) as reference_n,
-        sum({{ mwh_ml_int("window_name = 'current'") }}) as current_n
+        sum({{ mwh_int("window_name = 'reference'") }}) as reference_n,
+        sum({{ mwh_int("window_name = 'current'") }}) as current_n
     from windowed
     group by model_id, feature_name
 
@@ -86,8 +86,8 @@ bin_counts as (
         bins.model_id,
         bins.feature_name,
         bins.bin,
-        sum({{ mwh_ml_int("windowed.window_name = 'reference'") }}) as reference_count,
-        sum({{ mwh_ml_int("windowed.window_name = 'current'") }}) as current_count
+        sum({{ mwh_int("windowed.window_name = 'reference'") }}) as reference_count,
+        sum({{ mwh_int("windowed.window_name = 'current'") }}) as current_count
     from bins
     left join windowed
         on

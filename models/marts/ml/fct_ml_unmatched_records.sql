@@ -60,7 +60,7 @@ records as (
     select
         'signal' as record_type,
         strategy || '|' || symbol || '|' || exchange || '|' || bar_interval || '|'
-        || {{ mwh_ml_iso_ts('signal_ts') }} as record_id,
+        || {{ mwh_iso_ts('signal_ts') }} as record_id,
         symbol,
         exchange,
         bar_interval,
@@ -70,7 +70,7 @@ records as (
     select
         'prediction' as record_type,
         model_id || '|' || symbol || '|' || exchange || '|' || bar_interval || '|'
-        || {{ mwh_ml_iso_ts('bar_ts') }} || '|' || cast(horizon_bars as varchar) as record_id,
+        || {{ mwh_iso_ts('bar_ts') }} || '|' || cast(horizon_bars as varchar) as record_id,
         symbol,
         exchange,
         bar_interval,
@@ -117,8 +117,8 @@ final as (
         case
             when last_bar_ts is not null
                 then
-                    'no bar at or after ' || {{ mwh_ml_iso_ts('record_ts') }}
-                    || ' (the series ends at ' || {{ mwh_ml_iso_ts('last_bar_ts') }} || ')'
+                    'no bar at or after ' || {{ mwh_iso_ts('record_ts') }}
+                    || ' (the series ends at ' || {{ mwh_iso_ts('last_bar_ts') }} || ')'
             when symbol_has_bars
                 then 'no ' || bar_interval || ' bars for ' || symbol || ' on ' || exchange
             else 'unknown symbol ' || symbol || ' on ' || exchange || ': no bars loaded'

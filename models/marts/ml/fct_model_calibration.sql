@@ -35,8 +35,8 @@ final as (
         cast(bucket + 1 as double precision) / {{ buckets }} as probability_upper,
         count(*) as n_predictions,
         avg(probability) as mean_probability,
-        avg(cast({{ mwh_ml_int('is_correct') }} as double precision)) as observed_accuracy,
-        avg(cast({{ mwh_ml_int('is_correct') }} as double precision)) - avg(probability) as calibration_gap
+        avg(cast({{ mwh_int('is_correct') }} as double precision)) as observed_accuracy,
+        avg(cast({{ mwh_int('is_correct') }} as double precision)) - avg(probability) as calibration_gap
     from bucketed
     group by model_id, bucket
 

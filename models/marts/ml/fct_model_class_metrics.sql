@@ -54,9 +54,9 @@ counted as (
         classes.model_id,
         classes.symbol,
         classes.class_label,
-        sum({{ mwh_ml_int('scoped.predicted_class = classes.class_label') }}) as predicted_count,
-        sum({{ mwh_ml_int('scoped.realized_class = classes.class_label') }}) as realized_count,
-        sum({{ mwh_ml_int('scoped.predicted_class = classes.class_label
+        sum({{ mwh_int('scoped.predicted_class = classes.class_label') }}) as predicted_count,
+        sum({{ mwh_int('scoped.realized_class = classes.class_label') }}) as realized_count,
+        sum({{ mwh_int('scoped.predicted_class = classes.class_label
                             and scoped.realized_class = classes.class_label') }}) as true_positives,
         count(*) as n_resolved
     from classes

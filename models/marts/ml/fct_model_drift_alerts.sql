@@ -61,10 +61,10 @@ performance_alerts as (
         prediction_date as alert_date,
         rolling_accuracy as observed_value,
         drift_threshold as threshold_value,
-        'rolling {{ var("ml_rolling_window_days") }}d accuracy ' || {{ mwh_ml_fmt('rolling_accuracy') }}
-        || ' below baseline ' || {{ mwh_ml_fmt('baseline_accuracy') }}
-        || ' - {{ var("ml_drift_std_multiplier") }} x ' || {{ mwh_ml_fmt('baseline_std') }}
-        || ' (' || baseline_std_source || ' std) = ' || {{ mwh_ml_fmt('drift_threshold') }}
+        'rolling {{ var("ml_rolling_window_days") }}d accuracy ' || {{ mwh_fmt('rolling_accuracy') }}
+        || ' below baseline ' || {{ mwh_fmt('baseline_accuracy') }}
+        || ' - {{ var("ml_drift_std_multiplier") }} x ' || {{ mwh_fmt('baseline_std') }}
+        || ' (' || baseline_std_source || ' std) = ' || {{ mwh_fmt('drift_threshold') }}
         || ' over ' || cast(rolling_n_resolved as varchar) || ' predictions' as reason
     from latest_performance
     where recency = 1 and is_drifting
@@ -80,7 +80,7 @@ feature_alerts as (
         {{ mwh_utc_date('last_bars.last_bar_ts') }} as alert_date,
         features.psi as observed_value,
         cast({{ var('ml_psi_alert_threshold') }} as double precision) as threshold_value,
-        'feature ' || features.feature_name || ' PSI ' || {{ mwh_ml_fmt('features.psi') }}
+        'feature ' || features.feature_name || ' PSI ' || {{ mwh_fmt('features.psi') }}
         || ' >= {{ var("ml_psi_alert_threshold") }} between the training window ('
         || cast(features.reference_n as varchar) || ' values) and the last {{ var("ml_psi_recent_days") }} days ('
         || cast(features.current_n as varchar) || ' values)' as reason

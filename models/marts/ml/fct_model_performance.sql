@@ -35,9 +35,9 @@ resolved as (
     select
         model_id,
         count(*) as n_resolved,
-        avg(cast({{ mwh_ml_int('is_correct') }} as double precision))
+        avg(cast({{ mwh_int('is_correct') }} as double precision))
         filter (where is_correct is not null) as accuracy,
-        avg(cast({{ mwh_ml_int('is_direction_hit') }} as double precision)) as hit_rate,
+        avg(cast({{ mwh_int('is_direction_hit') }} as double precision)) as hit_rate,
         avg(brier_score) as brier_score,
         avg(log_loss) as log_loss,
         avg(abs(prediction_error)) as mae,
@@ -60,8 +60,8 @@ all_predictions as (
         count(*) as n_predictions,
         min(bar_ts) as first_bar_ts,
         max(bar_ts) as last_bar_ts,
-        {{ mwh_ml_percentile('latency_ms', 0.5) }} as latency_p50_ms,
-        {{ mwh_ml_percentile('latency_ms', 0.95) }} as latency_p95_ms
+        {{ mwh_percentile('latency_ms', 0.5) }} as latency_p50_ms,
+        {{ mwh_percentile('latency_ms', 0.95) }} as latency_p95_ms
     from outcomes
     group by model_id
 

@@ -28,16 +28,16 @@ daily as (
         prediction_date,
         max(prediction_kind) as prediction_kind,
         count(*) as n_predictions,
-        sum({{ mwh_ml_int('is_resolved') }}) as n_resolved,
-        sum({{ mwh_ml_int('is_correct') }}) as n_correct,
+        sum({{ mwh_int('is_resolved') }}) as n_resolved,
+        sum({{ mwh_int('is_correct') }}) as n_correct,
         count(is_correct) as n_scored,
-        sum({{ mwh_ml_int('is_direction_hit') }}) as n_direction_hits,
+        sum({{ mwh_int('is_direction_hit') }}) as n_direction_hits,
         count(is_direction_hit) as n_direction_scored,
         {%- for c in classes %}
-        sum({{ mwh_ml_int("is_resolved and predicted_class = '" ~ c ~ "'") }}) as n_predicted_{{ c }},
-        sum({{ mwh_ml_int("realized_class = '" ~ c ~ "' and prediction_kind = 'classification'") }})
+        sum({{ mwh_int("is_resolved and predicted_class = '" ~ c ~ "'") }}) as n_predicted_{{ c }},
+        sum({{ mwh_int("realized_class = '" ~ c ~ "' and prediction_kind = 'classification'") }})
             as n_realized_{{ c }},
-        sum({{ mwh_ml_int("is_correct and predicted_class = '" ~ c ~ "'") }}) as n_true_{{ c }},
+        sum({{ mwh_int("is_correct and predicted_class = '" ~ c ~ "'") }}) as n_true_{{ c }},
         {%- endfor %}
         sum(brier_score) as sum_brier,
         sum(log_loss) as sum_log_loss,
@@ -90,7 +90,7 @@ final as (
         {{ mwh_safe_divide('sum_log_loss', 'n_scored') }} as log_loss,
         {{ mwh_safe_divide('sum_abs_error', 'n_errors') }} as mae,
         sqrt({{ mwh_safe_divide('sum_squared_error', 'n_errors') }}) as rmse,
-        {{ mwh_ml_correlation_from_sums('n_errors', 'sum_x', 'sum_y', 'sum_xy', 'sum_xx', 'sum_yy') }}
+        {{ mwh_correlation_from_sums('n_errors', 'sum_x', 'sum_y', 'sum_xy', 'sum_xx', 'sum_yy') }}
             as information_coefficient,
         {%- for c in classes %}
         {{ mwh_safe_divide('cast(n_true_' ~ c ~ ' as double precision)', 'n_predicted_' ~ c) }} as precision_{{ c }},
@@ -106,7 +106,7 @@ final as (
         {{ mwh_safe_divide('rolling_sum_log_loss', 'rolling_n_scored') }} as rolling_log_loss,
         {{ mwh_safe_divide('rolling_sum_abs_error', 'rolling_n_errors') }} as rolling_mae,
         sqrt({{ mwh_safe_divide('rolling_sum_squared_error', 'rolling_n_errors') }}) as rolling_rmse,
-        {{ mwh_ml_correlation_from_sums(
+        {{ mwh_correlation_from_sums(
             'rolling_n_errors', 'rolling_sum_x', 'rolling_sum_y', 'rolling_sum_xy', 'rolling_sum_xx', 'rolling_sum_yy'
         ) }} as rolling_information_coefficient,
         {%- for c in classes %}

@@ -27,8 +27,8 @@ per_model as (
         model_name,
         model_id,
         count(*) as n_alerts,
-        max({{ mwh_ml_int("alert_type = 'performance'") }}) as has_performance_drift,
-        max({{ mwh_ml_int("alert_type = 'feature'") }}) as has_feature_drift,
+        max({{ mwh_int("alert_type = 'performance'") }}) as has_performance_drift,
+        max({{ mwh_int("alert_type = 'feature'") }}) as has_feature_drift,
         max(alert_date) as latest_alert_date,
         string_agg(reason, '; ' order by alert_type desc, alert_subject asc) as reason
     from alerts

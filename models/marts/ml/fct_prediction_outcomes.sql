@@ -182,7 +182,7 @@ final as (
         scored.is_direction_hit,
         case
             when scored.is_correct is not null
-                then power(scored.probability - {{ mwh_ml_int('scored.is_correct') }}, 2)
+                then power(scored.probability - {{ mwh_int('scored.is_correct') }}, 2)
         end as brier_score,
         case
             when scored.is_correct

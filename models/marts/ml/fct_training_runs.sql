@@ -22,7 +22,7 @@ versions as (
     select
         training_run_id,
         count(*) as n_versions_registered,
-        max({{ mwh_ml_int('is_active') }}) = 1 as produced_active_version
+        max({{ mwh_int('is_active') }}) = 1 as produced_active_version
     from registry
     where training_run_id is not null
     group by training_run_id
@@ -37,10 +37,10 @@ final as (
         training_runs.status,
         training_runs.started_at,
         training_runs.ended_at,
-        {{ mwh_ml_seconds_between('training_runs.started_at', 'training_runs.ended_at') }} as duration_seconds,
+        {{ mwh_seconds_between('training_runs.started_at', 'training_runs.ended_at') }} as duration_seconds,
         training_runs.data_start,
         training_runs.data_end,
-        {{ mwh_ml_seconds_between('training_runs.data_start', 'training_runs.data_end') }} / 86400.0
+        {{ mwh_seconds_between('training_runs.data_start', 'training_runs.data_end') }} / 86400.0
             as data_span_days,
         training_runs.symbols_json,
         training_runs.sample_count,

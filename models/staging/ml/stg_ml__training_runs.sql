@@ -27,9 +27,9 @@ final as (
         cast(status as varchar) as status,
         cast(data_start as timestamp with time zone) as data_start,
         cast(data_end as timestamp with time zone) as data_end,
-        {{ mwh_ml_json_text('symbols') }} as symbols_json,
+        {{ mwh_json_text('symbols') }} as symbols_json,
         cast(sample_count as bigint) as sample_count,
-        {{ mwh_ml_json_text('parameters') }} as parameters_json,
+        {{ mwh_json_text('parameters') }} as parameters_json,
         cast(error_log as varchar) as error_log,
         cast(created_by as varchar) as created_by,
         cast(loaded_at as timestamp with time zone) as loaded_at

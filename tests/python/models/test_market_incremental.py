@@ -24,10 +24,10 @@ START = "2018-06-01"
 
 KEYED = {
     "staging.stg_market__bars": ["symbol", "exchange", "bar_interval", "ts"],
-    "intermediate.int_bars_rolled_up_5m": ["symbol", "exchange", "ts"],
-    "intermediate.int_bars_rolled_up_15m": ["symbol", "exchange", "ts"],
-    "intermediate.int_bars_rolled_up_1h": ["symbol", "exchange", "ts"],
-    "intermediate.int_bars_rolled_up_1d": ["symbol", "exchange", "ts"],
+    "intermediate.int_market__bars_rolled_up_5m": ["symbol", "exchange", "ts"],
+    "intermediate.int_market__bars_rolled_up_15m": ["symbol", "exchange", "ts"],
+    "intermediate.int_market__bars_rolled_up_1h": ["symbol", "exchange", "ts"],
+    "intermediate.int_market__bars_rolled_up_1d": ["symbol", "exchange", "ts"],
     "marts.fct_bars_1d": ["symbol", "exchange", "ts"],
     "marts.fct_bars_1h": ["symbol", "exchange", "ts"],
     "marts.fct_features_daily_v1": ["symbol", "exchange", "ts"],
@@ -102,7 +102,7 @@ def test_incremental_equals_full_refresh(kind, request):
     assert len(incremental["marts.fct_features_hourly_v1"]) > before
 
     # the late and corrected minute bars reached their hour and their day
-    hour = incremental["intermediate.int_bars_rolled_up_1h"]
+    hour = incremental["intermediate.int_market__bars_rolled_up_1h"]
     h9 = hour[hour["ts"] == pd.Timestamp("2023-04-19 09:00", tz="UTC")].iloc[0]
     h8 = hour[hour["ts"] == pd.Timestamp("2023-04-19 08:00", tz="UTC")].iloc[0]
     assert h8["source_bar_count"] == 60 and h9["source_bar_count"] == 60

@@ -18,8 +18,8 @@ from market_fixtures import assert_frames_match, dbt, load_sample, pg_create_raw
 
 pytestmark = pytest.mark.postgres
 
-ROLLUPS = ["int_bars_rolled_up_5m", "int_bars_rolled_up_15m", "int_bars_rolled_up_1h"]
-SELECT = ["--select", "stg_market__bars", *ROLLUPS, "int_bars_unioned_1h", "fct_bars_1h",
+ROLLUPS = ["int_market__bars_rolled_up_5m", "int_market__bars_rolled_up_15m", "int_market__bars_rolled_up_1h"]
+SELECT = ["--select", "stg_market__bars", *ROLLUPS, "int_market__bars_unioned_1h", "fct_bars_1h",
           "--exclude-resource-type", "test", "unit_test"]
 KEY = ["symbol", "exchange", "ts"]
 FALLBACK = ["--vars", "{mwh_continuous_aggregates: false}"]
@@ -103,7 +103,7 @@ def test_cagg_equals_incremental_fallback(pg_server, full_edition):
     pair.assert_equal(what="first build:")
 
     def hour(which: str, ts: str) -> tuple:
-        return pair.sql(which, "select volume, source_bar_count from intermediate.int_bars_rolled_up_1h"
+        return pair.sql(which, "select volume, source_bar_count from intermediate.int_market__bars_rolled_up_1h"
                                " where ts = %s", [_at(ts).to_pydatetime()])[0]
 
     # a corrected bar: materialized buckets keep the old value until refreshed, here by the policy's job
@@ -136,14 +136,14 @@ def test_cagg_equals_incremental_fallback(pg_server, full_edition):
     pair.assert_equal(what="real-time, not yet materialized:")
     watermark = pair.sql("cagg", "select _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
                                  "(select mat_hypertable_id from _timescaledb_catalog.continuous_agg"
-                                 " where user_view_name = 'int_bars_rolled_up_1h')))")[0][0]
+                                 " where user_view_name = 'int_market__bars_rolled_up_1h')))")[0][0]
     assert watermark <= _at("2023-04-30 20:00")
 
     # a dbt run refreshes through the job: materialized, and the marts agree
     pair.build("cagg")
     watermark = pair.sql("cagg", "select _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
                                  "(select mat_hypertable_id from _timescaledb_catalog.continuous_agg"
-                                 " where user_view_name = 'int_bars_rolled_up_1h')))")[0][0]
+                                 " where user_view_name = 'int_market__bars_rolled_up_1h')))")[0][0]
     assert watermark == _at("2023-05-01 00:00")
     pair.assert_equal([*(f"intermediate.{r}" for r in ROLLUPS), "marts.fct_bars_1h"], "after dbt run:")
     assert len(pair.frame("cagg", "marts.fct_bars_1h")) == len(bars) // 60
@@ -155,33 +155,33 @@ def test_full_refresh_and_changed_definition_rebuild(pg_server, full_edition):
     pair.build("cagg")
 
     def oid() -> int:
-        return pair.sql("cagg", "select 'intermediate.int_bars_rolled_up_1h'::regclass::oid")[0][0]
+        return pair.sql("cagg", "select 'intermediate.int_market__bars_rolled_up_1h'::regclass::oid")[0][0]
 
     def comment() -> str:
-        return pair.sql("cagg", "select obj_description('intermediate.int_bars_rolled_up_1h'::regclass, 'pg_class')")[0][0]
+        return pair.sql("cagg", "select obj_description('intermediate.int_market__bars_rolled_up_1h'::regclass, 'pg_class')")[0][0]
 
-    before, rows = oid(), pair.frame("cagg", "intermediate.int_bars_rolled_up_1h")
+    before, rows = oid(), pair.frame("cagg", "intermediate.int_market__bars_rolled_up_1h")
     assert "mwh:definition_md5=" in comment() and "Hourly" in comment()  # the docs' description stays
     pair.build("cagg")
     assert oid() == before, "an unchanged continuous aggregate is kept (refreshed, not rebuilt)"
     pair.build("cagg", "--full-refresh")
     assert oid() != before, "--full-refresh rebuilds it"
     rebuilt = oid()
-    assert_frames_match(pair.frame("cagg", "intermediate.int_bars_rolled_up_1h"), rows, "after --full-refresh")
+    assert_frames_match(pair.frame("cagg", "intermediate.int_market__bars_rolled_up_1h"), rows, "after --full-refresh")
 
     # a definition built from other SQL (an earlier version of the model): detected and rebuilt
-    pair.sql("cagg", "comment on view intermediate.int_bars_rolled_up_1h is 'mwh:definition_md5=0123456789abcdef0123456789abcdef'")
+    pair.sql("cagg", "comment on view intermediate.int_market__bars_rolled_up_1h is 'mwh:definition_md5=0123456789abcdef0123456789abcdef'")
     pair.build("cagg")
     assert oid() != rebuilt
     assert "0123456789abcdef" not in comment()
-    assert_frames_match(pair.frame("cagg", "intermediate.int_bars_rolled_up_1h"), rows, "after a changed definition")
+    assert_frames_match(pair.frame("cagg", "intermediate.int_market__bars_rolled_up_1h"), rows, "after a changed definition")
 
     # dbt docs: the continuous aggregates are in the catalog with their columns
     os.environ["MWH_PG_DATABASE"] = pair.cagg
     dbt("docs", "generate", "--select", *ROLLUPS)
     import json
     catalog = json.loads((__import__("pathlib").Path(os.environ["DBT_TARGET_PATH"]) / "catalog.json").read_text())
-    node = catalog["nodes"]["model.market_warehouse.int_bars_rolled_up_1h"]
+    node = catalog["nodes"]["model.market_warehouse.int_market__bars_rolled_up_1h"]
     assert {"symbol", "ts", "open", "close", "vwap", "source_loaded_at"} <= set(node["columns"])
 
 
@@ -196,9 +196,9 @@ def test_retention_keeps_rollup_history(pg_server, full_edition):
     pair.build("cagg")
     pair.build("fallback")
     history = {r: pair.frame("cagg", f"intermediate.{r}") for r in ROLLUPS}
-    assert len(history["int_bars_rolled_up_1h"]) == len(bars) // 60
+    assert len(history["int_market__bars_rolled_up_1h"]) == len(bars) // 60
     policy = pair.sql("cagg", "select config from timescaledb_information.jobs where proc_name ="
-                              " 'policy_refresh_continuous_aggregate' and hypertable_name = 'int_bars_rolled_up_1h'")[0][0]
+                              " 'policy_refresh_continuous_aggregate' and hypertable_name = 'int_market__bars_rolled_up_1h'")[0][0]
     assert policy["start_offset"] == "29 days", policy  # the refresh window stays inside the retention
 
     # full edition: the policy job deletes minute bars older than 30 days (all of 2023)

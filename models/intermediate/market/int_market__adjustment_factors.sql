@@ -38,7 +38,7 @@ daily_bars as (
         ts,
         session_date,
         row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
-    from {{ ref('int_bars_unioned_1d') }}
+    from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
 

@@ -36,7 +36,7 @@ exchanges as (
 
 sessions as (
 
-    select * from {{ ref('int_trading_sessions') }}
+    select * from {{ ref('int_market__trading_sessions') }}
 
 ),
 
