@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from market_warehouse.config import Target, project_dir
+from market_warehouse.dbt import build
 from market_warehouse.loaders.sinks import open_sink
 
 MART = "marts.fct_data_quality_issues"
@@ -123,7 +124,6 @@ def print_build_report(dbt_result, target: str | Target | None) -> None:
 
 def build_and_report(target: str | Target | None, extra) -> int:
     """`mwh build`: market_warehouse.dbt.build, then this report (also when the build failed)."""
-    from market_warehouse.dbt import build
 
     status = build(target, extra)
     print_build_report(None, target)

@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from market_warehouse.config import Target, load_target, profiles_dir, project_dir
+from market_warehouse.loaders.sinks import open_sink
 
 # dbt flags that take a selection (their values follow until the next flag).
 SELECT_FLAGS = ("-s", "--select", "-m", "--models", "--model")
@@ -41,7 +44,7 @@ def run_dbt(args: Sequence[str], target: str | Target | None = None, quiet: bool
             manifest=None, log_level: str | None = None):
     """Run one dbt command (e.g. ["build", "--select", "staging"]); returns dbt's result object.
     Raises nothing for failed models/tests: check `.success`. `manifest` (from a `parse`) skips parsing."""
-    from dbt.cli.main import dbtRunner
+    from dbt.cli.main import dbtRunner  # deferred: dbt takes seconds to import; loads and reads never need it
 
     if not isinstance(target, Target):
         target = load_target(target)
@@ -63,7 +66,6 @@ def run_dbt(args: Sequence[str], target: str | Target | None = None, quiet: bool
 
 def seeds_checksum() -> str:
     """One checksum over the seed files (contents and names)."""
-    import hashlib
 
     digest = hashlib.sha256()
     for path in sorted((project_dir() / "seeds").rglob("*")):
@@ -101,7 +103,6 @@ def _ls_args(extra: Sequence[str]) -> list[str]:
 
 def _existing_relations(target: Target) -> set[tuple[str, str]]:
     """(schema, name) of every table and view in the warehouse, lower case."""
-    from market_warehouse.loaders.sinks import open_sink
 
     with open_sink(target, tables=()) as sink:
         rows = sink.query("select table_schema, table_name from information_schema.tables")
@@ -138,7 +139,6 @@ def plan_build(extra: Sequence[str], target: Target, manifest, stored_checksum: 
                       manifest=manifest, log_level="none")
         if not res.success:
             raise RuntimeError(f"dbt ls {' '.join(extra)}: {res.exception or 'failed'}")
-        import json
 
         selected = {json.loads(line)["unique_id"] for line in res.result}
         for uid in sorted(_ancestors(manifest, selected) - selected):
@@ -169,7 +169,6 @@ def _all_seeds_loaded(manifest, result) -> bool:
 
 def report_unmatched(target: Target) -> int:
     """Print how many ML records the build could not match to a bar; returns the count."""
-    from market_warehouse.loaders.sinks import open_sink
 
     try:
         with open_sink(target, tables=()) as sink:
@@ -187,7 +186,6 @@ def report_unmatched(target: Target) -> int:
 
 def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False) -> int:
     """`mwh build [dbt args...]`: exit code 0 when dbt succeeded, else 1."""
-    from market_warehouse.loaders.sinks import open_sink
 
     if not isinstance(target, Target):
         target = load_target(target)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import glob as globlib
 import hashlib
 import json
@@ -32,8 +33,16 @@ import pandas as pd
 import yaml
 
 from market_warehouse.config import ConfigError, Target, load_target, project_dir
+from market_warehouse.dbt import _all_seeds_loaded, plan_build, run_dbt, seeds_checksum
+from market_warehouse.loaders.pipeline import load_files
 from market_warehouse.loaders.schema import FILE_LEDGER, JOB_RUNS, JOB_TABLES, LOADER_RUNS, MARKET_TABLES
+from market_warehouse.loaders.sinks import open_sink
 from market_warehouse.loaders.sources import FORMATS
+from market_warehouse.loaders.sources.generic import parse_mapping
+from market_warehouse.loaders.yfinance_load import load_yfinance
+from market_warehouse.ml.db import open_ml_sink
+from market_warehouse.ml.records import load_record_files
+from market_warehouse.ml.schema import ML_TABLES
 from market_warehouse.runs import new_run_id, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -147,7 +156,6 @@ def job_lock(target: Target) -> Iterator[str]:
     """One `mwh run` per warehouse: an exclusive lock file next to a DuckDB file, an advisory lock on
     PostgreSQL (released with its session, so a killed job never leaves it held)."""
     if target.type == "duckdb":
-        import fcntl
 
         path = f"{target.path}.run.lock"
         if not Path(path).parent.is_dir():
@@ -169,7 +177,7 @@ def job_lock(target: Target) -> Iterator[str]:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
     else:
-        import psycopg
+        import psycopg  # deferred: a DuckDB-only run need not load psycopg
 
         with psycopg.connect(target.conninfo(), autocommit=True) as conn:
             got = conn.execute("select pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]
@@ -275,10 +283,6 @@ def _new_files(spec: SourceSpec, ledger: dict[str, list[tuple]], result: SourceR
 
 
 def _load_source(sink, spec: SourceSpec, run_id: str, ledger, log: Log) -> SourceResult:
-    from market_warehouse.loaders.pipeline import load_files
-    from market_warehouse.loaders.sources.generic import parse_mapping
-    from market_warehouse.loaders.yfinance_load import load_yfinance
-    from market_warehouse.ml.records import load_record_files
 
     result = SourceResult(spec.name, spec.type)
     if spec.type == "yfinance":
@@ -337,7 +341,6 @@ def touched_selection(sink, run_id: str) -> list[str]:
     rows = sink.query(
         f"select target_table, sum(rows_loaded + rows_replaced) from {LOADER_RUNS.qualified} "
         f"where run_id = ? group by target_table order by target_table", [run_id])
-    from market_warehouse.ml.schema import ML_TABLES
 
     ml_names = {t.name for t in ML_TABLES}
     selectors = []
@@ -368,8 +371,6 @@ class BuildCounts:
 
 def build_selection(target: Target, selectors: list[str]) -> BuildCounts:
     """`mwh build --select <selectors>` (seeds kept when unchanged, missing parents added), counted."""
-    from market_warehouse.dbt import _all_seeds_loaded, plan_build, run_dbt, seeds_checksum
-    from market_warehouse.loaders.sinks import open_sink
 
     checksum = seeds_checksum()
     with open_sink(target) as sink:
@@ -407,7 +408,6 @@ def build_selection(target: Target, selectors: list[str]) -> BuildCounts:
 
 
 def _record(target: Target, row: dict) -> None:
-    from market_warehouse.loaders.sinks import open_sink
 
     with open_sink(target, tables=JOB_TABLES) as sink, sink.transaction() as tx:
         tx.append(JOB_RUNS, pd.DataFrame([row], columns=JOB_RUNS.column_names))
@@ -416,7 +416,6 @@ def _record(target: Target, row: dict) -> None:
 def run_job(config: JobConfig, target: Target, log: Log, skip_closed: str | None = None,
             session_date: str | None = None) -> int:
     """One run (the lock already held); returns the exit code and records the run in raw.job_runs."""
-    from market_warehouse.ml.db import open_ml_sink
 
     t0 = time.monotonic()
     started = utcnow()

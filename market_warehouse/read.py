@@ -71,7 +71,7 @@ class Reader:
     def __init__(self, target: Target | str | None = None):
         self.target = target if isinstance(target, Target) else load_target(target)
         if self.target.type == "duckdb":
-            import duckdb
+            import duckdb  # deferred: a PostgreSQL-only run need not load DuckDB
 
             self.dialect = "duckdb"
             try:
@@ -81,7 +81,7 @@ class Reader:
                 self.con = duckdb.connect(self.target.path)
             self.con.execute("set TimeZone = 'UTC'")
         else:
-            import psycopg
+            import psycopg  # deferred: a DuckDB-only run need not load psycopg
 
             self.dialect = "postgres"
             self.con = psycopg.connect(self.target.conninfo(), autocommit=True)
@@ -97,7 +97,7 @@ class Reader:
             arrow = self.con.execute(sql, list(params)).arrow()
             # DuckDB >= 1.4 hands back a RecordBatchReader, earlier versions a Table.
             return (arrow.read_all() if hasattr(arrow, "read_all") else arrow).to_pandas()
-        from market_warehouse.loaders.sinks.postgres_sink import _pg
+        from market_warehouse.loaders.sinks.postgres_sink import _pg  # deferred: it loads psycopg
 
         cur = self.con.execute(_pg(sql), list(params))
         cols = [d.name for d in cur.description]

@@ -191,9 +191,9 @@ def install_policies(conn, conf: dict[str, int | None]) -> list[str]:
 
 def connect(target: Target):
     if target.type == "duckdb":
-        import duckdb
+        import duckdb  # deferred: a PostgreSQL-only run need not load DuckDB
         return duckdb.connect(target.path)
-    import psycopg
+    import psycopg  # deferred: a DuckDB-only run need not load psycopg
     return psycopg.connect(target.conninfo())
 
 

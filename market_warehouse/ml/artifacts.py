@@ -61,7 +61,7 @@ class ArtifactStore:
 
     def _fs(self):
         try:  # deferred on purpose: fsspec is optional, needed only for a non-local store
-            import fsspec
+            import fsspec  # deferred: optional, only remote artifact stores need it
         except ImportError as exc:
             raise ArtifactError(f"artifact store {self.root} needs fsspec (pip install fsspec and the "
                                 f"filesystem's package, e.g. s3fs); a local directory works without it") from exc

@@ -31,6 +31,9 @@ import numpy as np
 import pandas as pd
 
 from market_warehouse.config import Target, load_target
+from market_warehouse.dbt import run_dbt
+from market_warehouse.ml import api
+from market_warehouse.read import Reader
 
 MODEL_NAME = "demo_direction"
 MODEL_VERSION = "1"
@@ -48,7 +51,6 @@ SIGNAL_SESSIONS = 60
 
 def _frame(target: Target) -> tuple[pd.DataFrame, pd.Series]:
     """The training rows with the raw close, and the newest bar of the symbols."""
-    from market_warehouse.read import Reader
 
     with Reader(target) as r:
         rows = r.training_set(list(SYMBOLS), TRAIN_START, None)
@@ -95,7 +97,6 @@ def _registry_history_off():
 def generate(target: Target | str | None = None) -> dict:
     """Train, register and record the sample (see the module docstring); returns counts per record kind.
     Needs the market marts built (fct_training_set_daily)."""
-    from market_warehouse.ml import api
 
     target = target if isinstance(target, Target) else load_target(target)
     rows, last = _frame(target)
@@ -209,7 +210,6 @@ def _agent(recent: pd.DataFrame) -> tuple[list[dict], list[dict]]:
 
 def build(target: Target | str | None = None, quiet: bool = True) -> bool:
     """Build what the ML sources feed (marts, snapshot), the tests whose parents are built."""
-    from market_warehouse.dbt import run_dbt
 
     res = run_dbt(["build", "--select", "source:ml+", "--indirect-selection", "buildable"], target, quiet=quiet)
     return bool(res.success)

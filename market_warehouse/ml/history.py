@@ -28,6 +28,7 @@ from typing import TypeVar
 import pandas as pd
 
 from market_warehouse.config import ConfigError, Target, load_target
+from market_warehouse.dbt import run_dbt
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ def target_of(sink) -> Target:
 
 def snapshot(target: Target) -> None:
     """Run the registry snapshot now (and rebuild the staging view it reads)."""
-    from market_warehouse.dbt import run_dbt
 
     key = (target.name, target.path, target.dbname)
     if key not in _manifest:
@@ -110,7 +110,7 @@ def _exclusive(target: Target):
         if target.type == "duckdb":  # one writer per file anyway
             yield
             return
-        import psycopg
+        import psycopg  # deferred: a DuckDB-only run need not load psycopg
 
         with psycopg.connect(target.conninfo(), autocommit=True) as conn:
             conn.execute("select pg_advisory_lock(%s)", [_ADVISORY_KEY])

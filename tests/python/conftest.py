@@ -104,8 +104,16 @@ def _pg_env(monkeypatch, server: dict) -> None:
     monkeypatch.setenv("MWH_PG_PASSWORD", server["password"])
 
 
+def _target_path(monkeypatch, name: str) -> None:
+    """dbt's target/ per target name: dbt re-parses the whole project when the target changes, so a
+    shared target/ re-parsed on every switch between the parametrized targets; one each keeps
+    partial parsing."""
+    monkeypatch.setenv("DBT_TARGET_PATH", f"{os.environ['DBT_TARGET_PATH'].split('.target-')[0]}.target-{name}")
+
+
 @pytest.fixture
 def duckdb_target(tmp_path, monkeypatch) -> Target:
+    _target_path(monkeypatch, "duckdb")
     monkeypatch.setenv("MWH_TARGET", "duckdb")
     monkeypatch.setenv("MWH_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     return load_target()
@@ -114,6 +122,7 @@ def duckdb_target(tmp_path, monkeypatch) -> Target:
 @pytest.fixture
 def timescale_target(pg_server, pg_database, monkeypatch) -> Target:
     _pg_env(monkeypatch, pg_server)
+    _target_path(monkeypatch, "timescale")
     monkeypatch.setenv("MWH_TARGET", "timescale")
     monkeypatch.setenv("MWH_PG_DATABASE", pg_database(timescale=True))
     return load_target()
@@ -122,6 +131,7 @@ def timescale_target(pg_server, pg_database, monkeypatch) -> Target:
 @pytest.fixture
 def postgres_target(pg_server, pg_database, monkeypatch) -> Target:
     _pg_env(monkeypatch, pg_server)
+    _target_path(monkeypatch, "postgres")
     monkeypatch.setenv("MWH_TARGET", "postgres")
     monkeypatch.setenv("MWH_PG_PLAIN_DATABASE", pg_database(timescale=False))
     return load_target()

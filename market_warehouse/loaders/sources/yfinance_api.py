@@ -107,7 +107,7 @@ def yfinance_fetch(symbol: str, start: pd.Timestamp, end: pd.Timestamp, interval
     """One request to Yahoo through yfinance, raising its errors instead of logging them."""
     # Deferred on purpose: yfinance (and its HTTP stack) loads only when a fetch really happens.
     import yfinance as yf
-    from yfinance.config import YfConfig
+    from yfinance.config import YfConfig  # deferred: slow to import, only a yfinance fetch needs it
 
     YfConfig.debug.hide_exceptions = False
     return yf.Ticker(symbol).history(
