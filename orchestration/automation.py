@@ -23,6 +23,7 @@ import os
 import shlex
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -190,10 +191,14 @@ def claimable_requests(limit: int = 10) -> list[tuple[str, int]]:
     from market_warehouse.ml.schema import RETRAIN_QUEUE
 
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    with open_sink(load_target(), tables=()) as sink:
+    target = load_target()
+    if target.type == "duckdb" and not Path(target.path).exists():
+        return []  # nothing loaded yet (and the sensor does not create the file)
+    schema, name = RETRAIN_QUEUE.qualified.split(".")
+    with open_sink(target, tables=()) as sink:
         exists = sink.query(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [RETRAIN_QUEUE.schema, RETRAIN_QUEUE.name])[0][0]
+            [schema, name])[0][0]
         if not exists:
             return []
         rows = sink.query(

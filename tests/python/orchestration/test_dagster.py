@@ -19,7 +19,7 @@ pytest.importorskip("dagster_dbt", reason="the orchestration extra is not instal
 from market_warehouse.loaders.sinks import open_sink  # noqa: E402
 from market_warehouse.ml.db import open_ml_sink  # noqa: E402
 from market_warehouse.ml.queue import RetrainRequest, enqueue, list_requests  # noqa: E402
-from orchestration.automation import retrain_claim, retrain_queue_sensor  # noqa: E402
+from orchestration.automation import retrain_claim, retrain_queue_sensor, schedules  # noqa: E402
 from orchestration.definitions import build_definitions  # noqa: E402
 from orchestration.loaders import LOADER_ASSETS_DEFS, LoadConfig, file_drops  # noqa: E402
 
@@ -91,6 +91,14 @@ def _materialize_scenario(defs, tmp_path, monkeypatch, target) -> None:
 
 def test_assets_materialize_duckdb(defs, duckdb_target, tmp_path, monkeypatch):
     _materialize_scenario(defs, tmp_path, monkeypatch, duckdb_target)
+    # the schedules' run config fits their jobs (the loader ops' names and config)
+    repo = defs.get_repository_def()
+    for schedule in repo.schedule_defs:
+        job = repo.get_job(schedule.job_name)
+        config = {"ops": {op: {"config": {"sources": "x.yml", "names": []}}
+                          for op in ("loaders__file_drops", "loaders__yfinance", "loaders__ml_records")
+                          if op in {n.name for n in job.graph.node_defs}}}
+        assert dg.validate_run_config(job, config), schedule.name
     # mwh run's lock is shared: while it is held, a loader step fails with one line
     with open(f"{duckdb_target.path}.run.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,9 +118,8 @@ def _tick(schedule, when: dt.datetime):
         return schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
 
 
-def test_schedules_follow_the_exchange_calendars(defs, tmp_path, monkeypatch):
-    repo = defs.get_repository_def()
-    sched = {s.name: s for s in repo.schedule_defs}
+def test_schedules_follow_the_exchange_calendars(tmp_path, monkeypatch):
+    sched = {s.name: s for s in schedules()}
     assert set(sched) == {"daily_xnys", "daily_xlon", "daily_xtks", "daily_xtse", "crypto_intraday_every_n_minutes"}
     # after the regular close, local time, weekdays
     assert (sched["daily_xnys"].cron_schedule, sched["daily_xnys"].execution_timezone) == \
@@ -126,7 +133,7 @@ def test_schedules_follow_the_exchange_calendars(defs, tmp_path, monkeypatch):
     [req] = data.run_requests
     assert req.run_key == "XNYS:2021-04-23" and req.tags["mwh/session_date"] == "2021-04-23"
     assert req.run_config["ops"]["loaders__file_drops"]["config"]["sources"] == str(tmp_path / "sources.yml")
-    assert repo.get_job("daily_load_and_build").name == sched["daily_xnys"].job_name
+    assert sched["daily_xnys"].job_name == "daily_load_and_build"
     # closed sessions are skipped with the reason: Good Friday, a Saturday, Tokyo's Showa Day
     for schedule, when, day in ((sched["daily_xnys"], dt.datetime(2021, 4, 2, 16, 30, tzinfo=ny), "2021-04-02"),
                                 (sched["daily_xnys"], dt.datetime(2021, 4, 24, 16, 30, tzinfo=ny), "2021-04-24"),
@@ -157,8 +164,8 @@ def test_retrain_sensor_fires_only_with_pending_work(duckdb_target, tmp_path, mo
     assert "MWH_RETRAIN_COMMAND is not set" in _sense().skip_message
     ok = f"{sys.executable} -c \"import json, os; assert json.loads(os.environ['MWH_RETRAIN_REQUEST'])['model_name']\""
     monkeypatch.setenv("MWH_RETRAIN_COMMAND", ok)
-    # no warehouse yet, then an empty queue: no run
-    assert _sense().skip_message
+    # no warehouse yet (the sensor does not create one), then an empty queue: no run
+    assert "no claimable request" in _sense().skip_message and not Path(duckdb_target.path).exists()
     with open_ml_sink(duckdb_target):
         pass
     assert "no claimable request" in _sense().skip_message
