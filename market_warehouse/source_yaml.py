@@ -22,6 +22,7 @@ from market_warehouse.loaders.schema import (
     CORPORATE_ACTIONS,
     LOADER_RUNS,
     QUARANTINE,
+    TICK_TABLES,
     TYPES,
     Column,
     Table,
@@ -46,6 +47,14 @@ SOURCES = (
         description="Raw market data as landed by the Python loaders (`market_warehouse/loaders/`, `mwh load`), declared in "
                     "`market_warehouse/loaders/schema.py`.",
         tables=(BARS, CORPORATE_ACTIONS, QUARANTINE, LOADER_RUNS),
+    ),
+    Source(
+        name="microstructure", path="models/staging/microstructure/_microstructure__sources.yml",
+        loader="loaders (mwh load ticks, mwh stream binance)",
+        description="Ticks and order books as landed by `mwh load ticks` / `mwh stream binance` "
+                    "(`market_warehouse/loaders/ticks.py`), declared in `market_warehouse/loaders/schema.py`. A "
+                    "table not loaded yet reads as empty (macro mwh_microstructure_source).",
+        tables=TICK_TABLES,
     ),
     Source(
         name="ml", path="models/staging/ml/_ml__sources.yml", loader="market_warehouse.ml (mwh ml)",

@@ -248,3 +248,136 @@ JOB_RUNS = Table(
 )
 
 JOB_TABLES = (FILE_LEDGER, JOB_RUNS)
+
+# ---- ticks and order books (`mwh load ticks`, `mwh stream binance`; market_warehouse/loaders/ticks.py) ----
+
+_TICK_SYMBOL = Column("symbol", "text", False, "Symbol as the exchange spells it (BTCUSDT).")
+_TICK_EXCHANGE = Column("exchange", "text", False, "Exchange code (BINANCE).")
+_RECEIVED = Column("received_at", "timestamp", True,
+                   "When our client received the message (local clock, UTC); null for a trades CSV.")
+
+TRADES = Table(
+    name="trades",
+    description="Individual trades (Binance `trade` stream or a trades CSV). Key: symbol, exchange, trade_id, ts. "
+                "A reload of the same trades leaves them alone (duplicates).",
+    columns=(
+        Column("ts", "timestamp", False, "Trade time (exchange clock, UTC; Binance `T`)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("trade_id", "bigint", False, "The exchange's trade id (Binance `t`)."),
+        Column("price", "double", False, "Trade price (quote asset)."),
+        Column("quantity", "double", False, "Trade quantity (base asset)."),
+        Column("is_buyer_maker", "boolean", True,
+               "True when the buyer was the maker, i.e. the taker sold (Binance `m`); null if unknown."),
+        Column("event_ts", "timestamp", True, "Event time of the message (Binance `E`)."),
+        _RECEIVED,
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "trade_id", "ts"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+DEPTH_UPDATES = Table(
+    name="depth_updates",
+    description="Order-book diffs (Binance `depthUpdate`), one row per message, levels kept as JSON text. "
+                "Key: symbol, exchange, final_update_id, ts.",
+    columns=(
+        Column("ts", "timestamp", False, "Event time (Binance `E`, UTC)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("first_update_id", "bigint", False, "First update id in the diff (`U`)."),
+        Column("final_update_id", "bigint", False, "Final update id in the diff (`u`)."),
+        Column("prev_final_update_id", "bigint", True, "Final update id of the previous diff (`pu`)."),
+        Column("transaction_ts", "timestamp", True, "Transaction time (`T`)."),
+        Column("bids", "text", False, "Changed bid levels, JSON `[[price, qty], ...]`; qty 0 removes the level."),
+        Column("asks", "text", False, "Changed ask levels, JSON `[[price, qty], ...]`; qty 0 removes the level."),
+        _RECEIVED,
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "final_update_id", "ts"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+BOOK_TICKERS = Table(
+    name="book_tickers",
+    description="Best bid and ask as the exchange published them (Binance `bookTicker`). "
+                "Key: symbol, exchange, update_id, ts.",
+    columns=(
+        Column("ts", "timestamp", False, "Event time (Binance `E`, UTC)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("update_id", "bigint", False, "Order-book update id (`u`), the same sequence as the diffs'."),
+        Column("bid_price", "double", False, "Best bid price."),
+        Column("bid_qty", "double", False, "Quantity at the best bid."),
+        Column("ask_price", "double", False, "Best ask price."),
+        Column("ask_qty", "double", False, "Quantity at the best ask."),
+        Column("transaction_ts", "timestamp", True, "Transaction time (`T`)."),
+        _RECEIVED,
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "update_id", "ts"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+DEPTH_SNAPSHOTS = Table(
+    name="depth_snapshots",
+    description="REST order-book snapshots (`lastUpdateId`, bids, asks), the sync points of the book. "
+                "Key: symbol, exchange, last_update_id, ts.",
+    columns=(
+        Column("ts", "timestamp", False, "Snapshot time (Binance `E`, else our receive time; UTC)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("last_update_id", "bigint", False, "The book's update id at the snapshot (`lastUpdateId`)."),
+        Column("bids", "text", False, "Bid levels, JSON `[[price, qty], ...]`, best first."),
+        Column("asks", "text", False, "Ask levels, JSON `[[price, qty], ...]`, best first."),
+        _RECEIVED,
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "last_update_id", "ts"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+BOOK_STATES = Table(
+    name="book_states",
+    description="The L2 book rebuilt by the loader from a snapshot and the diffs after it (Binance rules, "
+                "market_warehouse/loaders/book.py): one row per applied diff while the book is valid, with the "
+                "top-N levels and the depth near the mid. Key: symbol, exchange, update_id, ts.",
+    columns=(
+        Column("ts", "timestamp", False, "Event time of the diff this state follows (UTC)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("update_id", "bigint", False, "Final update id (`u`) of that diff."),
+        Column("synced_update_id", "bigint", False, "lastUpdateId of the snapshot the book was rebuilt from."),
+        Column("best_bid", "double", True, "Highest bid price (null: no bids)."),
+        Column("best_bid_qty", "double", True, "Quantity at the best bid."),
+        Column("best_ask", "double", True, "Lowest ask price (null: no asks)."),
+        Column("best_ask_qty", "double", True, "Quantity at the best ask."),
+        Column("bid_levels", "text", False, "Top-N bids, best first, JSON `[[price, qty], ...]`."),
+        Column("ask_levels", "text", False, "Top-N asks, best first, JSON `[[price, qty], ...]`."),
+        Column("bid_depth_10bps", "double", True, "Bid quantity within 10 bps below the mid."),
+        Column("ask_depth_10bps", "double", True, "Ask quantity within 10 bps above the mid."),
+        Column("bid_depth_50bps", "double", True, "Bid quantity within 50 bps below the mid."),
+        Column("ask_depth_50bps", "double", True, "Ask quantity within 50 bps above the mid."),
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "update_id", "ts"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+BOOK_SEQUENCE_EVENTS = Table(
+    name="book_sequence_events",
+    description="Data-quality events of the book rebuild: `synced` (a snapshot took), `gap` (a diff's `pu` is "
+                "not the previous `u`: the book is invalid until the next snapshot), `no_straddle` (no diff "
+                "straddles the snapshot's lastUpdateId + 1), `unsynced` (diffs with no usable snapshot). "
+                "Key: symbol, exchange, ts, update_id, event.",
+    columns=(
+        Column("ts", "timestamp", False, "Event time of the diff (or snapshot) where it happened (UTC)."),
+        _TICK_SYMBOL, _TICK_EXCHANGE,
+        Column("update_id", "bigint", False, "The diff's final update id (`u`), or the snapshot's lastUpdateId."),
+        Column("event", "text", False, "`synced`, `gap`, `no_straddle` or `unsynced`."),
+        Column("expected_prev_update_id", "bigint", True, "`gap`: the previous diff's `u` (what `pu` should be)."),
+        Column("prev_update_id", "bigint", True, "`gap`: the `pu` the diff carried."),
+        Column("diffs_affected", "bigint", True, "Diffs not applied because of it (until the next snapshot)."),
+        Column("detail", "text", True, "One line saying what happened."),
+        *_AUDIT,
+    ),
+    key=("symbol", "exchange", "ts", "update_id", "event"),
+    hypertable_time="ts", chunk_interval="1 day",
+)
+
+TICK_TABLES = (TRADES, DEPTH_UPDATES, BOOK_TICKERS, DEPTH_SNAPSHOTS, BOOK_STATES, BOOK_SEQUENCE_EVENTS)

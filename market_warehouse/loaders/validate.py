@@ -31,7 +31,7 @@ FUTURE_SKEW = pd.Timedelta(days=1)
 
 # The bar intervals the dbt models accept (stg_market__bars' accepted_values test; a pytest keeps the
 # two in step). Rollups build 5m, 15m, 1h and 1d from finer bars; 30m and 1wk are kept as loaded.
-BAR_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d", "1wk")
+BAR_INTERVALS = ("1s", "1m", "5m", "15m", "30m", "1h", "1d", "1wk")
 # A symbol: 1 to 32 letters, digits and . - ^ = _ / starting with a letter, digit or ^ (AAPL, BRK.B,
 # BRK-B, 4063.T, ^GSPC, EURUSD=X, FILUSDT). No spaces, commas or quotes.
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=_/]{0,31}")

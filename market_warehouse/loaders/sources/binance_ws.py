@@ -1,0 +1,275 @@
+"""Binance websocket capture (USD-M or spot): one message per line, `<receive ns> <json>`, where the json
+is a combined-stream message `{"stream": ..., "data": {...}}` with `data.e` in `trade`, `depthUpdate`,
+`bookTicker`, or a REST depth snapshot `{"lastUpdateId": ..., "bids": [...], "asks": [...]}`.
+
+The same message -> row code serves the live client (market_warehouse/stream/binance.py): `TickRows`.
+A line that is not `<ns> <json>`, an unknown event type or a field that does not parse goes to
+quarantine with its line number and the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from market_warehouse.loaders.sources.common import (
+    BAR_FIELDS,
+    FORMATS,
+    FormatError,
+    ParsedBatch,
+    vendor_format,
+)
+
+# raw table name -> the typed columns a parser fills (the sinks add the audit columns)
+TICK_COLUMNS = {
+    "trades": ["ts", "symbol", "exchange", "trade_id", "price", "quantity", "is_buyer_maker", "event_ts",
+               "received_at"],
+    "depth_updates": ["ts", "symbol", "exchange", "first_update_id", "final_update_id", "prev_final_update_id",
+                      "transaction_ts", "bids", "asks", "received_at"],
+    "book_tickers": ["ts", "symbol", "exchange", "update_id", "bid_price", "bid_qty", "ask_price", "ask_qty",
+                     "transaction_ts", "received_at"],
+    "depth_snapshots": ["ts", "symbol", "exchange", "last_update_id", "bids", "asks", "received_at"],
+}
+_TIME_COLUMNS = ("ts", "event_ts", "transaction_ts", "received_at")
+_INT_COLUMNS = ("trade_id", "first_update_id", "final_update_id", "prev_final_update_id", "update_id",
+                "last_update_id")
+_EVENT_TABLE = {"trade": "trades", "depthUpdate": "depth_updates", "bookTicker": "book_tickers"}
+
+# Field checks of the two bulk streams, done column-wise: column -> (rule, name in the message).
+_COLUMN_RULES = {
+    "trades": {"ts": ("integer", "trade time `T`"), "trade_id": ("integer", "trade id `t`"),
+               "price": ("positive", "price `p`"), "quantity": ("positive", "quantity `q`"),
+               "event_ts": ("optional", "event time `E`")},
+    "book_tickers": {"ts": ("integer", "event time `E`"), "update_id": ("integer", "update id `u`"),
+                     "bid_price": ("positive", "bid `b`"), "bid_qty": ("non_negative", "bid qty `B`"),
+                     "ask_price": ("positive", "ask `a`"), "ask_qty": ("non_negative", "ask qty `A`"),
+                     "transaction_ts": ("optional", "transaction time `T`")},
+}
+_RULE_TEXT = {"integer": "an integer", "optional": "an integer", "positive": "a positive number",
+              "non_negative": "a non-negative number"}
+_EVENT_OF = {"trades": "trade", "book_tickers": "bookTicker"}
+
+# Tick formats are kept apart from the bar formats of `mwh load csv` (see `TICK_FORMATS`).
+TICK_FORMATS: dict = {}
+
+
+@dataclass(kw_only=True)
+class TickBatch(ParsedBatch):
+    """A parsed tick source: one typed frame per raw table, plus the rejected messages."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["row_number", "target_table", "record", "reason"]))
+    events: Counter = field(default_factory=Counter)  # messages read, by table
+
+
+def _levels(value, name: str) -> str:
+    """Validated `[[price, qty], ...]` as compact JSON text (the strings as sent)."""
+    if not isinstance(value, list):
+        raise ValueError(f"{name} is not a list")
+    if not value:
+        return "[]"
+    try:
+        prices = [float(lvl[0]) for lvl in value]
+        qtys = [float(lvl[1]) for lvl in value]
+    except (TypeError, IndexError, KeyError, ValueError):
+        bad = next((lvl for lvl in value if not _is_level(lvl)), value[0])
+        raise ValueError(f"{name} level {bad!r} is not [price, qty]") from None
+    if not (min(prices) > 0 and math.isfinite(max(prices))):
+        raise ValueError(f"{name}: a price is not a positive number")
+    if not (min(qtys) >= 0 and math.isfinite(max(qtys))):
+        raise ValueError(f"{name}: a quantity is negative or not a number")
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _is_level(lvl) -> bool:
+    try:
+        float(lvl[0]), float(lvl[1])
+    except (TypeError, IndexError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _int(value, name: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} is missing")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} {value!r} is not an integer")
+    return int(value)
+
+
+class TickRows:
+    """Messages -> rows of the raw tick tables. Feed it with `add`, then take `frames()`."""
+
+    def __init__(self, exchange: str = "BINANCE", symbol: str | None = None):
+        self.exchange, self.symbol = exchange, symbol
+        self.rows: dict[str, list[tuple]] = {t: [] for t in TICK_COLUMNS}
+        self.rejected: list[tuple[int, str, str, str]] = []
+        self.events: Counter = Counter()
+        self._pending_snapshots: list[tuple[int, dict, int | None, str]] = []
+
+    def reject(self, row_number: int, table: str, record: str, reason: str) -> None:
+        self.rejected.append((row_number, table, record, reason))
+        self.events[table] += 1
+
+    def add(self, row_number: int, received_ns: int | None, message: dict, text: str) -> str | None:
+        """One message; returns the raw table it went to (None: rejected)."""
+        data = message.get("data", message) if isinstance(message, dict) else None
+        if not isinstance(data, dict):
+            self.reject(row_number, "unknown", text, "not a JSON object")
+            return None
+        if "lastUpdateId" in data:
+            table = "depth_snapshots"
+            self.events[table] += 1
+            # The REST snapshot names no symbol: it is the file's (set once the messages are read).
+            self._pending_snapshots.append((row_number, data, received_ns, text))
+            return table
+        event = data.get("e")
+        table = _EVENT_TABLE.get(event)
+        if table is None:
+            self.reject(row_number, "unknown", text, f"unknown event type {event!r}")
+            return None
+        try:
+            symbol = data["s"]
+            if not isinstance(symbol, str) or not symbol:
+                raise ValueError("symbol `s` is missing")
+            if event == "trade":  # checked column-wise in `frames` (the bulk of the messages)
+                row = (data["T"], symbol, self.exchange, data["t"], data["p"], data["q"], data.get("m"),
+                       data.get("E"), received_ns, text)
+            elif event == "depthUpdate":
+                first, final = _int(data["U"], "U"), _int(data["u"], "u")
+                if first > final:
+                    raise ValueError(f"U {first} > u {final}")
+                pu = data.get("pu")
+                row = (_int(data["E"], "event time `E`"), symbol, self.exchange, first, final,
+                       None if pu is None else _int(pu, "pu"), data.get("T"),
+                       _levels(data["b"], "bids `b`"), _levels(data["a"], "asks `a`"), received_ns)
+            else:
+                row = (data["E"] if "E" in data else data["T"], symbol, self.exchange, data["u"], data["b"],
+                       data["B"], data["a"], data["A"], data.get("T"), received_ns, text)
+        except KeyError as exc:
+            self.reject(row_number, table, text, f"{event}: field {exc.args[0]!r} is missing")
+            return None
+        except (TypeError, ValueError) as exc:
+            self.reject(row_number, table, text, f"{event}: {exc}")
+            return None
+        if self.symbol is None:
+            self.symbol = symbol
+        self.rows[table].append((row_number, *row))
+        self.events[table] += 1
+        return table
+
+    def _take_snapshots(self) -> None:
+        for row_number, data, received_ns, text in self._pending_snapshots:
+            try:
+                if not self.symbol:
+                    raise ValueError("no symbol: the capture has no stream message naming one (pass --symbol)")
+                ts = data.get("E", data.get("T"))
+                if ts is None and received_ns is None:
+                    raise ValueError("neither `E` nor a receive time")
+                ts_ms = int(ts) if ts is not None else received_ns // 1_000_000
+                row = (ts_ms, self.symbol, self.exchange, _int(data["lastUpdateId"], "lastUpdateId"),
+                       _levels(data["bids"], "bids"), _levels(data["asks"], "asks"), received_ns)
+            except KeyError as exc:
+                self.reject(row_number, "depth_snapshots", text, f"snapshot: field {exc.args[0]!r} is missing")
+                self.events["depth_snapshots"] -= 1
+                continue
+            except (TypeError, ValueError) as exc:
+                self.reject(row_number, "depth_snapshots", text, f"snapshot: {exc}")
+                self.events["depth_snapshots"] -= 1
+                continue
+            self.rows["depth_snapshots"].append((row_number, *row))
+        self._pending_snapshots = []
+
+    def _check_columns(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Vectorised field checks (see `_COLUMN_RULES`); failing rows go to `rejected`."""
+        reasons = pd.Series("", index=frame.index, dtype=object)
+        for column, (rule, label) in _COLUMN_RULES[table].items():
+            raw = frame[column]
+            value = pd.to_numeric(raw, errors="coerce")
+            bad = value.isna() & raw.notna() if rule == "optional" else value.isna()
+            if rule == "positive":
+                bad |= value <= 0
+            elif rule == "non_negative":
+                bad |= value < 0
+            elif rule in ("integer", "optional"):
+                bad |= value.notna() & (value != value.round())
+            bad |= ~np.isfinite(value.fillna(0).astype("float64"))
+            if bad.any():
+                why = f"{_EVENT_OF[table]}: {label} " + raw[bad].map(repr) + f" is not {_RULE_TEXT[rule]}"
+                reasons[bad] = np.where(reasons[bad] == "", why, reasons[bad] + "; " + why)
+        rejected = reasons != ""
+        for row_number, text, why in zip(frame.loc[rejected, "_row"], frame.loc[rejected, "_text"],
+                                         reasons[rejected], strict=True):
+            self.rejected.append((int(row_number), table, text, why))
+        return frame.loc[~rejected].drop(columns="_text").reset_index(drop=True)
+
+    def frames(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+        """Typed frames per table (with a `_row` column: the line number) and the rejected rows."""
+        self._take_snapshots()
+        out = {}
+        for table, cols in TICK_COLUMNS.items():
+            checked = table in _COLUMN_RULES
+            frame = pd.DataFrame(self.rows[table], columns=["_row", *cols, *(["_text"] if checked else [])])
+            if checked:
+                frame = self._check_columns(table, frame)
+            for c in cols:
+                if c in _TIME_COLUMNS:
+                    unit = "ns" if c == "received_at" else "ms"
+                    frame[c] = pd.to_datetime(pd.to_numeric(frame[c], errors="coerce"), unit=unit, utc=True)
+                elif c in _INT_COLUMNS:
+                    frame[c] = pd.to_numeric(frame[c]).astype("Int64")
+                elif c in ("price", "quantity", "bid_price", "bid_qty", "ask_price", "ask_qty"):
+                    frame[c] = pd.to_numeric(frame[c]).astype("float64")
+                elif c == "is_buyer_maker":
+                    frame[c] = frame[c].where(frame[c].isin([True, False])).astype("boolean")
+                else:
+                    frame[c] = frame[c].astype(object)
+            out[table] = frame
+        rejected = pd.DataFrame(self.rejected, columns=["row_number", "target_table", "record", "reason"])
+        return out, rejected
+
+
+def empty_bars() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_FIELDS})
+
+
+def tick_batch(source_rows: TickRows, parameters: dict) -> TickBatch:
+    frames, rejected = source_rows.frames()
+    bars = empty_bars()
+    return TickBatch(bars=bars, raw=pd.DataFrame(index=bars.index), row_numbers=pd.Series(dtype="int64"),
+                     parse_errors=pd.Series(dtype=object), frames=frames, rejected=rejected,
+                     events=source_rows.events, parameters=parameters)
+
+
+@vendor_format("binance-ws", "a Binance websocket capture (<receive ns> <json> per line)")
+def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None = None) -> TickBatch:
+    first = text.lstrip().split("\n", 1)[0]
+    ns, _, body = first.partition(" ")
+    if not (ns.isdigit() and body.lstrip().startswith("{")):
+        raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
+                          f"({first[:80]!r})")
+    rows = TickRows(exchange=exchange or "BINANCE", symbol=symbol)
+    loads = json.loads
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        ns, _, body = line.partition(" ")
+        try:
+            received = int(ns)
+            message = loads(body)
+        except ValueError as exc:
+            rows.reject(number, "unknown", line, f"not `<receive ns> <json>`: {exc}")
+            continue
+        rows.add(number, received, message, line)
+    return tick_batch(rows, {"symbol": rows.symbol, "exchange": rows.exchange})
+
+
+TICK_FORMATS["binance-ws"] = FORMATS.pop("binance-ws")
