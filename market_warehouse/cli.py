@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bar interval (default 1d)")
     yf.add_argument("--full", action="store_true", help="ignore what is loaded; fetch the whole range")
     yf.set_defaults(func=cmd_load_yfinance)
+    from market_warehouse.stream import cli as stream_cli  # `mwh load ticks`, `mwh stream binance`
+    stream_cli.register_load(lsub)
+    stream_cli.register_stream(sub)
 
     b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)",
                        usage="mwh build [--target T] [dbt build arguments...]",

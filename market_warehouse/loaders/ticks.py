@@ -190,7 +190,7 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.D
         rows = []
         for r, table in audit:
             r.seconds = (finished - started).total_seconds()
-            target = f"raw.{table}" if isinstance(table, str) else table
+            target = table  # "unknown": messages of no known table (all quarantined)
             rows.append(audit_row(r, run_id, target, batch.parameters, started, finished))
         tx.append(LOADER_RUNS, pd.concat(rows, ignore_index=True))
     return reports
