@@ -253,6 +253,24 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
 {%- endmacro %}
 
 
+{#- The config every feature model shares: incremental by (symbol, exchange, ts), a fixed schema (a
+    change is a new version), indexes for one symbol's history and one day across symbols, and the
+    unversioned latest-version view re-pointed after each build. -#}
+{% macro mwh_feature_model_config() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
+        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),
+        post_hook=[
+            "{{ mwh_latest_version_view_sql('drop') }}",
+            "{{ mwh_latest_version_view_sql('create') }}",
+        ],
+    ) }}
+{%- endmacro %}
+
+
 {#
     Post-hooks for a versioned model: when this version is the latest, (re)create a view under the
     model's unversioned name (marts.fct_features_daily -> fct_features_daily_v1), so queries that do

@@ -67,7 +67,17 @@
 {%- endmacro %}
 
 
+{#- A whole intraday rollup model: its config (a continuous aggregate where the engine has them, see
+    macros/materializations/continuous_aggregate.sql; an incremental table elsewhere) and its query. -#}
 {% macro mwh_rollup_intraday(bucket_width, bar_interval) -%}
+    {{ config(
+        materialized='continuous_aggregate',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
+        refresh_policy={'start_offset': mwh_rollup_refresh_start_offset(), 'end_offset': 'null', 'schedule_interval': "'30 minutes'"},
+        materialized_only=false,
+    ) }}
     {%- if mwh_continuous_aggregate_enabled() -%}
         {#- raw.bars by name, not source(): the dependency dbt records at parse time is the fallback's
             (stg_market__bars), and unit tests give only that input. -#}

@@ -1,16 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['symbol', 'exchange', 'ts'],
-        on_schema_change='fail',
-        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),
-        post_hook=[
-            "{{ mwh_latest_version_view_sql('drop') }}",
-            "{{ mwh_latest_version_view_sql('create') }}",
-        ],
-    )
-}}
+{{ mwh_feature_model_config() }}
 
 {#
     Daily features, version 1: the catalog entries carrying version 1 (macros/market/mwh_feature_catalog.sql),

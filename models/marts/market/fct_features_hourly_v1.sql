@@ -1,16 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['symbol', 'exchange', 'ts'],
-        on_schema_change='fail',
-        indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}]),
-        post_hook=[
-            "{{ mwh_latest_version_view_sql('drop') }}",
-            "{{ mwh_latest_version_view_sql('create') }}",
-        ],
-    )
-}}
+{{ mwh_feature_model_config() }}
 
 {#
     Hourly features, version 1, on traded (unadjusted) hourly prices; the catalog's version-1 entries (macros/market/mwh_feature_catalog.sql).
