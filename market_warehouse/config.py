@@ -147,4 +147,6 @@ def load_target(name: str | None = None, profiles_path: Path | None = None) -> T
             password=str(out.get("password", "") or ""),
             dbname=str(out.get("dbname") or out.get("database")),
         )
-    raise ConfigError(f"{path}: target {target_name!r} has type {kind!r}; supported: duckdb, postgres")
+    if kind == "spark":  # the session settings are read by loaders/sinks/spark_sink.py
+        return Target(name=target_name, type="spark")
+    raise ConfigError(f"{path}: target {target_name!r} has type {kind!r}; supported: duckdb, postgres, spark")

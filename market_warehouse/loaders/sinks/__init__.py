@@ -17,6 +17,10 @@ def open_sink(target: Target | str | None = None, tables=MARKET_TABLES) -> Sink:
         target = load_target(target)
     if target.type == "duckdb":
         sink: Sink = DuckDBSink(target.path)
+    elif target.type == "spark":  # pyspark is optional (`make spark`): imported only here
+        from market_warehouse.loaders.sinks.spark_sink import SparkSink
+
+        sink = SparkSink.from_target(target)
     else:
         sink = PostgresSink(target.conninfo(), create_extension=(target.name == "timescale"))
     sink.ensure_tables(tables)
