@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium orchestration
 
 venv: $(STAMP)
 
@@ -26,8 +26,17 @@ demo: venv
 
 ## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
 ## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
-test: venv lint chromium
+test: venv lint chromium orchestration
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## The optional Dagster orchestration (orchestration/, docs/orchestration.md): dagster, dagster-dbt and
+## dagster-webserver into the same venv, pinned in orchestration/requirements.lock, with the main lock as
+## a constraint so no main pin moves. `make test` installs it; `make demo` does not need it.
+orchestration: $(VENV)/.orchestration-installed
+
+$(VENV)/.orchestration-installed: orchestration/requirements.lock $(STAMP)
+	$(BIN)/pip install -q -r orchestration/requirements.lock -c requirements.lock
+	touch $@
 
 ## Debian's chromium for the docs-site test (tests/python/test_docs_site.py); installed only when
 ## missing and only as root (otherwise the test is skipped with the reason).
