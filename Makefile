@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium orchestration
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium spark orchestration
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: venv
 
 ## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
 ## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
-test: venv lint chromium orchestration
+test: venv lint chromium spark orchestration
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## The optional Dagster orchestration (orchestration/, docs/orchestration.md): dagster, dagster-dbt and
@@ -36,6 +36,14 @@ orchestration: $(VENV)/.orchestration-installed
 
 $(VENV)/.orchestration-installed: orchestration/requirements.lock $(STAMP)
 	$(BIN)/pip install -q -r orchestration/requirements.lock -c requirements.lock
+	touch $@
+
+## The optional Spark target (docs/spark.md): dbt-spark and pyspark (the engine; Java 17) into the same
+## venv, pinned in spark/requirements.lock; --no-deps, as requirements.lock already holds dbt-core.
+spark: $(VENV)/.spark-installed
+
+$(VENV)/.spark-installed: spark/requirements.lock $(STAMP)
+	$(BIN)/pip install -q --no-deps -r spark/requirements.lock
 	touch $@
 
 ## Debian's chromium for the docs-site test (tests/python/test_docs_site.py); installed only when
