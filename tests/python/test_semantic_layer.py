@@ -21,14 +21,24 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 from market_warehouse.ml import demo_sample
 
-from market_fixtures import Warehouse, dbt, load_sample
+from market_fixtures import Warehouse, load_sample
 
 REPO = Path(__file__).resolve().parents[2]
 MF = Path(sys.executable).parent / "mf"
+# Bars from here: features have a year of history before the ML sample's training window (2016-2019).
+START = "2014-06-01"
 # The market marts the ML sample trains on, the daily-returns view, the time spine.
 MARKET = ["--select", "path:seeds", "+fct_training_set_daily", "+sem_market__daily_returns", "metricflow_time_spine",
           "--exclude-resource-type", "test", "unit_test"]
 ML = ["--select", "source:ml+", "--exclude-resource-type", "test", "unit_test"]
+
+
+def dbt(*args: str) -> None:
+    """dbt in a subprocess: in-process, dbt-duckdb keeps the DuckDB file open (with the profile's settings)
+    until the process ends, and the ML sample and `mf` must open it after the build."""
+    res = subprocess.run([str(Path(sys.executable).parent / "dbt"), "--no-use-colors", *args, "--project-dir",
+                          str(REPO)], capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, f"dbt {' '.join(args)} failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"
 
 
 def project_copy(tmp_path: Path) -> Path:
@@ -45,7 +55,7 @@ def project_copy(tmp_path: Path) -> Path:
 def build(kind: str, target, tmp_path: Path) -> tuple[Warehouse, Path]:
     wh = Warehouse(kind)
     wh.create_raw()
-    bars, actions = load_sample(symbols=list(demo_sample.SYMBOLS), crypto=False)
+    bars, actions = load_sample(symbols=list(demo_sample.SYMBOLS), start=START, crypto=False)
     wh.upsert(bars, actions)
     dbt("build", *MARKET)
     os.environ["MWH_ARTIFACT_STORE"] = str(tmp_path / "artifacts")
@@ -99,13 +109,24 @@ def close(a, b, what: str, rtol: float = 1e-9, atol: float = 1e-12) -> None:
 
 
 def check_metrics(wh: Warehouse, proj: Path, tmp_path: Path) -> None:
-    # --- daily return and volatility per symbol (fct_bars_1d) -------------------------------------------
+    # the marts, read before MetricFlow's dbt adapter opens the database (DuckDB: one configuration a process)
     bars = wh.query("select symbol, exchange, session_date, adj_close from marts.fct_bars_1d")
+    perf = wh.query("select strategy, model_key, symbol, n_trades, win_rate, profit_factor, max_drawdown "
+                    "from marts.fct_signal_performance")
+    outcomes = wh.query("select strategy, model_key, symbol, is_closed, realized_r_multiple "
+                        "from marts.fct_signal_outcomes")
+    mp = wh.query("select model_id, accuracy, brier_score, accuracy_vs_baseline, n_resolved "
+                  "from marts.fct_model_performance")
+    daily = wh.query("select model_id, symbol, prediction_date, accuracy, brier_score "
+                     "from marts.fct_model_performance_daily where n_resolved > 0")
+    alerts = wh.query("select model_id, alert_type from marts.fct_model_drift_alerts")
+
+    # --- daily return and volatility per symbol (fct_bars_1d) -------------------------------------------
     bars["session_date"] = pd.to_datetime(bars["session_date"])
     bars = bars.sort_values(["symbol", "exchange", "session_date"])
     bars["r"] = bars.groupby(["symbol", "exchange"])["adj_close"].transform(lambda s: s.astype(float).pct_change())
     ref = bars.dropna(subset=["r"])
-    assert ref["symbol"].nunique() == len(demo_sample.SYMBOLS) and len(ref) > 10_000
+    assert ref["symbol"].nunique() == len(demo_sample.SYMBOLS) and len(ref) > 6_000
 
     # `mf query` as a user runs it: the CLI, CSV out
     got = mf_query_cli(proj, tmp_path / "daily_return.csv", ["daily_return"], ["daily_bar__symbol", "metric_time__day"])
@@ -123,17 +144,13 @@ def check_metrics(wh: Warehouse, proj: Path, tmp_path: Path) -> None:
     got["year"] = pd.to_datetime(got["metric_time__year"]).dt.year
     ref_y = ref.assign(year=ref["session_date"].dt.year).groupby(["symbol", "year"])["r"].agg(["std", "count", "mean"])
     m = ref_y.reset_index().merge(got, left_on=["symbol", "year"], right_on=["daily_bar__symbol", "year"])
-    assert len(m) == len(ref_y) and len(m) > 50
+    assert len(m) == len(ref_y) >= 4 * 7
     close(m["daily_return_count"], m["count"], "daily_return_count per symbol and year")
     close(m["daily_return"], m["mean"], "daily_return (mean) per symbol and year", rtol=1e-8)
     close(m["volatility"], m["std"], "volatility per symbol and year", rtol=1e-7)
     close(m["volatility_annualized"], m["std"] * np.sqrt(252), "volatility_annualized", rtol=1e-7)
 
     # --- signals: win rate, profit factor, average R multiple, max drawdown (fct_signal_*) ---------------
-    perf = wh.query("select strategy, model_key, symbol, n_trades, win_rate, profit_factor, max_drawdown "
-                    "from marts.fct_signal_performance")
-    outcomes = wh.query("select strategy, model_key, symbol, is_closed, realized_r_multiple "
-                        "from marts.fct_signal_outcomes")
     book = ["trading_book__strategy", "trading_book__model_key"]
     got = eng.query(["win_rate", "profit_factor", "avg_r_multiple", "closed_trades", "max_drawdown"], book)
     whole = perf[perf["symbol"] == "ALL"]
@@ -159,9 +176,6 @@ def check_metrics(wh: Warehouse, proj: Path, tmp_path: Path) -> None:
     close(m["max_drawdown_per_symbol"], m["max_drawdown"], "max_drawdown per symbol")
 
     # --- model accuracy, Brier score, drift alerts per model version (fct_model_performance*, drift) ----
-    mp = wh.query("select model_id, accuracy, brier_score, accuracy_vs_baseline, n_resolved "
-                  "from marts.fct_model_performance")
-    alerts = wh.query("select model_id, alert_type from marts.fct_model_drift_alerts")
     assert len(alerts) >= 1, "the ML sample raises drift alerts"
     got = eng.query(["model_accuracy", "brier_score", "accuracy_vs_baseline"], ["model_version"])
     m = mp.merge(got, left_on="model_id", right_on="model_version")
@@ -170,8 +184,6 @@ def check_metrics(wh: Warehouse, proj: Path, tmp_path: Path) -> None:
     close(m["brier_score_y"], m["brier_score_x"], "brier_score", rtol=1e-9)
     close(m["accuracy_vs_baseline_y"], m["accuracy_vs_baseline_x"], "accuracy_vs_baseline", rtol=1e-9)
 
-    daily = wh.query("select model_id, symbol, prediction_date, accuracy, brier_score "
-                     "from marts.fct_model_performance_daily where n_resolved > 0")
     daily["prediction_date"] = pd.to_datetime(daily["prediction_date"])
     got = eng.query(["model_accuracy", "brier_score"], ["model_version", "prediction__symbol", "metric_time__day"])
     got["metric_time__day"] = pd.to_datetime(got["metric_time__day"])
