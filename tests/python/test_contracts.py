@@ -78,7 +78,7 @@ def check_enforced(kind: str, tmp_path: Path) -> None:
     wh.upsert(bars, actions)
     proj = copy_project(tmp_path / "project")
 
-    ok, out = run_dbt(proj, *RUN)  # as declared: builds
+    ok, out = run_dbt(proj, *BUILD)  # as declared: builds
     assert ok, out
     assert set(wh.query(f"select symbol from marts.{MODEL}")["symbol"]) == {"AAPL", "MSFT"}
 
