@@ -19,6 +19,7 @@ import pandas as pd
 from market_warehouse import runs
 from market_warehouse.loaders.schema import LOADER_RUNS, QUARANTINE
 from market_warehouse.loaders.sinks import Sink, Transaction
+from market_warehouse.ml import history
 from market_warehouse.ml.files import read_records
 from market_warehouse.ml.registry_rows import registry_rows
 from market_warehouse.ml.schema import MODEL_REGISTRY
@@ -122,4 +123,8 @@ def load_record_files(sink: Sink, kind: str, paths: Sequence[str | Path], run_id
             error = runs.describe_error(exc, str(path))
             reports.append(runs.record_failure(sink, run_id, str(path), f"ml-{kind}", error, started, params,
                                                k.table))
+        if k.table is MODEL_REGISTRY and history.enabled() and reports[-1].loaded + reports[-1].replaced:
+            # Each registry file is a state change: the history records it before the next file can
+            # overwrite it, as for register/activate (market_warehouse/ml/history.py).
+            history.capture_if_needed(sink)
     return reports

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from market_warehouse.cli import main as mwh
 from market_warehouse.ml import registry
 from market_warehouse.ml.db import open_ml_sink
-from market_warehouse.ml.records import write_records
+from market_warehouse.ml.records import load_record_files, write_records
 
 import ml_scenario as scenario
 
@@ -193,11 +194,21 @@ def test_every_registry_change_reaches_the_history(target_name, request, tmp_pat
                                 metrics={"accuracy": 0.7})
         registry.activate(sink, "m", "2")  # no build in between
         v2_on = pd.Timestamp.now(tz="UTC")
+        # `mwh ml load models` files too: two files changing model n@1, no build in between.
+        for i, active in enumerate([False, True]):
+            f = tmp_path / f"models_{i}.jsonl"
+            f.write_text(json.dumps({"model_name": "n", "model_version": "1", "model_type": "ridge",
+                                     "task": "regression", "training_date": "2021-01-01T00:00:00Z",
+                                     "is_active": active}))
+            time.sleep(0.05)
+            [report] = load_record_files(sink, "models", [f])
+            assert report.loaded + report.replaced == 1, report
     assert mwh(["build", "--select", "+dim_model_versions"]) == 0
     with open_ml_sink(target) as sink:
         hist = sink.query("select model_id, is_active, valid_from, valid_to from marts.dim_model_versions "
                           "order by model_id, valid_from")
-        active = [(m, pd.Timestamp(f), None if t is None else pd.Timestamp(t)) for m, a, f, t in hist if a]
+        active = [(m, pd.Timestamp(f), None if t is None else pd.Timestamp(t)) for m, a, f, t in hist
+                  if a and m.startswith("m@")]
         assert [m for m, _, _ in active] == ["m@1", "m@2"]
         (_, v1_from, v1_to), (_, v2_from, v2_to) = active
         assert v1_from < v1_on and v1_to is not None and v1_to == v2_from and v2_from <= v2_on and v2_to is None
@@ -209,3 +220,6 @@ def test_every_registry_change_reaches_the_history(target_name, request, tmp_pat
 
         assert active_at(v1_on) == [("m@1",)]
         assert active_at(v2_on) == [("m@2",)]
+        states = sink.query("select is_active from marts.dim_model_versions where model_id = 'n@1' "
+                            "order by valid_from")
+        assert states == [(False,), (True,)]
