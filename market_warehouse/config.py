@@ -55,6 +55,11 @@ class Target:
     user: str | None = None
     password: str | None = None
     dbname: str | None = None
+    settings: tuple[tuple[str, str], ...] = ()  # duckdb: the profile's `settings:` (memory_limit, ...)
+
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB settings for a Python connection: the same ones dbt-duckdb applies from the profile."""
+        return {k: v for k, v in self.settings}
 
     @property
     def dialect(self) -> str:
@@ -136,7 +141,10 @@ def load_target(name: str | None = None, profiles_path: Path | None = None) -> T
         db_path = Path(str(out.get("path", "warehouse.duckdb")))
         if not db_path.is_absolute():
             db_path = project_dir() / db_path
-        return Target(name=target_name, type="duckdb", path=str(db_path))
+        settings = {str(k): str(v) for k, v in (out.get("settings") or {}).items()}
+        if settings.get("temp_directory") and not Path(settings["temp_directory"]).is_absolute():
+            settings["temp_directory"] = str(project_dir() / settings["temp_directory"])
+        return Target(name=target_name, type="duckdb", path=str(db_path), settings=tuple(settings.items()))
     if kind == "postgres":
         return Target(
             name=target_name,

@@ -66,13 +66,21 @@ def _unaccepted(column: str, value: str) -> str | None:
     return None
 
 
+def _stripped(column: pd.Series) -> pd.Series:
+    """The column as stripped text, '' for null, computed once per distinct value (a file's symbol,
+    exchange and interval are usually one value each: no per-row Python work)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+    return pd.Series(text[codes], index=column.index)  # code -1 (null) picks the trailing ""
+
+
 def vocabulary_violations(batch: ParsedBatch) -> pd.Series:
     """Per row: '' or why its interval, exchange or symbol is not accepted. Raises UnacceptedValue
     when a bad value is every row's (one line naming the source and the value)."""
     bars = batch.bars
     reasons = pd.Series("", index=bars.index, dtype=object)
     for column in ("interval", "exchange", "symbol"):
-        values = bars[column].fillna("").astype(str).str.strip()
+        values = _stripped(bars[column])
         uniques = values.unique()
         bad = {v: why for v in uniques if (why := _unaccepted(column, v))}
         if not bad:
@@ -108,7 +116,7 @@ def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> 
             (v < 0, "negative volume"), (h < l, "high < low"),
             (h < np.fmax(o, c), "high below open/close"), (l > np.fmin(o, c), "low above open/close"),
             ((bars["ts"] > now + FUTURE_SKEW).to_numpy(dtype=bool), "time in the future"),
-            ((bars["symbol"].fillna("").astype(str).str.strip() == "").to_numpy(dtype=bool),
+            ((_stripped(bars["symbol"]) == "").to_numpy(dtype=bool),
              "missing symbol"),
         ]
     reasons = pd.Series("", index=bars.index, dtype=object)

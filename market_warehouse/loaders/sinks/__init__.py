@@ -16,7 +16,7 @@ def open_sink(target: Target | str | None = None, tables=MARKET_TABLES) -> Sink:
     if not isinstance(target, Target):
         target = load_target(target)
     if target.type == "duckdb":
-        sink: Sink = DuckDBSink(target.path)
+        sink: Sink = DuckDBSink(target.path, config=target.duckdb_config())
     elif target.type == "spark":  # pyspark is optional (`make spark`): imported only here
         from market_warehouse.loaders.sinks.spark_sink import SparkSink
 

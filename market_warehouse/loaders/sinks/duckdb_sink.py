@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from market_warehouse.loaders.schema import RAW_SCHEMA, Table
-from market_warehouse.loaders.sinks.base import Sink, Transaction, create_table_sql
+from market_warehouse.loaders.sinks.base import MergeCounts, Sink, Transaction, _key_match, create_table_sql
 
 _stage_ids = itertools.count()
 
@@ -50,13 +51,49 @@ class DuckDBTransaction(Transaction):
     def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
         self._insert_from_frame(table.qualified, table, frame, encoded)
 
+    def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
+        """Optimistic and set-based: every batch is staged into ONE temp table as the producer hands
+        it over (DuckDB scans the Arrow table without the GIL, so parsing goes on meanwhile); then
+        one join tells whether any key is stored already or shared by two batches. If not, which is
+        every first load, one insert writes the whole group. Otherwise each batch takes `merge` in
+        order, so counts and newest-wins stay per batch. (One check per group instead of one scan
+        of the table per file: at 1,000 files that scan was most of the load.)"""
+        stage = f"_stage_many_{table.name}_{next(_stage_ids)}"
+        cols = ", ".join(table.column_names)
+        key = ", ".join(table.key)
+        self.con.execute(f"create temp table {stage} as select * from {table.qualified} limit 0")
+        seen: list[tuple[pd.DataFrame, object]] = []
+        try:
+            for frame, encoded in parts:
+                seen.append((frame, encoded))
+                if not frame.empty:
+                    self._insert_from_frame(stage, table, frame, encoded)
+            if not seen:
+                return []
+            collide = self.execute(f"""
+                select exists (select 1 from {stage} as s join {table.qualified} as t on {_key_match(table, 's', 't')})
+                    or exists (select 1 from {stage} group by {key} having count(*) > 1)""")[0][0]
+            if not collide:
+                self.con.execute(f"insert into {table.qualified} ({cols}) select {cols} from {stage}")
+                return [MergeCounts(loaded=len(frame)) for frame, _ in seen]
+        finally:
+            self.con.execute(f"drop table if exists {stage}")
+        return [self.merge(table, frame, encoded) for frame, encoded in seen]
+
 
 class DuckDBSink(Sink):
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path, read_only: bool = False):
+    def __init__(self, path: str | Path, read_only: bool = False, config: dict[str, str] | None = None):
+        """config: DuckDB settings (memory_limit, threads, temp_directory), from the profile. They
+        are SET after connecting, not passed to connect(): dbt-duckdb, in the same process, opens
+        the file without a config, and DuckDB refuses a second connection whose config differs."""
         self.path = str(path)
         self.con = duckdb.connect(self.path, read_only=read_only)
+        for key, value in (config or {}).items():
+            # e.g. temp_directory, once the instance has spilled: it keeps its own
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute(f"set {key} = '{value}'")
         self.con.execute("set TimeZone = 'UTC'")
 
     def encode(self, table: Table, frame: pd.DataFrame) -> pa.Table:

@@ -1,0 +1,411 @@
+"""`make bench-scale`: the warehouse at the seeds' scale, every figure beside its same-run baseline.
+
+Per target (duckdb, timescale): generate the data if needed (benchmarks/scale/generate.py), then
+1. load: the baseline first (DuckDB `read_csv` of the same files / PostgreSQL COPY of the same rows,
+   into the same empty raw.bars), then `mwh load csv` into a fresh warehouse;
+2. the full build, models then tests (`mwh build`), then one new session loaded and the incremental
+   build, models then tests;
+3. peak memory: each `mwh` process's peak RSS (wait4) and, on PostgreSQL, the peak summed PSS of
+   every server process (sampled from /proc every 0.5 s; the server is shared with other work);
+4. size on disk; query latencies p50/p95 over `--runs` warm runs, beside the same question asked
+   naively of raw (or, with no raw equivalent, of the underlying mart).
+
+Other jobs may share the machine: compare each figure with its baseline from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psycopg
+
+from benchmarks.scale import generate
+from market_warehouse.loaders.schema import BARS, MARKET_TABLES
+from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
+
+REPO = Path(__file__).resolve().parents[2]
+MWH = str(Path(sys.executable).with_name("mwh"))
+
+
+def log(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f} GB"
+
+
+# ---- processes and memory -------------------------------------------------------------------------
+
+class ServerSampler:
+    """Peak summed PSS (RSS when PSS is unreadable) of every `postgres` process, sampled from /proc."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def sample() -> int:
+        total = 0
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if (d / "comm").read_text().strip() != "postgres":
+                    continue
+                text = (d / "smaps_rollup").read_text()
+                m = re.search(r"^Pss:\s+(\d+) kB", text, re.M) or re.search(r"^Rss:\s+(\d+) kB", text, re.M)
+                total += int(m[1]) * 1024 if m else 0
+            except OSError:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_mwh(args: list[str], env: dict, logfile: Path, server: bool) -> dict:
+    """Run `mwh ARGS`; its wall time, exit code, peak RSS (wait4) and the server's peak memory."""
+    with logfile.open("a") as out:
+        out.write(f"\n$ mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}\n")
+        out.flush()
+        with ServerSampler() if server else _Null() as sampler:
+            t = time.perf_counter()
+            proc = subprocess.Popen([MWH, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - t
+    return {"seconds": seconds, "rc": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss * 1024,
+            "server": getattr(sampler, "peak", 0)}
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+# ---- baselines ------------------------------------------------------------------------------------
+
+def _read_csv_select(folder: Path) -> str:
+    cols = ("{'timestamp': 'DATE', 'open': 'DOUBLE', 'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', "
+            "'adjusted_close': 'DOUBLE', 'volume': 'DOUBLE', 'dividend_amount': 'DOUBLE', "
+            "'split_coefficient': 'DOUBLE'}")
+    return f"""
+        select cast(timestamp as timestamp) as ts, regexp_extract(filename, 'DA-(.+)-T-[0-9]{{4}}', 1) as symbol,
+               'US' as exchange, '1d' as interval, open, high, low, close, volume, adjusted_close as adj_close,
+               null::double as vwap, null::bigint as trade_count, null::double as quote_volume,
+               null::double as taker_buy_volume, null::double as taker_buy_quote_volume,
+               filename as source, 'baseline' as run_id, cast(now() as timestamp) as loaded_at
+        from read_csv('{folder}/DA-*.csv', filename = true, header = true, columns = {cols})"""
+
+
+def duckdb_baseline(folder: Path, path: Path) -> tuple[float, int]:
+    """DuckDB's read_csv of the same files into the same (empty) raw.bars."""
+    with DuckDBSink(path) as sink:
+        sink.ensure_tables(MARKET_TABLES)
+    con = duckdb.connect(str(path), config={"threads": "2"})
+    cols = ", ".join(BARS.column_names)
+    t = time.perf_counter()
+    con.execute(f"insert into raw.bars ({cols}) select {cols} from ({_read_csv_select(folder)})")
+    seconds = time.perf_counter() - t
+    n = con.execute("select count(*) from raw.bars").fetchone()[0]
+    con.close()
+    return seconds, n
+
+
+def pg_baseline(folder: Path, conninfo: str, work: Path) -> tuple[float, int]:
+    """COPY (CSV, client side, like psql's \\copy) of the same rows, in the table's own layout, into
+    the same (empty) hypertable."""
+    csv_path = work / "baseline_bars.csv"
+    if not csv_path.exists():
+        con = duckdb.connect()
+        cols = ", ".join(BARS.column_names)
+        con.execute(f"copy (select {cols} from ({_read_csv_select(folder)})) to '{csv_path}' (header false)")
+        con.close()
+    with PostgresSink(conninfo) as sink:
+        sink.ensure_tables(MARKET_TABLES)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("set timezone = 'UTC'")
+        t = time.perf_counter()
+        sql = f"copy raw.bars ({', '.join(BARS.column_names)}) from stdin (format csv)"
+        with conn.cursor() as cur, csv_path.open("rb") as f, cur.copy(sql) as cp:
+            while data := f.read(1 << 20):
+                cp.write(data)
+        seconds = time.perf_counter() - t
+        n = conn.execute("select count(*) from raw.bars").fetchone()[0]
+    return seconds, n
+
+
+# ---- latency --------------------------------------------------------------------------------------
+
+def _relations(q) -> set[str]:
+    rows = q("select table_schema || '.' || table_name from information_schema.tables "
+             "where table_schema in ('marts', 'raw')")
+    return {r[0] for r in rows}
+
+
+def latency_queries(q, symbols: list[str], last_day: str) -> list[tuple[str, str, str, str, str]]:
+    """(question, mart relation, mart SQL, naive label, naive SQL). Uses the latest-bar and
+    latest-feature marts when the project has them, else the same question of the big marts."""
+    rels = _relations(q)
+    one = symbols[0]
+    hundred = ", ".join(f"'{s}'" for s in symbols[:100])
+    five_years = f"timestamp '{last_day}' - interval '5 years'"
+    latest_bar = next((r for r in sorted(rels) if r.startswith("marts.") and "latest" in r and "bar" in r), None)
+    latest_feat = next((r for r in sorted(rels) if r.startswith("marts.") and "latest" in r and "feature" in r),
+                       None)
+    naive_latest_bar = ("select * from (select *, row_number() over (partition by symbol, exchange "
+                        "order by ts desc) as rn from raw.bars where interval = '1d') as x where rn = 1")
+    by_max = ("select b.* from {t} as b join (select symbol, exchange, max(ts) as ts from {t} "
+              "group by symbol, exchange) as m on b.symbol = m.symbol and b.exchange = m.exchange and b.ts = m.ts")
+    stats = ("select count(*), min(low), max(high), avg(close), sum(volume) from {t} where symbol = '{s}'{f} "
+             "and ts > (select max(ts) from {t} where symbol = '{s}'{f}) - interval '30 days'")
+    return [
+        ("last 1,000 bars of a symbol", "marts.fct_bars_1d",
+         f"select * from marts.fct_bars_1d where symbol = '{one}' order by ts desc limit 1000",
+         "raw.bars", f"select * from raw.bars where symbol = '{one}' and interval = '1d' order by ts desc limit 1000"),
+        ("latest bar of every symbol", latest_bar or "marts.fct_bars_1d (max ts per symbol)",
+         f"select * from {latest_bar}" if latest_bar else by_max.format(t="marts.fct_bars_1d"),
+         "raw.bars (row_number)", naive_latest_bar),
+        ("30-day stats of a symbol", "marts.fct_bars_1d", stats.format(t="marts.fct_bars_1d", s=one, f=""),
+         "raw.bars", stats.format(t="raw.bars", s=one, f=" and interval = '1d'")),
+        ("latest features of all symbols", latest_feat or "marts.fct_features_daily (max ts per symbol)",
+         f"select * from {latest_feat}" if latest_feat else by_max.format(t="marts.fct_features_daily"),
+         "fct_features_daily (row_number)",
+         "select * from (select *, row_number() over (partition by symbol, exchange order by ts desc) as rn "
+         "from marts.fct_features_daily) as x where rn = 1"),
+        ("training set, 100 symbols x 5 years", "marts.fct_training_set_daily",
+         f"select * from marts.fct_training_set_daily where symbol in ({hundred}) and ts >= {five_years}",
+         "raw.bars (bars only)",
+         f"select * from raw.bars where interval = '1d' and symbol in ({hundred}) and ts >= {five_years}"),
+    ]
+
+
+def timed(q, sql: str, runs: int) -> tuple[float, float, int]:
+    for _ in range(3):  # warm
+        rows = q(sql)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        rows = q(sql)
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(rows)
+
+
+def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
+    out = [f"  {'query (p50 / p95 ms, ' + str(runs) + ' warm runs)':<40} {'mart':>17}   {'naive':>17}  rows"]
+    for question, mart, sql, naive, naive_sql in latency_queries(q, symbols, last_day):
+        try:
+            m50, m95, n = timed(q, sql, runs)
+            r50, r95, _ = timed(q, naive_sql, max(5, runs // 5) if "row_number" in naive else runs)
+        except Exception as exc:  # noqa: BLE001 - a mart this checkout does not build: say so
+            out.append(f"  {question:<40} failed: {str(exc).splitlines()[0][:120]}")
+            continue
+        out.append(f"  {question:<40} {m50:>8.1f} / {m95:>7.1f}   {r50:>8.1f} / {r95:>7.1f}  {n:,}"
+                   f"   ({mart} | {naive})")
+    return out
+
+
+# ---- one target -----------------------------------------------------------------------------------
+
+def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
+                 pg: dict) -> list[str]:
+    daily = sorted((data / "daily").glob("DA-*.csv"))
+    new_session = sorted((data / "new_session").glob("DA-*.csv"))
+    n_bars = manifest["daily_bars"]
+    logfile = work / f"{target}.log"
+    env = {**os.environ, "MWH_TARGET": target, "DBT_TARGET_PATH": str(work / f"{target}_target"),
+           "DBT_LOG_PATH": str(work / f"{target}_logs"), "DO_NOT_TRACK": "1"}
+    server = target != "duckdb"
+    out = [f"{target}: {len(daily):,} daily files, {n_bars:,} bars ({manifest['dividends']:,} dividends, "
+           f"{manifest['splits']:,} splits); log {logfile}"]
+    log(out[-1])
+    dbs: list[str] = []
+    admin = None
+    if server:
+        admin = (f"host={pg['host']} port={pg['port']} user={pg['user']} dbname=postgres"
+                 + (f" password={pg['password']}" if pg["password"] else ""))
+
+        def fresh_db() -> str:
+            name = f"mwh_scale_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f'create database "{name}"')
+            with psycopg.connect(admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as c:
+                c.execute("create extension if not exists timescaledb")
+            dbs.append(name)
+            return name
+    try:
+        # 1. load: baseline, then the loader, each into an empty raw.bars
+        if server:
+            base_db = fresh_db()
+            b_s, b_n = pg_baseline(data / "daily", admin.replace("dbname=postgres", f"dbname={base_db}"), work)
+            base_name = "COPY"
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f'drop database "{base_db}" with (force)')
+            dbs.remove(base_db)
+            db = fresh_db()
+            env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
+                       MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
+        else:
+            base_path = work / "baseline.duckdb"
+            base_path.unlink(missing_ok=True)
+            b_s, b_n = duckdb_baseline(data / "daily", base_path)
+            base_path.unlink(missing_ok=True)
+            base_name = "read_csv"
+            wh = work / "warehouse.duckdb"
+            for p in (wh, Path(f"{wh}.wal")):
+                p.unlink(missing_ok=True)
+            env["MWH_DUCKDB_PATH"] = str(wh)
+        r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, server)
+        mem = [("load", r)]
+        ratio = (n_bars / r["seconds"]) / (b_n / b_s)
+        failed = "" if r["rc"] == 0 else f"  (exit {r['rc']}: see the log)"
+        out.append(f"  load       mwh {r['seconds']:7.1f} s {n_bars / r['seconds']:>9,.0f} rows/s"
+                   f" | {base_name} {b_s:6.1f} s {b_n / b_s:>9,.0f} rows/s | mwh/{base_name} {ratio:.2f}x"
+                   f"{failed}")
+        log(out[-1])
+
+        # 2. builds: full, then one new session and incremental; models, then tests
+        def build(label: str) -> tuple[dict, dict]:
+            m = run_mwh(["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
+                        env, logfile, server)
+            t = run_mwh(["build", "--resource-type", "test"], env, logfile, server)
+            mem.extend([(f"{label} models", m), (f"{label} tests", t)])
+            return m, t
+
+        fm, ft = build("full")
+        nl = run_mwh(["load", "csv", *map(str, new_session), "--format", "alphavantage"], env, logfile, server)
+        mem.append(("new-session load", nl))
+        im, it = build("incremental")
+        for label, m, t in (("full", fm, ft), ("incremental", im, it)):
+            flags = "".join(f"  ({what} exit {x['rc']}: see the log)" for what, x in (("models", m), ("tests", t))
+                            if x["rc"])
+            out.append(f"  {label:<11} build models {m['seconds']:7.1f} s | tests {t['seconds']:7.1f} s"
+                       f" | with tests {m['seconds'] + t['seconds']:7.1f} s{flags}")
+            log(out[-1])
+        out.append(f"  incremental/full   models {im['seconds'] / fm['seconds']:.0%}"
+                   f" | with tests {(im['seconds'] + it['seconds']) / (fm['seconds'] + ft['seconds']):.0%}"
+                   f"   (new session: {len(new_session):,} bars loaded in {nl['seconds']:.1f} s)")
+        log(out[-1])
+
+        # 3. memory
+        peak = max(mem, key=lambda x: x[1]["rss"])
+        line = "  peak RSS   mwh " + ", ".join(f"{k} {gb(v['rss'])}" for k, v in mem)
+        out.append(line)
+        out.append(f"  peak RSS   highest mwh process: {gb(peak[1]['rss'])} ({peak[0]})"
+                   + (f" | server (all postgres processes, PSS, shared with other work): "
+                      f"{gb(max(v['server'] for _, v in mem))}" if server else ""))
+        log(out[-2])
+        log(out[-1])
+
+        # 4. size and latency
+        if server:
+            conninfo = admin.replace("dbname=postgres", f"dbname={db}")
+            conn = psycopg.connect(conninfo, autocommit=True)
+            size = conn.execute("select pg_database_size(current_database())").fetchone()[0]
+
+            def q(sql):
+                cur = conn.execute(sql)
+                return cur.fetchall() if cur.description else []
+        else:
+            size = sum(p.stat().st_size for p in work.glob("warehouse.duckdb*") if p.is_file())
+            con = duckdb.connect(str(wh), read_only=True, config={"threads": "2"})
+
+            def q(sql):
+                return con.execute(sql).fetchall()
+        out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
+        log(out[-1])
+        symbols = manifest["daily_symbols"]
+        last_day = "2021-04-21"
+        for line in latency_lines(q, symbols, last_day, runs):
+            out.append(line)
+            log(line)
+        (conn if server else con).close()
+    finally:
+        if server and not keep:
+            with psycopg.connect(admin, autocommit=True) as c:
+                for name in dbs:
+                    c.execute(f'drop database if exists "{name}" with (force)')
+    return out
+
+
+def pg_server() -> dict | None:
+    if os.environ.get("MWH_TEST_PG_HOST"):
+        return {"host": os.environ["MWH_TEST_PG_HOST"], "port": int(os.environ.get("MWH_TEST_PG_PORT", "5432")),
+                "user": os.environ.get("MWH_TEST_PG_USER", "postgres"),
+                "password": os.environ.get("MWH_TEST_PG_PASSWORD", "")}
+    if os.geteuid() != 0:
+        return None
+    subprocess.run(["bash", str(REPO / "scripts" / "timescaledb.sh"), "up"], check=True)
+    return {"host": "127.0.0.1", "port": int(os.environ.get("MWH_PG_PORT", "5433")), "user": "postgres",
+            "password": ""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(generate.SIZES), default="daily")
+    ap.add_argument("--targets", default="duckdb,timescale")
+    ap.add_argument("--runs", type=int, default=50, help="warm runs per latency query")
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
+    args = ap.parse_args(argv)
+    data = REPO / ".bench" / "scale" / args.size
+    daily_symbols, minute_bars = generate.SIZES[args.size]
+    manifest_path = data / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    if (manifest is None or manifest.get("seed") != generate.SEED
+            or manifest.get("daily_files") != daily_symbols):
+        t = time.perf_counter()
+        try:
+            manifest = generate.generate(data, daily_symbols, minute_bars)
+        except generate.GeneratorError as exc:
+            print(f"bench-scale: {exc}", file=sys.stderr)
+            return 2
+        log(f"generated {data} in {time.perf_counter() - t:.0f} s from {manifest['source']}")
+    if not manifest["daily_bars"]:
+        print(f"bench-scale: size {args.size} has no daily bars; this benchmark measures the daily set",
+              file=sys.stderr)
+        return 2
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    log(f"bench-scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
+        f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
+    pg = None
+    for target in args.targets.split(","):
+        work = REPO / ".bench" / "scale" / f"{args.size}_{target}"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / f"{target}.log").unlink(missing_ok=True)
+        if target != "duckdb":
+            pg = pg or pg_server()
+            if pg is None:
+                log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
+                continue
+        bench_target(target, data, manifest, work, args.runs, args.keep, pg)
+    log(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
