@@ -31,9 +31,13 @@ def pg_server() -> PgServer | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["load", "build", "timescale", "read"], help="run one section")
+    parser.add_argument("--only", choices=["load", "build", "timescale", "read", "scale"],
+                        help="run one section (scale: `make bench-scale`, only when asked)")
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if args.only == "scale":  # the seeds' scale: long, so never part of the default run
+        from benchmarks.scale import run as scale
+        return scale.main([])
     server = pg_server()
     if args.only in (None, "load"):
         for line in load.run(server, repeat=args.repeat):
