@@ -114,6 +114,10 @@ def build_dbt_assets(manifest: Path, project: DbtProject) -> dg.AssetsDefinition
         except ConfigError as exc:
             raise dg.Failure(description=str(exc)) from None
         dbt_env(target)  # the absolute DuckDB path the loaders wrote to, no tracking
+        # As `mwh build`: a subset runs the tests whose parents are all selected, not a test of an
+        # unselected model (dagster-dbt reads this variable and overrides it with `empty` when it
+        # selects the tests one by one).
+        os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
         with warehouse_lock(target, "dbt build"):
             yield from dbt.cli(["build"], context=context).stream()
 

@@ -35,7 +35,17 @@ from market_warehouse.runs import new_run_id
 # source type of the sources file -> asset name (under the `loaders` prefix)
 LOADER_ASSETS = {"files": "file_drops", "yfinance": "yfinance", "ml": "ml_records"}
 LOADER_KEYS = {kind: dg.AssetKey(["loaders", name]) for kind, name in LOADER_ASSETS.items()}
-RETRY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def _retries() -> int:
+    raw = os.environ.get("MWH_DAGSTER_RETRIES", "3")
+    if not raw.isdigit():
+        raise ConfigError(f"MWH_DAGSTER_RETRIES={raw!r}: not a whole number")
+    return int(raw)
+
+
+# A failed loader or dbt step is retried (60 s, then exponential); MWH_DAGSTER_RETRIES=0 turns it off.
+RETRY = dg.RetryPolicy(max_retries=_retries(), delay=60, backoff=dg.Backoff.EXPONENTIAL)
 
 
 def default_sources_file() -> str:

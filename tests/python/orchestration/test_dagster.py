@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+os.environ.setdefault("MWH_DAGSTER_RETRIES", "0")  # a failing step fails the test now, not after 7 minutes
 dg = pytest.importorskip("dagster", reason="the orchestration extra is not installed (make orchestration)")
 pytest.importorskip("dagster_dbt", reason="the orchestration extra is not installed (make orchestration)")
 
@@ -62,8 +64,8 @@ def _materialize_scenario(defs, tmp_path, monkeypatch, target) -> None:
     dbt_def = repo.assets_defs_by_key[dg.AssetKey(["marts", "fct_bars_1d"])]
     selection = (dg.AssetSelection.assets(dg.AssetKey(["marts", "fct_bars_1d"])).upstream()
                  | dg.AssetSelection.assets(dg.AssetKey(["loaders", "ml_records"])))
-    result = dg.materialize([*LOADER_ASSETS_DEFS, dbt_def], selection=selection,
-                            resources={"dbt": defs.resources["dbt"]}, raise_on_error=False)
+    loaders = [repo.assets_defs_by_key[dg.AssetKey(["loaders", n])] for n in ("file_drops", "yfinance", "ml_records")]
+    result = dg.materialize([*loaders, dbt_def], selection=selection, raise_on_error=False)
     assert result.success, [e.message for e in result.all_events if e.is_failure][:3]
 
     # the loaders ran as upstream assets: the file drop loaded both files, the empty sources found nothing
