@@ -17,6 +17,7 @@
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,18 @@ def dbt_resource(project: DbtProject) -> DbtCliResource:
     return DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
 
 
+def run_target_path(context: dg.AssetExecutionContext, manifest: Path) -> Path:
+    """The run's own dbt target folder (as DbtCliResource makes one), seeded with the parse's
+    partial_parse.msgpack so that dbt does not parse the whole project again (it re-parses by itself
+    whatever changed since, the profile included)."""
+    path = dagster_target_path().parent / f"dagster-run-{context.run.run_id[:8]}-{uuid.uuid4().hex[:7]}"
+    path.mkdir(parents=True, exist_ok=True)
+    partial = manifest.parent / "partial_parse.msgpack"
+    if partial.is_file():
+        shutil.copyfile(partial, path / partial.name)
+    return path
+
+
 def build_dbt_assets(manifest: Path, project: DbtProject) -> dg.AssetsDefinition:
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=MwhDbtTranslator(),
                 name="market_warehouse_dbt", retry_policy=RETRY)
@@ -119,6 +132,6 @@ def build_dbt_assets(manifest: Path, project: DbtProject) -> dg.AssetsDefinition
         # selects the tests one by one).
         os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
         with warehouse_lock(target, "dbt build"):
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from dbt.cli(["build"], context=context, target_path=run_target_path(context, manifest)).stream()
 
     return market_warehouse_dbt
