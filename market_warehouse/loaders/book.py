@@ -2,7 +2,8 @@
 
 1. buffer the diffs; take a snapshot (`lastUpdateId`);
 2. drop buffered diffs with `u` < lastUpdateId;
-3. the first diff applied must straddle the snapshot: `U` <= lastUpdateId + 1 and `u` >= lastUpdateId;
+3. the first diff applied must straddle the snapshot: `U` <= lastUpdateId + 1 and `u` >= lastUpdateId
+   (or continue exactly from it: `pu` == lastUpdateId);
 4. after that, each diff's `pu` must equal the previous diff's `u`.
 
 A break of rule 3 or 4 is a data-quality event (`no_straddle`, `gap`): the book is invalid, no state
@@ -126,6 +127,12 @@ class BookBuilder:
         for d in pending:
             self.diff(d)
 
+    def expect_snapshot(self) -> None:
+        """A snapshot has been asked for (the stream reconnected): buffer the diffs from here on, so
+        that the snapshot, whenever it comes, finds the diffs after it (Binance's procedure)."""
+        if self.status in ("valid", "awaiting"):
+            self.status, self._open_event = "unsynced", None
+
     def diff(self, d: Diff) -> None:
         if self.status in ("unsynced", "invalid"):
             if self.status == "unsynced" and self._first_unsynced is None:
@@ -140,7 +147,9 @@ class BookBuilder:
         if self.status == "awaiting":
             if d.final < self.synced_id:
                 return  # older than the snapshot: already in it
-            if not (d.first <= self.synced_id + 1 and d.final >= self.synced_id):
+            # Straddles the snapshot, or continues exactly from it (pu == lastUpdateId: a snapshot
+            # taken on a diff boundary, as when the diff it ends with came before it).
+            if not ((d.first <= self.synced_id + 1 and d.final >= self.synced_id) or d.prev == self.synced_id):
                 self._break(d, "no_straddle", None, None,
                             f"first diff after snapshot {self.synced_id} is U={d.first}..u={d.final}: it does "
                             f"not straddle lastUpdateId + 1; book invalid until the next snapshot")
@@ -193,6 +202,12 @@ class BookBuilder:
                      self.bids.depth_within(mid * (1 - 0.005)), self.asks.depth_within(mid * (1 + 0.005))]
         self.states.append((d.ts, self.symbol, self.exchange, d.final, self.synced_id, bid, bid_q, ask, ask_q,
                             self.bids.top(self.levels), self.asks.top(self.levels), *depth))
+
+    def full_book(self) -> dict:
+        """The whole book as a REST snapshot would give it: {"lastUpdateId", "bids", "asks"}."""
+        return {"lastUpdateId": self.last_u if self.last_u is not None else self.synced_id,
+                "bids": [list(self.bids.text[k]) for k in self.bids.keys],
+                "asks": [list(self.asks.text[k]) for k in self.asks.keys]}
 
     # ---- output ------------------------------------------------------------------------------
     STATE_COLUMNS: ClassVar[list[str]] = ["ts", "symbol", "exchange", "update_id", "synced_update_id", "best_bid", "best_bid_qty",

@@ -146,7 +146,9 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.D
             part = rej[rej["target_table"] == table.name]
             r.quarantined = len(part)
             r.examples = [f"line {n}: {why}" for n, why in zip(part["row_number"][:5], part["reason"][:5])]
-    derived = [(BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events)]
+    # A resync re-emits the state of the diff it restarts from: one row per key (the last).
+    derived = [(t, f.drop_duplicates(subset=list(t.key), keep="last") if f is not None else f)
+               for t, f in ((BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events))]
     with sink.transaction() as tx:
         audit = []
         for table, frame, r in writes:
@@ -192,15 +194,17 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.D
             r.seconds = (finished - started).total_seconds()
             target = table  # "unknown": messages of no known table (all quarantined)
             rows.append(audit_row(r, run_id, target, batch.parameters, started, finished))
-        tx.append(LOADER_RUNS, pd.concat(rows, ignore_index=True))
+        if rows:
+            tx.append(LOADER_RUNS, pd.concat(rows, ignore_index=True))
     return reports
 
 
 def coverage(batch: TickBatch) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """The time span a source covers: its first and last event times, over every table."""
+    """The time span a source covers: its first and last event times over the stream messages (a
+    REST snapshot's time is when it was taken, not a point of the stream)."""
     lo, hi = [], []
-    for frame in batch.frames.values():
-        if len(frame) and "ts" in frame:
+    for name, frame in batch.frames.items():
+        if len(frame) and "ts" in frame and name != "depth_snapshots":
             lo.append(frame["ts"].min())
             hi.append(frame["ts"].max())
     return (min(lo), max(hi)) if lo else (None, None)

@@ -112,14 +112,16 @@ class TickRows:
         self.rows: dict[str, list[tuple]] = {t: [] for t in TICK_COLUMNS}
         self.rejected: list[tuple[int, str, str, str]] = []
         self.events: Counter = Counter()
-        self._pending_snapshots: list[tuple[int, dict, int | None, str]] = []
+        self._pending_snapshots: list[tuple[int, dict, int | None, str, str | None]] = []
 
     def reject(self, row_number: int, table: str, record: str, reason: str) -> None:
         self.rejected.append((row_number, table, record, reason))
         self.events[table] += 1
 
-    def add(self, row_number: int, received_ns: int | None, message: dict, text: str) -> str | None:
-        """One message; returns the raw table it went to (None: rejected)."""
+    def add(self, row_number: int, received_ns: int | None, message: dict, text: str,
+            snapshot_symbol: str | None = None) -> str | None:
+        """One message; returns the raw table it went to (None: rejected). A REST snapshot names no
+        symbol: `snapshot_symbol` (the one it was fetched for), else the source's."""
         data = message.get("data", message) if isinstance(message, dict) else None
         if not isinstance(data, dict):
             self.reject(row_number, "unknown", text, "not a JSON object")
@@ -128,7 +130,7 @@ class TickRows:
             table = "depth_snapshots"
             self.events[table] += 1
             # The REST snapshot names no symbol: it is the file's (set once the messages are read).
-            self._pending_snapshots.append((row_number, data, received_ns, text))
+            self._pending_snapshots.append((row_number, data, received_ns, text, snapshot_symbol))
             return table
         event = data.get("e")
         table = _EVENT_TABLE.get(event)
@@ -166,15 +168,16 @@ class TickRows:
         return table
 
     def _take_snapshots(self) -> None:
-        for row_number, data, received_ns, text in self._pending_snapshots:
+        for row_number, data, received_ns, text, hint in self._pending_snapshots:
+            symbol = hint or self.symbol
             try:
-                if not self.symbol:
+                if not symbol:
                     raise ValueError("no symbol: the capture has no stream message naming one (pass --symbol)")
                 ts = data.get("E", data.get("T"))
                 if ts is None and received_ns is None:
                     raise ValueError("neither `E` nor a receive time")
                 ts_ms = int(ts) if ts is not None else received_ns // 1_000_000
-                row = (ts_ms, self.symbol, self.exchange, _int(data["lastUpdateId"], "lastUpdateId"),
+                row = (ts_ms, symbol, self.exchange, _int(data["lastUpdateId"], "lastUpdateId"),
                        _levels(data["bids"], "bids"), _levels(data["asks"], "asks"), received_ns)
             except KeyError as exc:
                 self.reject(row_number, "depth_snapshots", text, f"snapshot: field {exc.args[0]!r} is missing")
@@ -223,6 +226,8 @@ class TickRows:
                 if c in _TIME_COLUMNS:
                     unit = "ns" if c == "received_at" else "ms"
                     frame[c] = pd.to_datetime(pd.to_numeric(frame[c], errors="coerce"), unit=unit, utc=True)
+                    if unit == "ns":  # the databases keep microseconds
+                        frame[c] = frame[c].dt.floor("us")
                 elif c in _INT_COLUMNS:
                     frame[c] = pd.to_numeric(frame[c]).astype("Int64")
                 elif c in ("price", "quantity", "bid_price", "bid_qty", "ask_price", "ask_qty"):
