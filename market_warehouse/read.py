@@ -170,18 +170,10 @@ class Reader:
         """The latest daily bar of each symbol (all symbols by default), adjusted and raw close."""
         cols = ", ".join(f"b.{c}" for c in ("symbol", "exchange", "ts", "open", "high", "low", "close",
                                                 "volume", "adj_close"))
-        if self.dialect == "postgres":
-            # One index probe per symbol (fct_bars_1d has an index on (symbol, ts desc)).
-            where, params = self._where(symbols, None, None, symbol="s.symbol")
-            sql = (f"select {cols} from marts.dim_symbols as s cross join lateral (select * from "
-                   f"marts.fct_bars_1d as f where f.symbol = s.symbol and f.exchange = s.exchange "
-                   f"order by f.ts desc limit 1) as b{where} order by b.symbol, b.exchange")
-        else:
-            # Columnar: the newest ts per series by one hash aggregate, then its row.
-            where, params = self._where(symbols, None, None)
-            sql = (f"select {cols} from marts.fct_bars_1d as b join (select symbol, exchange, max(ts) as ts "
-                   f"from marts.fct_bars_1d{where} group by symbol, exchange) as l on b.symbol = l.symbol "
-                   f"and b.exchange = l.exchange and b.ts = l.ts order by b.symbol, b.exchange")
+        # marts.fct_latest_bars holds one row per symbol and interval (rebuilt by every build).
+        where, params = self._where(symbols, None, None, symbol="b.symbol")
+        where = (where + " and" if where else " where") + " b.bar_interval = '1d'"
+        sql = f"select {cols} from marts.fct_latest_bars as b{where} order by b.symbol, b.exchange"
         return self.query(sql, params)
 
     def price_stats(self, symbol: str, days: int = 30) -> pd.DataFrame:

@@ -6,14 +6,30 @@
     acknowledged_check  optional check name in the `known_data_issues` seed (`missing_sessions`):
                         sessions acknowledged there are left out (they stay listed, acknowledged, in
                         fct_data_quality_issues). See docs/data_quality.md.
+
+    Bounded by default: only the symbols with bars loaded into stg_market__bars within
+    `mwh_test_window_hours` of its newest load are checked, from `mwh_test_lookback_days` before the
+    earliest of those bars on (what the last loads changed). `--vars '{mwh_full_tests: true}'` checks
+    every bar (the nightly job). A full load (or a full refresh of staging) is checked in full either way.
 #}
 {% test no_missing_sessions(model, bar_interval, interval_column=none, acknowledged_check=none) %}
 
 with
 
+{% if not var('mwh_full_tests', false) -%}
+test_window as (
+
+    {{ mwh_test_window(bar_interval) | indent(4) }}
+
+),
+
+{% endif -%}
+
 failures as (
 
-    {{ mwh_missing_sessions(model, bar_interval, interval_column) | indent(4) }}
+    {{ mwh_missing_sessions(
+        model, bar_interval, interval_column, none if var('mwh_full_tests', false) else 'test_window'
+    ) | indent(4) }}
 
 )
 

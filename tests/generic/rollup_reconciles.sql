@@ -8,15 +8,49 @@
     source_interval  the source bars' interval (1m)
     bucket_width     '5 minutes', '15 minutes', '1 hour'; or 'session' for daily bars by exchange session
     tolerance        relative tolerance for volume sums (floating point)
+
+    Bounded by default, like `no_missing_sessions`: only the symbols with source bars loaded within
+    `mwh_test_window_hours` of the newest load, from `mwh_test_lookback_days` (UTC midnight) before the
+    earliest of those bars (a whole bucket or session, which never starts before its UTC day). With
+    `--vars '{mwh_full_tests: true}'` every bucket (the nightly job).
 #}
 {% test rollup_reconciles(model, source_model, source_interval='1m', bucket_width='1 hour', tolerance=1e-9) %}
 
+{%- set bounded = not var('mwh_full_tests', false) %}
+
 with
+
+{% if bounded -%}
+test_window as (
+
+    {{ mwh_test_window(source_interval, source_interval) | indent(4) }}
+
+),
+
+rollup_rows as (
+
+    select rollup_all.*
+    from {{ model }} as rollup_all
+    inner join test_window
+        on
+            rollup_all.symbol = test_window.symbol
+            and rollup_all.exchange = test_window.exchange
+            and rollup_all.ts >= test_window.start_ts
+
+),
+{%- endif %}
 
 source_bars as (
 
-    select * from {{ source_model }}
-    where bar_interval = '{{ source_interval }}'
+    select source_all.* from {{ source_model }} as source_all
+    {% if bounded -%}
+    inner join test_window
+        on
+            source_all.symbol = test_window.symbol
+            and source_all.exchange = test_window.exchange
+            and source_all.ts >= test_window.start_ts
+    {% endif -%}
+    where source_all.bar_interval = '{{ source_interval }}'
 
 ),
 
@@ -111,7 +145,7 @@ compared as (
         expected.source_bar_count as expected_bar_count,
         rollup.source_bar_count as rollup_bar_count
     from expected
-    full outer join {{ model }} as rollup
+    full outer join {{ 'rollup_rows' if bounded else model }} as rollup
         on
             expected.symbol = rollup.symbol
             and expected.exchange = rollup.exchange

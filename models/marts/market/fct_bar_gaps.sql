@@ -1,21 +1,51 @@
 {{
     config(
-        indexes=mwh_indexes([{'columns': ['symbol', 'session_date desc']}]),
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ mwh_bar_gaps_forget_changed() }}",
+        post_hook=[
+            "update {{ this }} set checked_through_loaded_at = "
+            ~ "(select max(loaded_at) from {{ ref('stg_market__bars') }})",
+        ],
+        indexes=mwh_indexes([{'columns': ['symbol', 'last_missing_ts desc']}]),
     )
 }}
 
 {#
-    Every (symbol, interval, session) with bars missing between the symbol's first and last loaded bar
-    of that interval, against the symbol's trading calendar. The same logic as the
-    `no_missing_sessions` test (macros/market/completeness.sql), kept as a table for analysts.
+    Gaps in the loaded bars, as ranges: one row per run of consecutive missing bars between two loaded
+    bars of a (symbol, exchange, interval), against the symbol's trading calendar, with the sessions it
+    touches and how many bars are missing. Computed from the bars that exist (lead() over each series'
+    positions in its calendar; macros/market/completeness.sql), so a 22-month outage of a 1-minute feed
+    is one row, never a row per missing bar. The `no_missing_sessions` test spreads the same ranges over
+    the sessions they touch.
+
+    Incremental: a run recomputes, per series with bars changed in stg_market__bars since the mart's
+    high-water mark (checked_through_loaded_at, the newest staged load it has seen), the gaps after
+    the bar preceding its earliest changed bar; the pre-hook forgets the old gaps there first. A late
+    bar that fills or splits a gap thus updates it. An empty mart (no gaps at all) is rechecked in full.
 #}
+
+{%- set intervals = var('gap_check_intervals') %}
 
 with
 
-{% for bar_interval in var('gap_check_intervals') %}
-missing_{{ bar_interval }} as (
+{% if is_incremental() -%}
+gaps_window as (
 
-    {{ mwh_missing_sessions(ref('stg_market__bars'), bar_interval, 'bar_interval') | indent(4) }}
+    {{ mwh_bar_gaps_window(this) | indent(4) }}
+
+),
+
+{% endif -%}
+
+{% for bar_interval in intervals %}
+ranges_{{ bar_interval }} as (
+
+    {{ mwh_bar_gap_ranges(
+        ref('stg_market__bars'), bar_interval, 'bar_interval',
+        'gaps_window' if is_incremental() else none
+    ) | indent(4) }}
 
 ),
 
@@ -23,8 +53,8 @@ missing_{{ bar_interval }} as (
 
 unioned as (
 
-    {% for bar_interval in var('gap_check_intervals') -%}
-    select * from missing_{{ bar_interval }}
+    {% for bar_interval in intervals -%}
+    select * from ranges_{{ bar_interval }}
     {% if not loop.last %}union all
     {% endif -%}
     {%- endfor %}
@@ -37,12 +67,15 @@ final as (
         symbol,
         exchange,
         bar_interval,
-        session_date,
-        missing_bars,
-        expected_bars,
-        missing_bars = expected_bars as is_whole_session_missing,
         first_missing_ts,
-        last_missing_ts
+        last_missing_ts,
+        first_session_date,
+        last_session_date,
+        missing_sessions,
+        missing_bars,
+        (
+            select max(staged.loaded_at) as loaded_at from {{ ref('stg_market__bars') }} as staged
+        ) as checked_through_loaded_at
     from unioned
 
 )

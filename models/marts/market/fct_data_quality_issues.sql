@@ -41,7 +41,8 @@ known as (
 
 ),
 
--- Missing sessions: fct_bar_gaps' rows, consecutive sessions of the calendar collapsed to one range.
+-- Missing sessions: fct_bar_gaps' ranges, those on consecutive sessions of the calendar (or sharing a
+-- session) collapsed to one row (gaps and islands over the calendar's session numbers).
 calendar_sessions as (
 
     select
@@ -52,26 +53,51 @@ calendar_sessions as (
 
 ),
 
-gaps as (
+gap_ranges as (
 
     select
         gaps.symbol,
         gaps.exchange,
         gaps.bar_interval,
-        gaps.session_date,
+        gaps.first_session_date,
+        gaps.last_session_date,
         gaps.missing_bars,
-        gaps.expected_bars,
-        calendar_sessions.session_index
-        - row_number() over (
-            partition by gaps.symbol, gaps.exchange, gaps.bar_interval order by gaps.session_date
-        ) as run_id
+        first_sessions.session_index as first_session_index,
+        last_sessions.session_index as last_session_index
     from {{ ref('fct_bar_gaps') }} as gaps
     inner join {{ ref('exchanges') }} as exchanges
         on gaps.exchange = exchanges.exchange
-    inner join calendar_sessions
+    inner join calendar_sessions as first_sessions
         on
-            exchanges.calendar = calendar_sessions.calendar
-            and gaps.session_date = calendar_sessions.session_date
+            exchanges.calendar = first_sessions.calendar
+            and gaps.first_session_date = first_sessions.session_date
+    inner join calendar_sessions as last_sessions
+        on
+            exchanges.calendar = last_sessions.calendar
+            and gaps.last_session_date = last_sessions.session_date
+
+),
+
+gap_islands as (
+
+    select
+        *,
+        sum(is_new_island) over (
+            partition by symbol, exchange, bar_interval order by first_session_index, last_session_index
+            rows between unbounded preceding and current row
+        ) as island_id
+    from (
+        select
+            *,
+            case
+                when first_session_index <= max(last_session_index) over (
+                    partition by symbol, exchange, bar_interval order by first_session_index, last_session_index
+                    rows between unbounded preceding and 1 preceding
+                ) + 1 then 0
+                else 1
+            end as is_new_island
+        from gap_ranges
+    ) as flagged
 
 ),
 
@@ -82,14 +108,14 @@ missing_sessions as (
         symbol,
         exchange,
         bar_interval,
-        min(session_date) as start_date,
-        max(session_date) as end_date,
-        count(*) as issue_count,
-        cast(count(*) as varchar) || ' session(s) with ' || bar_interval || ' bars missing: '
-        || cast(sum(missing_bars) as varchar) || ' of ' || cast(sum(expected_bars) as varchar)
-        || ' expected bars' as detail
-    from gaps
-    group by symbol, exchange, bar_interval, run_id
+        min(first_session_date) as start_date,
+        max(last_session_date) as end_date,
+        max(last_session_index) - min(first_session_index) + 1 as issue_count,
+        cast(max(last_session_index) - min(first_session_index) + 1 as varchar) || ' session(s) with '
+        || bar_interval || ' bars missing: ' || cast(sum(missing_bars) as varchar) || ' bars in '
+        || cast(count(*) as varchar) || ' gap(s)' as detail
+    from gap_islands
+    group by symbol, exchange, bar_interval, island_id
 
 ),
 

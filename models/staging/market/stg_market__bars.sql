@@ -7,6 +7,7 @@
         indexes=mwh_indexes([
             {'columns': ['symbol', 'exchange', 'bar_interval', 'ts'], 'unique': true},
             {'columns': ['bar_interval', 'ts']},
+            {'columns': ['loaded_at']},
         ]),
     )
 }}
@@ -17,25 +18,31 @@
     break the OHLC invariants are excluded here: the loader has already put them in raw.quarantine, so
     nothing is lost, and no downstream model has to guard against them.
 
-    Incremental rather than a view (the raw table is the largest one): a run takes the raw rows loaded
-    since `staging_reload_window_hours` before the newest load it holds and replaces their keys, so a
-    reloaded or corrected bar replaces the old one. Every downstream model reads a deduplicated table
-    with statistics and indexes instead of re-sorting raw.bars.
+    Incremental rather than a view (the raw table is the largest one). A run takes what changed since
+    the previous one, by a high-water mark, not a wall-clock window: the raw rows loaded after the newest
+    `loaded_at` this table holds, plus every row of a load run (raw.loader_runs) that finished after it
+    (a run that started before the mark but committed after it). Their keys are replaced, so a reloaded
+    or corrected bar replaces the old one. A backfill is thus processed once, by the build after it, and
+    the next build takes only what is new again. Every downstream model reads a deduplicated table with
+    statistics and indexes instead of re-sorting raw.bars.
 #}
 
 with
 
+{% if is_incremental() -%}
+high_water as (
+
+    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
+    from {{ this }}
+
+),
+
+{% endif -%}
 source_bars as (
 
     select * from {{ source('market', 'bars') }}
     {% if is_incremental() -%}
-    where
-        loaded_at >= (
-            select
-                coalesce(max(loaded_at), {{ mwh_min_ts() }})
-                - interval '{{ var("staging_reload_window_hours", 24) }} hours'
-            from {{ this }}
-        )
+    where {{ mwh_loaded_since('(select high_water.loaded_at from high_water)') }}
     {%- endif %}
 
 ),

@@ -36,7 +36,10 @@ KEYED = {
     "marts.fct_features_hourly_v1": ["symbol", "exchange", "ts"],
     "marts.fct_labels_daily": ["symbol", "exchange", "ts"],
     "marts.fct_training_set_daily": ["symbol", "exchange", "ts"],
-    "marts.fct_bar_gaps": ["symbol", "exchange", "bar_interval", "session_date"],
+    "marts.fct_bar_gaps": ["symbol", "exchange", "bar_interval", "first_missing_ts"],
+    "marts.fct_bars_1m": ["symbol", "exchange", "ts"],
+    "marts.fct_latest_bars": ["symbol", "exchange", "bar_interval"],
+    "marts.fct_latest_features_daily": ["symbol", "exchange"],
 }
 
 

@@ -81,15 +81,17 @@ def test_aapl_split_factors(built_sample):
 
 
 def test_gaps_only_march_2023_for_filusdt(built_sample):
-    gaps = built_sample.query("select * from marts.fct_bar_gaps order by symbol, bar_interval, session_date")
+    gaps = built_sample.query("select * from marts.fct_bar_gaps order by symbol, bar_interval, first_missing_ts")
     # The 40 Alpha Vantage symbols are complete against XNYS: holidays, weekends, 2001-09-11..14 and
-    # 2012-10-29..30 are not sessions, so not gaps.
-    assert set(gaps["symbol"]) == {"FILUSDT"}
-    assert set(gaps["bar_interval"]) == {"1m"}
-    dates = pd.to_datetime(gaps["session_date"])
-    assert list(dates) == list(pd.date_range("2023-03-01", "2023-03-31", freq="D"))
-    assert gaps["missing_bars"].sum() == 31 * 1440
-    assert gaps["is_whole_session_missing"].all()
+    # 2012-10-29..30 are not sessions, so not gaps. FILUSDT's March 2023 outage is one range, not a row
+    # per missing minute.
+    assert len(gaps) == 1
+    gap = gaps.iloc[0]
+    assert (gap["symbol"], gap["bar_interval"]) == ("FILUSDT", "1m")
+    assert pd.Timestamp(gap["first_missing_ts"]) == pd.Timestamp("2023-03-01 00:00", tz="UTC")
+    assert pd.Timestamp(gap["last_missing_ts"]) == pd.Timestamp("2023-03-31 23:59", tz="UTC")
+    assert [str(gap["first_session_date"])[:10], str(gap["last_session_date"])[:10]] == ["2023-03-01", "2023-03-31"]
+    assert (gap["missing_sessions"], gap["missing_bars"]) == (31, 31 * 1440)
 
 
 def test_gap_test_names_symbol_and_sessions(built_sample):

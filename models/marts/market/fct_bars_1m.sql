@@ -1,0 +1,78 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'exchange', 'ts'],
+        on_schema_change='fail',
+        indexes=mwh_indexes([
+            {'columns': ['symbol', 'ts desc']},
+        ]),
+    )
+}}
+
+{#
+    One-minute bars for analysts: the loaded 1m bars of stg_market__bars (raw prices; intraday series
+    are not adjusted), one row per (symbol, exchange, ts), indexed on (symbol, ts desc) on
+    PostgreSQL/TimescaleDB so "the last N minutes of a symbol" is one index range scan. Incremental by
+    the same high-water mark as staging (rows loaded after the newest load it holds, or by a load run
+    that finished after it).
+#}
+
+with
+
+{% if is_incremental() -%}
+high_water as (
+
+    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
+    from {{ this }}
+
+),
+
+{% endif -%}
+
+minute_bars as (
+
+    select * from {{ ref('stg_market__bars') }}
+    where bar_interval = '1m'
+
+),
+
+{% if is_incremental() -%}
+changed_bars as (
+
+    select * from minute_bars
+    where {{ mwh_loaded_since('(select high_water.loaded_at from high_water)') }}
+
+),
+
+{% else -%}
+changed_bars as (
+
+    select * from minute_bars
+
+),
+
+{% endif -%}
+
+final as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        vwap,
+        trade_count,
+        quote_volume,
+        taker_buy_volume,
+        taker_buy_quote_volume,
+        loaded_at
+    from changed_bars
+
+)
+
+select * from final
