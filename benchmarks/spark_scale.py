@@ -78,7 +78,8 @@ def _child(work: Path, selection: str) -> dict:
         errors = [str(getattr(r, "message", "") or "") for r in (getattr(res.result, "results", None) or [])
                   if str(getattr(r, "status", "")) in ("error", "fail")]
         text = errors[0] if errors else str(res.exception or "dbt build failed")
-        out["build_error"] = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)[:300]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        out["build_error"] = " | ".join(lines[:2])[:300]  # "Compilation Error in model X | the reason"
     return out
 
 
