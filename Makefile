@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium spark orchestration
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium spark orchestration bi bi-venv test-bi
 
 venv: $(STAMP)
 
@@ -52,6 +52,22 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium not installed and not root: the docs-site test will be skipped"; fi; }
+
+## Apache Superset in its own venv (.venv-bi, pinned in bi/requirements.lock) on the TimescaleDB target as
+## mwh_analyst (run `mwh roles` first): init once, serve on 127.0.0.1:8088, provision bi/dashboards/ (docs/bi.md).
+bi-venv: .venv-bi/.installed
+
+.venv-bi/.installed: bi/requirements.lock
+	test -x .venv-bi/bin/python || $(PYTHON) -m venv .venv-bi
+	.venv-bi/bin/pip install -q --upgrade pip
+	.venv-bi/bin/pip install -q -r bi/requirements.lock
+	touch $@
+
+bi: venv bi-venv
+	$(BIN)/python bi/superset_bi.py up
+
+test-bi: venv bi-venv chromium
+	$(BIN)/python -m pytest -q -m bi tests/python/bi $(PYTEST_ARGS)
 
 timescaledb:
 	bash scripts/timescaledb.sh up

@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(sub)  # `mwh retention`
     from market_warehouse import jobs  # `mwh run` (the scheduled job)
     jobs.register(sub)
+    from market_warehouse import roles  # `mwh roles` (least-privilege roles, PostgreSQL/TimescaleDB)
+    roles.register(sub)
     return parser
 
 

@@ -183,8 +183,13 @@ class Sink(ABC):
         return rows[0][0] if rows else None
 
     def store_seeds_checksum(self, checksum: str) -> None:
+        try:  # `mwh roles` gives it to mwh_transformer, which may not create tables in raw
+            exists = self.query(f"select count(*) from {self.SEED_STATE}") is not None
+        except Exception:  # noqa: BLE001 - not created yet (autocommit connections: nothing to undo)
+            exists = False
         with self.transaction() as tx:
-            tx.execute(f"create table if not exists {self.SEED_STATE} (checksum text not null)")
+            if not exists:
+                tx.execute(f"create table if not exists {self.SEED_STATE} (checksum text not null)")
             tx.execute(f"delete from {self.SEED_STATE}")
             tx.execute(f"insert into {self.SEED_STATE} values (?)", [checksum])
 

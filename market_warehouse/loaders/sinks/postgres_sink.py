@@ -146,11 +146,18 @@ class PostgresSink(Sink):
         return encode_csv(table.column_names, frame)
 
     def ensure_tables(self, tables: Sequence[Table]) -> None:
+        # DDL only for what is missing: least-privilege roles (`mwh roles`) may not create here (mwh_loader
+        # has no CREATE on the database, mwh_transformer only reads raw), and PostgreSQL checks that first.
+        have = {n for (n,) in self.conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s", (RAW_SCHEMA,)).fetchall()}
         with self.conn.transaction():
-            self.conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+            if not self.conn.execute("select 1 from pg_namespace where nspname = %s", (RAW_SCHEMA,)).fetchone():
+                self.conn.execute(f"create schema if not exists {RAW_SCHEMA}")
             for table in tables:
-                self.conn.execute(create_table_sql(table, "postgres", unique_key=True))
-                if self.timescale and table.hypertable_time:
+                if table.name not in have:
+                    self.conn.execute(create_table_sql(table, "postgres", unique_key=True))
+                if self.timescale and table.hypertable_time and table.name not in have:
                     chunk = os.environ.get("MWH_BARS_CHUNK_INTERVAL", table.chunk_interval or "7 days")
                     self.conn.execute(
                         "select create_hypertable(%s, by_range(%s, %s::interval), if_not_exists => true, "
@@ -159,6 +166,8 @@ class PostgresSink(Sink):
                     )
                 for cols in table.indexes:
                     name = f"{table.name}_{'_'.join(c.split()[0] for c in cols)}_idx"
+                    if name in have:
+                        continue
                     self.conn.execute(
                         f"create index if not exists {name} on {table.qualified} ({', '.join(cols)})")
 
