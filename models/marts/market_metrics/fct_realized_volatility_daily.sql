@@ -79,7 +79,7 @@ final as (
         daily.realized_variance,
         sqrt(daily.realized_variance) as realized_volatility,
         case when exchanges.calendar = '24/7' then 365 else {{ var('realized_vol_days_per_year', 252) }} end
-        as days_per_year,
+            as days_per_year,
         sqrt(
             daily.realized_variance
             * case when exchanges.calendar = '24/7' then 365 else {{ var('realized_vol_days_per_year', 252) }} end

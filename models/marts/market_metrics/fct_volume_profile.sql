@@ -152,10 +152,10 @@ value_area_steps (symbol, exchange, window_start_ts, step, lower_bin, upper_bin,
         symbol,
         exchange,
         window_start_ts,
-        0,
-        bin_index,
-        bin_index,
-        volume
+        0 as step,
+        bin_index as lower_bin,
+        bin_index as upper_bin,
+        volume as area_volume
     from point_of_control
     union all
     select
@@ -218,20 +218,21 @@ final as (
         all_bins.window_start_ts + interval '{{ window_width }}' as window_end_ts,
         all_bins.bin_index,
         all_bins.window_low + (all_bins.window_high - all_bins.window_low) * all_bins.bin_index / {{ bins }}
-        as price_low,
+            as price_low,
         all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (all_bins.bin_index + 1) / {{ bins }}
-        as price_high,
+            as price_high,
         all_bins.volume,
         cast(all_bins.bar_count as integer) as bar_count,
         {{ mwh_safe_divide('all_bins.volume', 'all_bins.window_volume') }} as volume_share,
         all_bins.bin_index = point_of_control.bin_index as is_point_of_control,
         all_bins.bin_index between value_area.lower_bin and value_area.upper_bin as is_in_value_area,
-        all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (point_of_control.bin_index + 0.5)
-        / {{ bins }} as poc_price,
+        all_bins.window_low
+        + (all_bins.window_high - all_bins.window_low) * (point_of_control.bin_index + 0.5) / {{ bins }}
+            as poc_price,
         all_bins.window_low + (all_bins.window_high - all_bins.window_low) * value_area.lower_bin / {{ bins }}
-        as value_area_low,
+            as value_area_low,
         all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (value_area.upper_bin + 1) / {{ bins }}
-        as value_area_high,
+            as value_area_high,
         {{ mwh_safe_divide('value_area.area_volume', 'all_bins.window_volume') }} as value_area_volume_share,
         all_bins.window_volume
     from all_bins

@@ -90,12 +90,12 @@ window_returns as (
 
 levels_first_guess as (
 
-    {% for level in levels -%}
-        select
-            {{ level }} as confidence_level,
-            {{ 1 - (level | float) }} as tail_probability,
-            {{ mwh_norm_ppf_acklam(1 - (level | float)) }} as z_first_guess
-        {% if not loop.last %}union all{% endif %}
+    {% for level in levels %}
+    select
+        {{ level }} as confidence_level,
+        {{ 1 - (level | float) }} as tail_probability,
+        {{ mwh_norm_ppf_acklam(1 - (level | float)) }} as z_first_guess
+    {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 ),
@@ -129,17 +129,17 @@ moments as (
 quantiles as (
 
     {# One aggregate per level: DuckDB's percentile_cont takes a constant fraction only. #}
-    {% for level in levels -%}
-        select
-            series_type,
-            series_name,
-            exchange,
-            return_index,
-            cast({{ level }} as double precision) as confidence_level,
-            {{ mwh_percentile('daily_return', 1 - (level | float)) }} as return_quantile
-        from window_returns
-        group by series_type, series_name, exchange, return_index
-        {% if not loop.last %}union all{% endif %}
+    {% for level in levels %}
+    select
+        series_type,
+        series_name,
+        exchange,
+        return_index,
+        cast({{ level }} as double precision) as confidence_level,
+        {{ mwh_percentile('daily_return', 1 - (level | float)) }} as return_quantile
+    from window_returns
+    group by series_type, series_name, exchange, return_index
+    {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 ),
@@ -161,7 +161,7 @@ tails as (
             and quantiles.series_name = window_returns.series_name
             and quantiles.exchange = window_returns.exchange
             and quantiles.return_index = window_returns.return_index
-            and window_returns.daily_return <= quantiles.return_quantile
+            and quantiles.return_quantile >= window_returns.daily_return
     group by
         quantiles.series_type,
         quantiles.series_name,
@@ -195,7 +195,7 @@ final as (
         ) as parametric_cvar,
         next_return.daily_return < quantiles.return_quantile as is_historical_breach,
         next_return.daily_return < moments.mean_return + moments.stddev_return * levels.z_score
-        as is_parametric_breach
+            as is_parametric_breach
     from moments
     cross join levels
     inner join quantiles
