@@ -31,7 +31,7 @@ def pg_server() -> PgServer | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["load", "build", "timescale", "read", "scale"],
+    parser.add_argument("--only", choices=["load", "build", "timescale", "read", "ticks", "scale"],
                         help="run one section (scale: `make bench-scale`, only when asked)")
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "timescale"):  # full edition: compression and continuous aggregates
         from benchmarks import timescale
         for line in timescale.run(server):
+            print(line, flush=True)
+    if args.only in (None, "ticks"):  # tick events/s vs COPY (market_warehouse/loaders/ticks.py)
+        from benchmarks import ticks
+        for line in ticks.run(server):
             print(line, flush=True)
     if args.only in (None, "read"):  # read API latency (market_warehouse/read.py)
         from benchmarks import read_api
