@@ -233,7 +233,7 @@ def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
 # ---- one target -----------------------------------------------------------------------------------
 
 def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
-                 pg: dict) -> list[str]:
+                 pg: dict, skip_load: bool = False) -> list[str]:
     daily = sorted((data / "daily").glob("DA-*.csv"))
     new_session = sorted((data / "new_session").glob("DA-*.csv"))
     n_bars = manifest["daily_bars"]
@@ -270,6 +270,9 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             db = fresh_db()
             env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
                        MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
+        elif skip_load:
+            wh = work / "warehouse.duckdb"
+            env["MWH_DUCKDB_PATH"] = str(wh)
         else:
             base_path = work / "baseline.duckdb"
             base_path.unlink(missing_ok=True)
@@ -280,18 +283,23 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             for p in (wh, Path(f"{wh}.wal")):
                 p.unlink(missing_ok=True)
             env["MWH_DUCKDB_PATH"] = str(wh)
-        r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, server)
-        mem = [("load", r)]
-        ratio = (n_bars / r["seconds"]) / (b_n / b_s)
-        failed = "" if r["rc"] == 0 else f"  (exit {r['rc']}: see the log)"
-        out.append(f"  load       mwh {r['seconds']:7.1f} s {n_bars / r['seconds']:>9,.0f} rows/s"
-                   f" | {base_name} {b_s:6.1f} s {b_n / b_s:>9,.0f} rows/s | mwh/{base_name} {ratio:.2f}x"
-                   f"{failed}")
+        mem: list[tuple[str, dict]] = []
+        if skip_load:
+            out.append("  load       skipped (--skip-load: the warehouse of the previous run)")
+        else:
+            r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, server)
+            mem.append(("load", r))
+            ratio = (n_bars / r["seconds"]) / (b_n / b_s)
+            failed = "" if r["rc"] == 0 else f"  (exit {r['rc']}: see the log)"
+            out.append(f"  load       mwh {r['seconds']:7.1f} s {n_bars / r['seconds']:>9,.0f} rows/s"
+                       f" | {base_name} {b_s:6.1f} s {b_n / b_s:>9,.0f} rows/s | mwh/{base_name} {ratio:.2f}x"
+                       f"{failed}")
         log(out[-1])
 
         # 2. builds: full, then one new session and incremental; models, then tests
         def build(label: str) -> tuple[dict, dict]:
-            m = run_mwh(["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
+            full = ["--full-refresh"] if label == "full" else []  # same as a first build, and honest on reuse
+            m = run_mwh(["build", *full, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
                         env, logfile, server)
             t = run_mwh(["build", "--resource-type", "test"], env, logfile, server)
             mem.extend([(f"{label} models", m), (f"{label} tests", t)])
@@ -371,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default="duckdb,timescale")
     ap.add_argument("--runs", type=int, default=50, help="warm runs per latency query")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
+    ap.add_argument("--skip-load", action="store_true",
+                    help="duckdb: reuse the loaded warehouse of the previous run (builds and queries only)")
     args = ap.parse_args(argv)
     data = REPO / ".bench" / "scale" / args.size
     daily_symbols, minute_bars = generate.SIZES[args.size]
@@ -396,13 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     for target in args.targets.split(","):
         work = REPO / ".bench" / "scale" / f"{args.size}_{target}"
         work.mkdir(parents=True, exist_ok=True)
-        (work / f"{target}.log").unlink(missing_ok=True)
+        if not args.skip_load:
+            (work / f"{target}.log").unlink(missing_ok=True)
         if target != "duckdb":
             pg = pg or pg_server()
             if pg is None:
                 log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
                 continue
-        bench_target(target, data, manifest, work, args.runs, args.keep, pg)
+        bench_target(target, data, manifest, work, args.runs, args.keep, pg,
+                     skip_load=args.skip_load and target == "duckdb")
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
