@@ -33,14 +33,14 @@ SKIP_DIFF = 600  # the n-th depth diff is never sent
 class Replay:
     """The capture as a websocket server (messages) and a REST depth endpoint (snapshots)."""
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], gap: bool = True, disconnect: bool = True):
         self.items = [json.loads(x.split(" ", 1)[1]) for x in lines]
         self.texts = [x.split(" ", 1)[1] for x in lines]
         self.is_snapshot = ["lastUpdateId" in m for m in self.items]
         diffs = [i for i, m in enumerate(self.items) if m.get("data", {}).get("e") == "depthUpdate"]
-        self.skip = diffs[SKIP_DIFF]
+        self.skip = diffs[SKIP_DIFF] if gap else -1
         self.sent_upto = 0  # index into items: everything before it was sent (or skipped)
-        self.connections = 0
+        self.connections = 0 if disconnect else 1
         self.sent = 0
         self.to_send = sum(1 for i, s in enumerate(self.is_snapshot) if not s and i != self.skip)
         self.snapshots_served = []
@@ -216,3 +216,42 @@ def test_replayed_stream_equals_file_load(target: Target, tmp_path, monkeypatch)
     print(f"stream: {len(got)} of {len(want)} book states, all equal to the file load's; {len(missing)} missing "
           f"from the gap (u={skipped}) to the resync (u={resync}); snapshots served {replay.snapshots_served}; "
           f"buffer peak {stats.max_queue}")
+
+
+def test_ctrl_c_writes_what_is_buffered(duckdb_target, monkeypatch):
+    """`mwh stream binance` as a process: SIGINT after the server has sent ~3,000 messages (and then
+    sends nothing more): exit 0, and every one of those messages is stored (nothing lost in the buffer)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lines = capture.lines(3_000)
+    replay = Replay(lines, gap=False, disconnect=False)
+    box, http = _serve(replay)
+    try:
+        env = {**os.environ, "MWH_BINANCE_WS_URL": f"ws://127.0.0.1:{box['ws_port']}/stream",
+               "MWH_BINANCE_SNAPSHOT_URL": f"http://127.0.0.1:{http.server_address[1]}/depth?symbol={{symbol}}"}
+        proc = subprocess.Popen([sys.executable, "-m", "market_warehouse.cli", "stream", "binance",
+                                 "--symbols", "BTCUSDT", "--batch-seconds", "5"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while replay.sent < replay.to_send and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert replay.sent == replay.to_send, proc.stderr.read() if proc.poll() is not None else replay.sent
+        time.sleep(2)  # the client has read them; most still wait in the 5 s micro-batch
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        http.shutdown()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    assert f"stopped: {replay.to_send:,} messages" in out, out
+    expected = capture.counts(lines)
+    with open_sink(duckdb_target, tables=ALL_TICK_TABLES) as sink:
+        stored = {t: sink.query(f"select count(*) from raw.{t}")[0][0]
+                  for t in ("trades", "depth_updates", "book_tickers")}
+    assert stored == {"trades": expected["trade"], "depth_updates": expected["depthUpdate"],
+                      "book_tickers": expected["bookTicker"]}
