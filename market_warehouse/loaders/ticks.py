@@ -94,6 +94,32 @@ def bars_from_trades(trades: pd.DataFrame, start: pd.Timestamp | None, end: pd.T
                          taker_buy_quote_volume=out["taker_buy_quote_volume"])
 
 
+RECONCILED = ("open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume", "quote_volume")
+
+
+def reconcile_with_klines(bars: pd.DataFrame, klines: pd.DataFrame, rtol: float = 1e-9) -> pd.DataFrame:
+    """Per minute and column, where our 1m bars from trades and the exchange's 1m klines (both in the
+    bars' columns) disagree beyond `rtol`, plus minutes only one side has. Empty: they agree.
+    The exchange builds its klines from the same trades, so a difference is a missed, duplicated or
+    altered trade."""
+    key = ["symbol", "exchange", "ts"]
+    ours = bars[bars["interval"] == "1m"][key + list(RECONCILED)]
+    theirs = klines[klines["interval"] == "1m"][key + list(RECONCILED)]
+    m = ours.merge(theirs, on=key, how="outer", suffixes=("", "_kline"), indicator=True)
+    out = [pd.DataFrame({**{k: m.loc[m["_merge"] != "both", k] for k in key}, "column": "(row)",
+                         "ours": np.nan, "kline": np.nan,
+                         "why": m.loc[m["_merge"] != "both", "_merge"].map(
+                             {"left_only": "no kline", "right_only": "no bar from trades"})})]
+    both = m[m["_merge"] == "both"]
+    for col in RECONCILED:
+        a, b = both[col].astype("float64"), both[f"{col}_kline"].astype("float64")
+        bad = ~np.isclose(a, b, rtol=rtol, atol=0, equal_nan=True)
+        if bad.any():
+            out.append(pd.DataFrame({**{k: both.loc[bad, k] for k in key}, "column": col, "ours": a[bad],
+                                     "kline": b[bad], "why": "differs"}))
+    return pd.concat(out, ignore_index=True)
+
+
 def _dedupe(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Rows of one source sharing a key: identical copies load once (counted as duplicates); copies
     that differ are all rejected (which one is right cannot be told). Returns kept, rejected, dups."""
