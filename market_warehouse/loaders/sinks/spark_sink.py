@@ -50,8 +50,8 @@ SPARK_TYPES = {
 }
 
 
-class SparkUnsupported(Exception):
-    """An operation the Parquet tables cannot do (row-level DELETE/UPDATE)."""
+class SparkUnsupported(ConfigError):
+    """An operation the Parquet tables cannot do (row-level DELETE/UPDATE): one line from `mwh`."""
 
 
 def spark_conf(target: Target | str | None = None) -> dict[str, str]:
@@ -120,6 +120,7 @@ class SparkTransaction(Transaction):
         self.touched: dict[str, set[tuple]] = {}  # merged table -> partition values in `pending`
         self.appends: dict[str, list] = {}        # appended table -> DataFrames
         self.tables: dict[str, Table] = {}
+        self._stored: dict[str, set[tuple]] = {}  # partitions stored when the transaction began
 
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         head = sql.lstrip().split(None, 1)[0].lower()
@@ -162,7 +163,9 @@ class SparkTransaction(Transaction):
                     if parts else {()})
         touched = self.touched.setdefault(table.name, set())
         pending = self.pending.get(table.name)
-        if parts and not affected & (touched | self.sink.stored_partitions(table)):
+        if table.name not in self._stored:
+            self._stored[table.name] = self.sink.stored_partitions(table) if parts else set()
+        if parts and not affected & (touched | self._stored[table.name]):
             # Nothing stored or pending where this batch goes (a first load): every row is new.
             fresh = self.spark.table(s_name)
             self.pending[table.name] = fresh if pending is None else pending.unionByName(fresh)
