@@ -141,7 +141,7 @@ def test_later_file_wins_when_files_are_not_twins(any_target, tmp_path, capsys):
 def test_the_accepted_values_are_the_models():
     """BAR_INTERVALS is stg_market__bars' accepted_values; exchanges come from the seed the
     relationships test reads."""
-    models = yaml.safe_load((REPO / "models" / "staging" / "market" / "_market__models.yml").read_text())
+    models = yaml.safe_load((REPO / "models" / "staging" / "market" / "stg_market__bars.yml").read_text())
     bars = next(m for m in models["models"] if m["name"] == "stg_market__bars")
     interval = next(c for c in bars["columns"] if c["name"] == "bar_interval")
     accepted = next(t["accepted_values"] for t in interval["data_tests"] if isinstance(t, dict)
