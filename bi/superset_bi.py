@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import http.cookiejar
 import json
 import os
@@ -94,9 +95,7 @@ def _superset(*args: str) -> None:
 def init_metadata() -> bool:
     """Create Superset's metadata database, its admin and its roles once (stamped); True when it ran."""
     stamp = bi_home() / "initialized"
-    version = (VENV_BI / "pyvenv.cfg").read_text() if (VENV_BI / "pyvenv.cfg").exists() else ""
-    lock = (BI_DIR / "requirements.lock").read_text()
-    key = f"{hash(version)}:{len(lock)}:{lock.count(chr(10))}"
+    key = hashlib.sha256((BI_DIR / "requirements.lock").read_bytes()).hexdigest()  # a new Superset migrates
     if stamp.exists() and stamp.read_text() == key:
         return False
     _superset("db", "upgrade")
