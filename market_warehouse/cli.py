@@ -124,7 +124,8 @@ def cmd_runs_undo(args) -> int:
     # Every table a run may have written, market and ML (those that exist in this warehouse).
     with open_sink(args.target) as sink:
         try:
-            report = undo_run(sink, args.run_id, ALL_TABLES)
+            from market_warehouse.loaders.schema import TICK_TABLES  # `mwh load ticks` / `mwh stream`
+            report = undo_run(sink, args.run_id, (*ALL_TABLES, *TICK_TABLES))
         except RunError as exc:
             print(f"mwh: {exc}", file=sys.stderr)
             return 1

@@ -112,6 +112,15 @@ def test_load_idempotent_quarantine_book_and_bars(target, tmp_path, capsys):
     assert {t for t, *_ in runs} >= {"raw.trades", "raw.depth_updates", "raw.book_tickers", "raw.depth_snapshots",
                                       "raw.book_states", "raw.book_sequence_events", "raw.bars", "unknown"}
 
+    # `mwh runs undo` removes what the first load wrote, in every tick table and raw.bars.
+    with open_sink(target, tables=ALL_TICK_TABLES) as sink:
+        first_run = sink.query("select run_id from raw.loader_runs order by started_at limit 1")[0][0]
+    assert main(["runs", "undo", first_run]) == 0
+    with open_sink(target, tables=ALL_TICK_TABLES) as sink:
+        left = {t: _count(sink, t) for t in ("trades", "depth_updates", "book_tickers", "depth_snapshots",
+                                             "book_states", "book_sequence_events", "bars")}
+    assert left == dict.fromkeys(left, 0)
+
 
 def test_trades_csv_equals_the_capture_trades(duckdb_target, tmp_path, capsys):
     """A Binance trades dump (`id,price,qty,quote_qty,time,is_buyer_maker`) of the capture's trades
