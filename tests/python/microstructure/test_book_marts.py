@@ -41,11 +41,13 @@ def test_book_snapshot_marts(target, tmp_path):
     n_1s, lo, hi, bad, distinct = _snapshots(target)
     assert (lo, hi, bad) == (1000, 1000, 0)
     assert 30 < n_1s < states and distinct == n_1s
+    with open_sink(target, tables=ALL_TICK_TABLES) as sink:
+        assert sink.query("select event, is_break from marts.fct_book_sequence_events") == [("synced", False)]
+    if target.name != "duckdb":
+        return  # the 100 ms grid is the same SQL on every target (mwh_time_bucket): once is enough for CI
     res = run_dbt(["run", "--select", "int_microstructure__book_states_sampled", "fct_book_snapshots",
                    "--vars", "{book_snapshot_interval_ms: 100}"], target, quiet=True)
     assert res.success
     n_100ms, lo, hi, bad, _ = _snapshots(target)
     assert (lo, hi, bad) == (100, 100, 0)
     assert n_1s < n_100ms <= states
-    with open_sink(target, tables=ALL_TICK_TABLES) as sink:
-        assert sink.query("select event, is_break from marts.fct_book_sequence_events") == [("synced", False)]
