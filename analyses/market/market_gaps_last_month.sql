@@ -1,8 +1,8 @@
 {#
-    Missing bars of the last month of data, per symbol and interval, with consecutive sessions
-    collapsed into one gap (gaps-and-islands over the calendar's session numbers). "Last month" is
-    counted back from the newest gap-checked data, not from today, so it also works on historical
-    datasets; replace `reference_ts` with current_timestamp for a live warehouse.
+    Missing bars of the last month of data, per symbol and interval: fct_bar_gaps' ranges that end
+    within it (a range is already a run of consecutive missing bars, across sessions). "Last month" is
+    counted back from the newest loaded bar, not from today, so it also works on historical datasets;
+    replace `reference_ts` with current_timestamp for a live warehouse.
 #}
 
 with
@@ -19,68 +19,27 @@ symbols as (
 
 ),
 
-sessions as (
-
-    select
-        calendar,
-        session_date,
-        row_number() over (partition by calendar order by session_date) as session_number
-    from {{ ref('dim_trading_sessions') }}
-
-),
-
 reference_ts as (
 
     select max(last_bar_ts) as reference_ts from symbols
 
 ),
 
-recent_gaps as (
-
-    select
-        gaps.*,
-        symbols.calendar
-    from gaps
-    inner join symbols
-        on
-            gaps.symbol = symbols.symbol
-            and gaps.exchange = symbols.exchange
-    cross join reference_ts
-    where gaps.session_date >= cast(reference_ts.reference_ts - interval '31 days' as date)
-
-),
-
-numbered as (
-
-    select
-        recent_gaps.*,
-        sessions.session_number
-        - row_number() over (
-            partition by recent_gaps.symbol, recent_gaps.exchange, recent_gaps.bar_interval
-            order by recent_gaps.session_date
-        ) as island
-    from recent_gaps
-    inner join sessions
-        on
-            recent_gaps.calendar = sessions.calendar
-            and recent_gaps.session_date = sessions.session_date
-
-),
-
 final as (
 
     select
-        symbol,
-        exchange,
-        bar_interval,
-        min(session_date) as first_session,
-        max(session_date) as last_session,
-        count(*) as sessions_affected,
-        sum(missing_bars) as missing_bars,
-        min(first_missing_ts) as first_missing_ts,
-        max(last_missing_ts) as last_missing_ts
-    from numbered
-    group by symbol, exchange, bar_interval, island
+        gaps.symbol,
+        gaps.exchange,
+        gaps.bar_interval,
+        gaps.first_session_date as first_session,
+        gaps.last_session_date as last_session,
+        gaps.missing_sessions as sessions_affected,
+        gaps.missing_bars,
+        gaps.first_missing_ts,
+        gaps.last_missing_ts
+    from gaps
+    cross join reference_ts
+    where gaps.last_missing_ts >= reference_ts.reference_ts - interval '31 days'
 
 )
 

@@ -24,8 +24,11 @@
     Cumulative products are sums of logs over the events only (few rows, the same in a full and an
     incremental run), looked up by each bar, then rounded to 12 decimals.
 
-    Incremental (macros/market/incremental.sql): a run rewrites every bar of a symbol whose actions
-    changed, and otherwise only the bars of the late-data window (var daily_late_window_days).
+    Incremental (the rule of mwh_bars_to_rewrite in macros/market/incremental.sql, without its bar
+    numbering): a run rewrites every bar of a symbol that is new or whose actions changed, and
+    otherwise only the bars of the late-data window (var daily_late_window_days) before its newest
+    built bar. The scope is a filter on ts (one hash join), not a row_number() over every symbol's
+    whole history; the event lookup is a range join of the bars in scope against the few events.
 #}
 
 with
@@ -36,8 +39,7 @@ daily_bars as (
         symbol,
         exchange,
         ts,
-        session_date,
-        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
+        session_date
     from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
@@ -49,19 +51,57 @@ adjustment_events as (
 
 ),
 
-{{ mwh_bars_to_rewrite('daily_bars', var('daily_late_window_days', 7)) }},
+rewrite_actions as (
+
+    select
+        symbol,
+        exchange,
+        max(loaded_at) as actions_loaded_at
+    from {{ ref('stg_market__corporate_actions') }}
+    group by symbol, exchange
+
+),
+
+{% if is_incremental() -%}
+rewrite_built as (
+
+    select
+        symbol,
+        exchange,
+        max(ts) as max_ts,
+        max(actions_loaded_at) as actions_loaded_at
+    from {{ this }}
+    group by symbol, exchange
+
+),
+
+{% endif -%}
 
 bars_in_scope as (
 
     select
         daily_bars.*,
-        rewrite_from.actions_loaded_at
+        rewrite_actions.actions_loaded_at
     from daily_bars
-    inner join rewrite_from
+    {% if is_incremental() -%}
+    left join rewrite_built
         on
-            daily_bars.symbol = rewrite_from.symbol
-            and daily_bars.exchange = rewrite_from.exchange
-    where daily_bars.bar_index >= rewrite_from.first_output_index
+            daily_bars.symbol = rewrite_built.symbol
+            and daily_bars.exchange = rewrite_built.exchange
+    {% endif -%}
+    left join rewrite_actions
+        on
+            daily_bars.symbol = rewrite_actions.symbol
+            and daily_bars.exchange = rewrite_actions.exchange
+    {% if is_incremental() -%}
+    where
+        rewrite_built.max_ts is null
+        or not (
+            rewrite_built.actions_loaded_at = rewrite_actions.actions_loaded_at
+            or (rewrite_built.actions_loaded_at is null and rewrite_actions.actions_loaded_at is null)
+        )
+        or daily_bars.ts >= rewrite_built.max_ts - interval '{{ var("daily_late_window_days", 7) }} days'
+    {%- endif %}
 
 ),
 
