@@ -27,64 +27,118 @@
 {%- set backtest = var('risk_backtest_returns', 250) | int -%}
 {%- set levels = var('risk_confidence_levels', [0.95, 0.99]) -%}
 
+{#- percentile_cont(p) of n sorted values v_1..v_n is q = v_k + f (v_(k+1) - v_k), with h = (n - 1) p,
+    k = floor(h) + 1 and f = h - floor(h). Every window holds exactly `window` returns, so k and f are
+    known here. The tail (returns <= q) is the returns <= v_k, i.e. those whose rank() is <= k (ties
+    included). Computing both from ranks in one aggregation keeps the model free of joins between large
+    intermediate results (PostgreSQL cannot estimate their sizes and picks nested loops). -#}
+{%- set ranks = [] -%}
+{%- for level in levels -%}
+    {%- set h = (window - 1) * (1 - (level | float)) -%}
+    {%- set k = (h | round(0, 'floor') | int) + 1 -%}
+    {%- do ranks.append({'level': level, 'k': k, 'f': h - (k - 1), 'i': loop.index}) -%}
+{%- endfor %}
+
 with
 
 returns as (
-
-    select * from {{ ref('int_risk__daily_returns_unioned') }}
-
-),
-
-series_last as (
 
     select
         series_type,
         series_name,
         exchange,
-        max(return_index) as last_index
-    from returns
-    group by series_type, series_name, exchange
+        session_date,
+        return_index,
+        daily_return,
+        lead(session_date) over series_order as next_session_date,
+        lead(daily_return) over series_order as next_return,
+        max(return_index) over (partition by series_type, series_name, exchange) as last_index
+    from {{ ref('int_risk__daily_returns_unioned') }}
+    window series_order as (partition by series_type, series_name, exchange order by return_index)
 
 ),
 
 {# The as-of rows: each ends a full window; the last `backtest` of them (plus the newest) per series. #}
 as_of as (
 
-    select
-        returns.series_type,
-        returns.series_name,
-        returns.exchange,
-        returns.session_date as as_of_date,
-        returns.return_index
-    from returns
-    inner join series_last
-        on
-            returns.series_type = series_last.series_type
-            and returns.series_name = series_last.series_name
-            and returns.exchange = series_last.exchange
+    select * from returns
     where
-        returns.return_index >= {{ window }}
-        and returns.return_index >= series_last.last_index - {{ backtest }}
+        return_index >= {{ window }}
+        and return_index >= last_index - {{ backtest }}
+
+),
+
+window_members as (
+
+    select
+        as_of.series_type,
+        as_of.series_name,
+        as_of.exchange,
+        as_of.return_index,
+        as_of.session_date as as_of_date,
+        as_of.next_session_date,
+        as_of.next_return,
+        as_of.return_index - integer_series.n as member_index
+    from as_of
+    cross join {{ mwh_integer_series(0, window - 1) }}
 
 ),
 
 window_returns as (
 
     select
-        as_of.series_type,
-        as_of.series_name,
-        as_of.exchange,
-        as_of.as_of_date,
-        as_of.return_index,
-        returns.daily_return
-    from as_of
-    cross join {{ mwh_integer_series(0, window - 1) }}
+        window_members.series_type,
+        window_members.series_name,
+        window_members.exchange,
+        window_members.return_index,
+        window_members.as_of_date,
+        window_members.next_session_date,
+        window_members.next_return,
+        returns.daily_return,
+        row_number() over as_of_window as value_number,
+        rank() over as_of_window as value_rank
+    from window_members
     inner join returns
         on
-            as_of.series_type = returns.series_type
-            and as_of.series_name = returns.series_name
-            and as_of.exchange = returns.exchange
-            and returns.return_index = as_of.return_index - integer_series.n
+            window_members.series_type = returns.series_type
+            and window_members.series_name = returns.series_name
+            and window_members.exchange = returns.exchange
+            and window_members.member_index = returns.return_index
+    window as_of_window as (
+        partition by
+            window_members.series_type,
+            window_members.series_name,
+            window_members.exchange,
+            window_members.return_index
+        order by returns.daily_return
+    )
+
+),
+
+window_stats as (
+
+    select
+        series_type,
+        series_name,
+        exchange,
+        return_index,
+        as_of_date,
+        next_session_date,
+        next_return,
+        count(*) as window_size,
+        avg(daily_return) as mean_return,
+        stddev_samp(daily_return) as stddev_return,
+        {%- for r in ranks %}
+        max(case when value_number = {{ r.k }} then daily_return end)
+        + {{ r.f }} * (
+            max(case when value_number = {{ r.k + 1 }} then daily_return end)
+            - max(case when value_number = {{ r.k }} then daily_return end)
+        ) as quantile_{{ r.i }},
+        avg(case when value_rank <= {{ r.k }} then daily_return end) as tail_mean_{{ r.i }},
+        sum(case when value_rank <= {{ r.k }} then 1 else 0 end) as tail_size_{{ r.i }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from window_returns
+    group by series_type, series_name, exchange, return_index, as_of_date, next_session_date, next_return
 
 ),
 
@@ -110,114 +164,59 @@ levels as (
 
 ),
 
-moments as (
+by_level as (
 
+    {% for r in ranks %}
     select
-        series_type,
-        series_name,
-        exchange,
-        as_of_date,
-        return_index,
-        count(*) as window_size,
-        avg(daily_return) as mean_return,
-        stddev_samp(daily_return) as stddev_return
-    from window_returns
-    group by series_type, series_name, exchange, as_of_date, return_index
-
-),
-
-quantiles as (
-
-    {# One aggregate per level: DuckDB's percentile_cont takes a constant fraction only. #}
-    {% for level in levels %}
-    select
-        series_type,
-        series_name,
-        exchange,
-        return_index,
-        cast({{ level }} as double precision) as confidence_level,
-        {{ mwh_percentile('daily_return', 1 - (level | float)) }} as return_quantile
-    from window_returns
-    group by series_type, series_name, exchange, return_index
+        window_stats.series_type,
+        window_stats.series_name,
+        window_stats.exchange,
+        window_stats.as_of_date,
+        window_stats.next_session_date,
+        window_stats.next_return,
+        window_stats.window_size,
+        window_stats.mean_return,
+        window_stats.stddev_return,
+        levels.confidence_level,
+        levels.tail_probability,
+        levels.z_score,
+        window_stats.quantile_{{ r.i }} as return_quantile,
+        window_stats.tail_mean_{{ r.i }} as tail_mean_return,
+        window_stats.tail_size_{{ r.i }} as tail_size
+    from window_stats
+    cross join levels
+    where levels.confidence_level = cast({{ r.level }} as double precision)
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
-
-),
-
-tails as (
-
-    select
-        quantiles.series_type,
-        quantiles.series_name,
-        quantiles.exchange,
-        quantiles.return_index,
-        quantiles.confidence_level,
-        avg(window_returns.daily_return) as tail_mean_return,
-        count(*) as tail_size
-    from quantiles
-    inner join window_returns
-        on
-            quantiles.series_type = window_returns.series_type
-            and quantiles.series_name = window_returns.series_name
-            and quantiles.exchange = window_returns.exchange
-            and quantiles.return_index = window_returns.return_index
-            and quantiles.return_quantile >= window_returns.daily_return
-    group by
-        quantiles.series_type,
-        quantiles.series_name,
-        quantiles.exchange,
-        quantiles.return_index,
-        quantiles.confidence_level
 
 ),
 
 final as (
 
     select
-        moments.series_type,
-        moments.series_name,
-        moments.exchange,
-        moments.as_of_date,
-        levels.confidence_level,
-        moments.window_size,
-        next_return.session_date as forecast_session_date,
-        next_return.daily_return as realized_return,
-        moments.mean_return,
-        moments.stddev_return,
-        levels.z_score,
-        -quantiles.return_quantile as historical_var,
-        -tails.tail_mean_return as historical_cvar,
-        tails.tail_size as historical_tail_size,
-        -(moments.mean_return + moments.stddev_return * levels.z_score) as parametric_var,
+        by_level.series_type,
+        by_level.series_name,
+        by_level.exchange,
+        by_level.as_of_date,
+        by_level.confidence_level,
+        cast(by_level.window_size as integer) as window_size,
+        by_level.next_session_date as forecast_session_date,
+        by_level.next_return as realized_return,
+        by_level.mean_return,
+        by_level.stddev_return,
+        by_level.z_score,
+        -by_level.return_quantile as historical_var,
+        -by_level.tail_mean_return as historical_cvar,
+        cast(by_level.tail_size as integer) as historical_tail_size,
+        -(by_level.mean_return + by_level.stddev_return * by_level.z_score) as parametric_var,
         -(
-            moments.mean_return
-            - moments.stddev_return * {{ mwh_norm_pdf('levels.z_score') }} / levels.tail_probability
+            by_level.mean_return
+            - by_level.stddev_return * {{ mwh_norm_pdf('by_level.z_score') }} / by_level.tail_probability
         ) as parametric_cvar,
-        next_return.daily_return < quantiles.return_quantile as is_historical_breach,
-        next_return.daily_return < moments.mean_return + moments.stddev_return * levels.z_score
+        by_level.next_return < by_level.return_quantile as is_historical_breach,
+        by_level.next_return < by_level.mean_return + by_level.stddev_return * by_level.z_score
             as is_parametric_breach
-    from moments
-    cross join levels
-    inner join quantiles
-        on
-            moments.series_type = quantiles.series_type
-            and moments.series_name = quantiles.series_name
-            and moments.exchange = quantiles.exchange
-            and moments.return_index = quantiles.return_index
-            and levels.confidence_level = quantiles.confidence_level
-    inner join tails
-        on
-            moments.series_type = tails.series_type
-            and moments.series_name = tails.series_name
-            and moments.exchange = tails.exchange
-            and moments.return_index = tails.return_index
-            and levels.confidence_level = tails.confidence_level
-    left join returns as next_return
-        on
-            moments.series_type = next_return.series_type
-            and moments.series_name = next_return.series_name
-            and moments.exchange = next_return.exchange
-            and next_return.return_index = moments.return_index + 1
+    from by_level
 
 )
 
