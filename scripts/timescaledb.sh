@@ -219,7 +219,9 @@ start_server() {
     local attempt
     for attempt in 1 2 3 4 5; do
         is_up && return 0
-        if in_chroot_as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1; then
+        # 9>&-: the server must not inherit the provisioning lock (fd 9), or it would hold it for
+        # its whole life and every later `up` would wait forever.
+        if in_chroot_as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1 9>&-; then
             return 0
         fi
         [ "$attempt" = 5 ] && { say "server did not start; see $ROOT$LOG"; tail -5 "$ROOT$LOG" >&2; exit 1; }
