@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench docs lint clean chromium spark orchestration bi bi-venv test-bi
+.PHONY: venv demo test test-python test-dbt timescaledb timescaledb-down bench bench-scale docs lint clean chromium bi bi-venv test-bi spark orchestration
 
 venv: $(STAMP)
 
@@ -29,6 +29,14 @@ demo: venv
 test: venv lint chromium spark orchestration
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+## The optional Spark target (docs/spark.md): dbt-spark and pyspark (the engine; Java 17) into the same
+## venv, pinned in spark/requirements.lock; --no-deps, as requirements.lock already holds dbt-core.
+spark: $(VENV)/.spark-installed
+
+$(VENV)/.spark-installed: spark/requirements.lock $(STAMP)
+	$(BIN)/pip install -q --no-deps -r spark/requirements.lock
+	touch $@
+
 ## The optional Dagster orchestration (orchestration/, docs/orchestration.md): dagster, dagster-dbt and
 ## dagster-webserver into the same venv, pinned in orchestration/requirements.lock, with the main lock as
 ## a constraint so no main pin moves. `make test` installs it; `make demo` does not need it.
@@ -36,14 +44,6 @@ orchestration: $(VENV)/.orchestration-installed
 
 $(VENV)/.orchestration-installed: orchestration/requirements.lock $(STAMP)
 	$(BIN)/pip install -q -r orchestration/requirements.lock -c requirements.lock
-	touch $@
-
-## The optional Spark target (docs/spark.md): dbt-spark and pyspark (the engine; Java 17) into the same
-## venv, pinned in spark/requirements.lock; --no-deps, as requirements.lock already holds dbt-core.
-spark: $(VENV)/.spark-installed
-
-$(VENV)/.spark-installed: spark/requirements.lock $(STAMP)
-	$(BIN)/pip install -q --no-deps -r spark/requirements.lock
 	touch $@
 
 ## Debian's chromium for the docs-site test (tests/python/test_docs_site.py); installed only when
@@ -78,6 +78,12 @@ timescaledb-down:
 ## Load and build throughput on every target; prints figures.
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## The seeds' scale (5M daily bars, 1,000 symbols; data generated under .bench/ by benchmarks/scale/):
+## load, full and incremental builds, peak memory, size, latencies, each beside a same-run baseline.
+## BENCH_SCALE_ARGS="--size small" for a quick run, "--targets duckdb" for one target.
+bench-scale: venv
+	$(BIN)/python -m benchmarks.scale.run $(BENCH_SCALE_ARGS)
 
 docs: venv
 	$(BIN)/mwh docs
