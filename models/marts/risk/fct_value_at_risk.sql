@@ -1,3 +1,4 @@
+-- noqa: disable=LT02
 {{
     config(
         tags=['risk'],
