@@ -26,8 +26,11 @@ demo: venv
 
 ## Every test: Python tests and dbt builds on DuckDB and on a local TimescaleDB/PostgreSQL
 ## (provisioned by scripts/timescaledb.sh unless MWH_TEST_PG_HOST points at your own server).
+## Tests run on PYTEST_WORKERS processes (pytest-xdist; a file's tests stay on one worker, as some share a
+## module-level warehouse). Each test has its own DuckDB file or PostgreSQL database, so workers never meet.
+PYTEST_WORKERS ?= 2
 test: venv lint chromium spark orchestration
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## The optional Spark target (docs/spark.md): dbt-spark and pyspark (the engine; Java 17) into the same
 ## venv, pinned in spark/requirements.lock; --no-deps, as requirements.lock already holds dbt-core.
