@@ -4,7 +4,8 @@
   and has no privilege on any schema dbt builds.
 - `mwh_transformer` is dbt: it owns the schemas dbt builds (staging, intermediate, marts, reference,
   snapshots, test_failures, analytics) and everything in them, and reads raw (SELECT, also on raw
-  tables the loader creates later).
+  tables the loader creates later); in raw it writes only `mwh build`'s record of the seed files
+  (raw.mwh_seed_state, which it owns).
 - `mwh_analyst` reads marts, nothing else: USAGE on `marts`, SELECT on its tables and views, and
   default privileges so marts built later are readable too (dbt's `grants` config in
   dbt_project.yml grants the same on every build). The docs dbt persists as comments
@@ -101,9 +102,10 @@ def _ensure_role(conn: psycopg.Connection, spec: RoleSpec) -> tuple[str, str]:
     state = "exists"
     if not _role_exists(conn, spec.name):
         try:
-            conn.execute(sql.SQL("create role {} login").format(_ident(spec.name)))
+            with conn.transaction():  # a savepoint: the outer transaction survives a lost race
+                conn.execute(sql.SQL("create role {} login").format(_ident(spec.name)))
             state = "created"
-        except psycopg.errors.DuplicateObject:  # another `mwh roles` created it meanwhile
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):  # another `mwh roles` won
             pass
     conn.execute(sql.SQL("alter role {} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls")
                  .format(_ident(spec.name)))
