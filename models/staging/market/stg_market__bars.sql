@@ -73,15 +73,12 @@ typed as (
 
 ),
 
-{# distinct on keeps the first row per key in the order given: the newest load. Works the same on
-    DuckDB and PostgreSQL, and unlike a row_number() filter it leaves PostgreSQL's row estimates
-    intact, which downstream joins depend on. #}
+{# The newest load per key (macros/cross_db.sql: distinct on for PostgreSQL, a row_number() filter on
+    DuckDB, which stays inside a bounded memory_limit at 5M bars). #}
+{%- set bar_key = ['symbol', 'exchange', 'bar_interval', 'ts'] %}
 newest_load as (
 
-    select distinct on (symbol, exchange, bar_interval, ts)  -- noqa: LT09
-        *
-    from typed
-    order by symbol asc, exchange asc, bar_interval asc, ts asc, loaded_at desc, run_id desc
+    {{ mwh_newest_per_key('typed', bar_key, ['loaded_at desc', 'run_id desc']) | indent(4) }}
 
 ),
 
