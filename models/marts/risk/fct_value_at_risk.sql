@@ -3,6 +3,7 @@
     config(
         tags=['risk'],
         pre_hook=["{{ mwh_session_settings() }}", "{{ mwh_no_nested_loops() }}"],
+        post_hook="{{ mwh_reset_nested_loops() }}",
         indexes=mwh_indexes([{'columns': ['series_name', 'exchange', 'as_of_date']}]),
     )
 }}
