@@ -65,7 +65,11 @@ class ArtifactStore:
         except ImportError as exc:
             raise ArtifactError(f"artifact store {self.root} needs fsspec (pip install fsspec and the "
                                 f"filesystem's package, e.g. s3fs); a local directory works without it") from exc
-        fs, _, paths = fsspec.get_fs_token_paths(self.root)
+        try:
+            fs, _, paths = fsspec.get_fs_token_paths(self.root)
+        except ImportError as exc:  # fsspec is there, the store's filesystem package (e.g. s3fs) is not
+            raise ArtifactError(f"artifact store {self.root} needs the filesystem's package, not installed: "
+                                f"{exc}") from exc
         return fs, paths[0].rstrip("/")
 
     @staticmethod
