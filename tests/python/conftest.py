@@ -108,7 +108,7 @@ def _target_path(monkeypatch, name: str) -> None:
     """dbt's target/ per target name: dbt re-parses the whole project when the target changes, so a
     shared target/ re-parsed on every switch between the parametrized targets; one each keeps
     partial parsing."""
-    monkeypatch.setenv("DBT_TARGET_PATH", f"{os.environ['DBT_TARGET_PATH'].split('.target-')[0]}.target-{name}")
+    monkeypatch.setenv("DBT_TARGET_PATH", str(Path(os.environ["DBT_TARGET_PATH"]).with_name(f"target-{name}")))
 
 
 @pytest.fixture
