@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import psycopg
 
-from benchmarks.scale import generate
+from benchmarks.scale import bulk, generate
 from market_warehouse.loaders.schema import BARS, MARKET_TABLES
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 
@@ -160,6 +160,29 @@ def pg_baseline(folder: Path, conninfo: str, work: Path) -> tuple[float, int]:
     return seconds, n
 
 
+def bulk_land_warehouse(target: str, folder: Path, work: Path, admin: str | None, db: str | None
+                        ) -> tuple[str, dict, Path | None]:
+    """--bulk-load: land `folder`'s files through read_csv / COPY into a fresh warehouse (benchmarks/scale/
+    bulk.py). Returns the report line, the env naming the warehouse, and the DuckDB path."""
+    if db is None:
+        wh = work / "warehouse.duckdb"
+        for p in (wh, Path(f"{wh}.wal")):
+            p.unlink(missing_ok=True)
+        seconds, n = bulk.land_duckdb(wh, folder, "daily" if folder.name != "minute" else "minute")
+        env = {"MWH_DUCKDB_PATH": str(wh)}
+    else:
+        wh = None
+        u = re.search(r"user=(\S+)", admin)[1]
+        seconds, n = bulk.land_postgres(admin.replace("dbname=postgres", f"dbname={db}"), folder,
+                                        "daily" if folder.name != "minute" else "minute", work)
+        env = {"MWH_PG_HOST": re.search(r"host=(\S+)", admin)[1], "MWH_PG_PORT": re.search(r"port=(\S+)", admin)[1],
+               "MWH_PG_USER": u, "MWH_PG_PASSWORD": (re.search(r"password=(\S+)", admin) or [None, ""])[1],
+               "MWH_PG_DATABASE": db}
+    how = "read_csv" if db is None else "COPY"
+    return (f"  load       bulk ({how}, --bulk-load; `mwh load` not measured) {seconds:7.1f} s, {n:,} bars "
+            f"({n / seconds:,.0f} rows/s)"), env, wh
+
+
 # ---- latency --------------------------------------------------------------------------------------
 
 def _relations(q) -> set[str]:
@@ -233,7 +256,7 @@ def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
 # ---- one target -----------------------------------------------------------------------------------
 
 def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
-                 pg: dict, skip_load: bool = False) -> list[str]:
+                 pg: dict, skip_load: bool = False, bulk_load: bool = False) -> list[str]:
     daily = sorted((data / "daily").glob("DA-*.csv"))
     new_session = sorted((data / "new_session").glob("DA-*.csv"))
     n_bars = manifest["daily_bars"]
@@ -260,7 +283,11 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             return name
     try:
         # 1. load: baseline, then the loader, each into an empty raw.bars
-        if server:
+        if bulk_load:  # --bulk-load: read_csv / COPY straight into the warehouse, no `mwh load`
+            db = fresh_db() if server else None
+            line, env_extra, wh = bulk_land_warehouse(target, data / "daily", work, admin, db)
+            env.update(env_extra)
+        elif server:
             base_db = fresh_db()
             b_s, b_n = pg_baseline(data / "daily", admin.replace("dbname=postgres", f"dbname={base_db}"), work)
             base_name = "COPY"
@@ -284,7 +311,9 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                 p.unlink(missing_ok=True)
             env["MWH_DUCKDB_PATH"] = str(wh)
         mem: list[tuple[str, dict]] = []
-        if skip_load:
+        if bulk_load:
+            out.append(line)
+        elif skip_load:
             out.append("  load       skipped (--skip-load: the warehouse of the previous run)")
         else:
             r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, server)
@@ -361,6 +390,51 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
     return out
 
 
+def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None) -> list[str]:
+    """--size minute: the 1-minute files landed through read_csv / COPY (bulk.py), then the full build,
+    models then tests, with the time and peak memory of each (the 1-minute scale question: does it finish,
+    and in how much memory)."""
+    logfile = work / f"{target}.log"
+    env = {**os.environ, "MWH_TARGET": target, "DBT_TARGET_PATH": str(work / f"{target}_target"),
+           "DBT_LOG_PATH": str(work / f"{target}_logs"), "DO_NOT_TRACK": "1"}
+    server, admin, db = target != "duckdb", None, None
+    if server:
+        admin = (f"host={pg['host']} port={pg['port']} user={pg['user']} dbname=postgres"
+                 + (f" password={pg['password']}" if pg["password"] else ""))
+        db = f"mwh_scale_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'create database "{db}"')
+        with psycopg.connect(admin.replace("dbname=postgres", f"dbname={db}"), autocommit=True) as c:
+            c.execute("create extension if not exists timescaledb")
+    out = [f"{target}: {manifest['minute_files']:,} 1-minute files, {manifest['minute_bars']:,} bars "
+           f"({len(set(manifest['minute_symbols'])):,} symbols); log {logfile}"]
+    log(out[-1])
+    try:
+        line, env_extra, _ = bulk_land_warehouse(target, data / "minute", work, admin, db)
+        env.update(env_extra)
+        out.append(line)
+        log(line)
+        m = run_mwh(["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
+                     "unit_test"], env, logfile, server)
+        t = run_mwh(["build", "--resource-type", "test"], env, logfile, server)
+        for label, r in (("models", m), ("tests", t)):
+            out.append(f"  full build {label:<6} {r['seconds']:7.1f} s, exit {r['rc']}, peak RSS mwh {gb(r['rss'])}"
+                       + (f", server (PSS, shared) {gb(r['server'])}" if server else ""))
+            log(out[-1])
+        if server:
+            with psycopg.connect(admin.replace("dbname=postgres", f"dbname={db}")) as c:
+                size = c.execute("select pg_database_size(current_database())").fetchone()[0]
+        else:
+            size = sum(p.stat().st_size for p in work.glob("warehouse.duckdb*") if p.is_file())
+        out.append(f"  size on disk {gb(size)}")
+        log(out[-1])
+    finally:
+        if server:
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f'drop database if exists "{db}" with (force)')
+    return out
+
+
 def pg_server() -> dict | None:
     if os.environ.get("MWH_TEST_PG_HOST"):
         return {"host": os.environ["MWH_TEST_PG_HOST"], "port": int(os.environ.get("MWH_TEST_PG_PORT", "5432")),
@@ -379,15 +453,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default="duckdb,timescale")
     ap.add_argument("--runs", type=int, default=50, help="warm runs per latency query")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
+    ap.add_argument("--minute-bars", type=int, help="--size minute: 1-minute bars to generate (default 10M)")
+    ap.add_argument("--bulk-load", action="store_true",
+                    help="land raw through read_csv / COPY (no `mwh load`, no loader baseline), then build")
     ap.add_argument("--skip-load", action="store_true",
                     help="duckdb: reuse the loaded warehouse of the previous run (builds and queries only)")
     args = ap.parse_args(argv)
     data = REPO / ".bench" / "scale" / args.size
     daily_symbols, minute_bars = generate.SIZES[args.size]
+    if args.minute_bars:  # --size minute --minute-bars N: its own folder per size
+        minute_bars, data = args.minute_bars, data.with_name(f"minute_{args.minute_bars // 1_000_000}m")
     manifest_path = data / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if (manifest is None or manifest.get("seed") != generate.SEED
-            or manifest.get("daily_files") != daily_symbols):
+            or manifest.get("daily_files") != daily_symbols
+            or (minute_bars and manifest.get("minute_bars", 0) < minute_bars)):
         t = time.perf_counter()
         try:
             manifest = generate.generate(data, daily_symbols, minute_bars)
@@ -395,6 +475,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench-scale: {exc}", file=sys.stderr)
             return 2
         log(f"generated {data} in {time.perf_counter() - t:.0f} s from {manifest['source']}")
+    if args.size == "minute" or (args.minute_bars and not manifest["daily_bars"]):
+        for target in args.targets.split(","):
+            work = REPO / ".bench" / "scale" / f"{data.name}_{target}_bulk"
+            work.mkdir(parents=True, exist_ok=True)
+            (work / f"{target}.log").unlink(missing_ok=True)
+            pg = pg_server() if target != "duckdb" else None
+            bench_minute(target, data, manifest, work, pg)
+        return 0
     if not manifest["daily_bars"]:
         print(f"bench-scale: size {args.size} has no daily bars; this benchmark measures the daily set",
               file=sys.stderr)
@@ -404,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     pg = None
     for target in args.targets.split(","):
-        work = REPO / ".bench" / "scale" / f"{args.size}_{target}"
+        work = REPO / ".bench" / "scale" / f"{args.size}_{target}{'_bulk' if args.bulk_load else ''}"
         work.mkdir(parents=True, exist_ok=True)
         if not args.skip_load:
             (work / f"{target}.log").unlink(missing_ok=True)
@@ -414,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
                 continue
         bench_target(target, data, manifest, work, args.runs, args.keep, pg,
-                     skip_load=args.skip_load and target == "duckdb")
+                     skip_load=args.skip_load and target == "duckdb", bulk_load=args.bulk_load)
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
