@@ -105,21 +105,37 @@
 
 {#- The calendar date of a timestamptz in UTC (not in the session's time zone). -#}
 {% macro mwh_utc_date(ts) -%}
+    {{ return(adapter.dispatch('mwh_utc_date', 'market_warehouse')(ts)) }}
+{%- endmacro %}
+
+{% macro default__mwh_utc_date(ts) -%}
     cast(({{ ts }}) at time zone 'UTC' as date)
 {%- endmacro %}
 
 {#- The calendar date of a timestamptz in an IANA time zone (an expression or a quoted literal). -#}
 {% macro mwh_local_date(ts, tz_expr) -%}
+    {{ return(adapter.dispatch('mwh_local_date', 'market_warehouse')(ts, tz_expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_local_date(ts, tz_expr) -%}
     cast(({{ ts }}) at time zone {{ tz_expr }} as date)
 {%- endmacro %}
 
 {#- A date as the timestamptz of its midnight UTC (how daily bars are stamped). -#}
 {% macro mwh_date_to_utc_ts(date_expr) -%}
+    {{ return(adapter.dispatch('mwh_date_to_utc_ts', 'market_warehouse')(date_expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_date_to_utc_ts(date_expr) -%}
     (cast({{ date_expr }} as timestamp) at time zone 'UTC')
 {%- endmacro %}
 
 {#- Midnight UTC of the day `days` before the UTC day of `ts` (a bucket-aligned cut-off). -#}
 {% macro mwh_utc_midnight_days_before(ts, days) -%}
+    {{ return(adapter.dispatch('mwh_utc_midnight_days_before', 'market_warehouse')(ts, days)) }}
+{%- endmacro %}
+
+{% macro default__mwh_utc_midnight_days_before(ts, days) -%}
     ((cast(cast(({{ ts }}) at time zone 'UTC' as date) as timestamp) - interval '{{ days }} days') at time zone 'UTC')
 {%- endmacro %}
 
@@ -135,11 +151,19 @@
 
 {#- A from-clause item yielding integers `start`..`stop` as column `n`. -#}
 {% macro mwh_integer_series(start, stop) -%}
+    {{ return(adapter.dispatch('mwh_integer_series', 'market_warehouse')(start, stop)) }}
+{%- endmacro %}
+
+{% macro default__mwh_integer_series(start, stop) -%}
     generate_series({{ start }}, {{ stop }}) as integer_series (n)
 {%- endmacro %}
 
 {#- A very early timestamptz, for coalescing an empty max(ts) in incremental filters. -#}
 {% macro mwh_min_ts() -%}
+    {{ return(adapter.dispatch('mwh_min_ts', 'market_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__mwh_min_ts() -%}
     timestamptz '1900-01-01 00:00:00+00'
 {%- endmacro %}
 
@@ -187,6 +211,10 @@
 
 {#- The JSON value as text (for display and for comparing JSON across targets). -#}
 {% macro mwh_json_text(json_col) -%}
+    {{ return(adapter.dispatch('mwh_json_text', 'market_warehouse')(json_col)) }}
+{%- endmacro %}
+
+{% macro default__mwh_json_text(json_col) -%}
     cast({{ json_col }} as varchar)
 {%- endmacro %}
 
@@ -234,7 +262,7 @@
 
 {#- A double rounded for messages, as text. -#}
 {% macro mwh_fmt(expr, digits=4) -%}
-    cast({{ mwh_round(expr, digits) }} as varchar)
+    cast({{ mwh_round(expr, digits) }} as {{ mwh_varchar() }})
 {%- endmacro %}
 
 
@@ -319,4 +347,82 @@
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- Type names and incremental configs that differ on Spark (macros/spark/spark__cross_db.sql; docs/spark.md).
+    The defaults render what the models wrote before, so DuckDB and PostgreSQL SQL is unchanged. -#}
+{% macro mwh_double() -%}
+    {{ return(adapter.dispatch('mwh_double', 'market_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__mwh_double() -%}
+    double precision
+{%- endmacro %}
+
+{#- An instant (timestamptz on PostgreSQL and DuckDB). -#}
+{% macro mwh_timestamptz() -%}
+    {{ return(adapter.dispatch('mwh_timestamptz', 'market_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__mwh_timestamptz() -%}
+    timestamp with time zone
+{%- endmacro %}
+
+{% macro mwh_varchar() -%}
+    {{ return(adapter.dispatch('mwh_varchar', 'market_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__mwh_varchar() -%}
+    varchar
+{%- endmacro %}
+
+{#- The materialization of an incremental model (`materialized=mwh_incremental_materialization()`, or
+    with 'continuous_aggregate' for the rollups) and its strategy: the model's own everywhere but Spark. -#}
+{% macro mwh_incremental_materialization(materialized='incremental') -%}
+    {{ return(adapter.dispatch('mwh_incremental_materialization', 'market_warehouse')(materialized)) }}
+{%- endmacro %}
+
+{% macro default__mwh_incremental_materialization(materialized='incremental') -%}
+    {{ return(materialized) }}
+{%- endmacro %}
+
+{% macro mwh_incremental_strategy(strategy='delete+insert') -%}
+    {{ return(adapter.dispatch('mwh_incremental_strategy', 'market_warehouse')(strategy)) }}
+{%- endmacro %}
+
+{% macro default__mwh_incremental_strategy(strategy='delete+insert') -%}
+    {{ return(strategy) }}
+{%- endmacro %}
+
+
+{#- Contract-stable types: the marts' enforced contracts declare one type per column for DuckDB,
+    TimescaleDB and PostgreSQL, so an expression whose type differs between them is cast here.
+    A count of rows meeting a condition, as bigint (sum() of integers is HUGEINT on DuckDB, bigint or
+    numeric on PostgreSQL). -#}
+{% macro mwh_count_if(condition) -%}
+    {{ return(adapter.dispatch('mwh_count_if', 'market_warehouse')(condition)) }}
+{%- endmacro %}
+
+{% macro default__mwh_count_if(condition) -%}
+    cast(sum(case when {{ condition }} then 1 else 0 end) as bigint)
+{%- endmacro %}
+
+{#- An integer expression as bigint (a sum of counts: HUGEINT on DuckDB, numeric on PostgreSQL). -#}
+{% macro mwh_as_bigint(expr) -%}
+    {{ return(adapter.dispatch('mwh_as_bigint', 'market_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_as_bigint(expr) -%}
+    cast({{ expr }} as bigint)
+{%- endmacro %}
+
+{#- A numeric expression as a double (extract(epoch ...) and numeric arithmetic are numeric on
+    PostgreSQL, DOUBLE on DuckDB). -#}
+{% macro mwh_as_double(expr) -%}
+    {{ return(adapter.dispatch('mwh_as_double', 'market_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_as_double(expr) -%}
+    cast({{ expr }} as double precision)
 {%- endmacro %}

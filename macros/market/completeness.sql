@@ -234,7 +234,7 @@ gap_ranges as (
     select
         gap_ends.symbol,
         gap_ends.exchange,
-        cast('{{ bar_interval }}' as varchar) as bar_interval,
+        cast('{{ bar_interval }}' as {{ mwh_varchar() }}) as bar_interval,
         gap_ends.first_missing_ts,
         gap_ends.last_missing_ts,
         coalesce(first_session.session_date, {{ mwh_utc_date('gap_ends.first_missing_ts') }}) as first_session_date,
@@ -324,7 +324,7 @@ missing_in_session as (
 select
     symbol,
     exchange,
-    cast('{{ bar_interval }}' as varchar) as bar_interval,
+    cast('{{ bar_interval }}' as {{ mwh_varchar() }}) as bar_interval,
     session_date,
     cast(sum(
         cast({{ mwh_seconds_between('first_missing_ts', 'last_missing_ts') }} as bigint) / {{ width }} + 1
@@ -349,7 +349,7 @@ group by symbol, exchange, session_date
     select
         recent.symbol,
         recent.exchange,
-        cast('{{ bar_interval }}' as varchar) as bar_interval,
+        cast('{{ bar_interval }}' as {{ mwh_varchar() }}) as bar_interval,
         {{ mwh_utc_midnight_days_before('min(recent.ts)', var('mwh_test_lookback_days', 7)) }} as start_ts
     from {{ ref('stg_market__bars') }} as recent
     where

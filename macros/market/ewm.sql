@@ -64,7 +64,7 @@
         floor(src.bar_index / {{ window }}) + dup.block_offset as ewm_block,
         cast(
             src.bar_index - (floor(src.bar_index / {{ window }}) + dup.block_offset - 1) * {{ window }}
-            as double precision
+            as {{ mwh_double() }}
         ) as ewm_exponent
     from {{ cte_name }}_seeded as src
     cross join (select 0 as block_offset union all select 1 as block_offset) as dup
@@ -74,7 +74,7 @@
     select
         *,
         {%- for spec in specs %}
-        sum(coalesce({{ spec.name }}__z * power(cast({{ 1 - spec.alpha }} as double precision), -ewm_exponent), 0))
+        sum(coalesce({{ spec.name }}__z * power(cast({{ 1 - spec.alpha }} as {{ mwh_double() }}), -ewm_exponent), 0))
             over (partition by {{ part }}, ewm_block order by bar_index rows between unbounded preceding and current row)
             as {{ spec.name }}__cum{{ "," if not loop.last }}
         {%- endfor %}
@@ -101,7 +101,7 @@
         {%- for spec in specs %}
         case
             when bar_index >= {{ spec.seed_index }}
-                then {{ spec.alpha }} * power(cast({{ 1 - spec.alpha }} as double precision), ewm_exponent)
+                then {{ spec.alpha }} * power(cast({{ 1 - spec.alpha }} as {{ mwh_double() }}), ewm_exponent)
                     * {{ spec.name }}__sum
         end as {{ spec.name }}{{ "," if not loop.last }}
         {%- endfor %}

@@ -48,7 +48,7 @@ source_bars as (
         exchange,
         ts,
         {%- for name in ['open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor'] %}
-        cast({{ columns[name] }} as double precision) as {{ name }},
+        cast({{ columns[name] }} as {{ mwh_double() }}) as {{ name }},
         {%- endfor %}
         row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
     from {{ bars_relation }}
@@ -107,7 +107,7 @@ base as (
     select
         *,
         {%- if not uses_benchmark %}
-        cast(null as double precision) as benchmark_return_1
+        cast(null as {{ mwh_double() }}) as benchmark_return_1
         {%- elif var('feature_benchmark') == 'equal_weight' %}
         {# ordered frames: the same additions in the same order in every run, so the same bits #}
         avg(bar_return_1) over (
@@ -258,8 +258,8 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
     unversioned latest-version view re-pointed after each build. -#}
 {% macro mwh_feature_model_config() -%}
     {{ config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy=mwh_incremental_strategy(),
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),

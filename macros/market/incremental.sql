@@ -27,9 +27,9 @@ rewrite_actions as (
     group by symbol, exchange
     {%- else -%}
     select
-        cast(null as varchar) as symbol,
-        cast(null as varchar) as exchange,
-        cast(null as timestamp with time zone) as actions_loaded_at
+        cast(null as {{ mwh_varchar() }}) as symbol,
+        cast(null as {{ mwh_varchar() }}) as exchange,
+        cast(null as {{ mwh_timestamptz() }}) as actions_loaded_at
     where 1 = 0
     {%- endif %}
 
@@ -43,7 +43,7 @@ rewrite_built as (
         symbol,
         exchange,
         max(ts) as max_ts,
-        {{ 'max(actions_loaded_at)' if actions_aware else 'cast(null as timestamp with time zone)' }} as actions_loaded_at
+        {{ 'max(actions_loaded_at)' if actions_aware else 'cast(null as ' ~ mwh_timestamptz() ~ ')' }} as actions_loaded_at
     from {{ this }}
     group by symbol, exchange
 

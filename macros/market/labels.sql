@@ -16,7 +16,7 @@ all_bars as (
         symbol,
         exchange,
         ts,
-        cast({{ close_column }} as double precision) as close,
+        cast({{ close_column }} as {{ mwh_double() }}) as close,
         row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
     from {{ bars_relation }}
 

@@ -71,8 +71,8 @@
     macros/materializations/continuous_aggregate.sql; an incremental table elsewhere) and its query. -#}
 {% macro mwh_rollup_intraday(bucket_width, bar_interval) -%}
     {{ config(
-        materialized='continuous_aggregate',
-        incremental_strategy='delete+insert',
+        materialized=mwh_incremental_materialization('continuous_aggregate'),
+        incremental_strategy=mwh_incremental_strategy(),
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
         refresh_policy={'start_offset': mwh_rollup_refresh_start_offset(), 'end_offset': 'null', 'schedule_interval': "'30 minutes'"},
@@ -175,7 +175,7 @@ final as (
     select
         symbol,
         exchange,
-        cast('{{ bar_interval }}' as varchar) as bar_interval,
+        cast('{{ bar_interval }}' as {{ mwh_varchar() }}) as bar_interval,
         bucket_ts as ts,
         open,
         high,
@@ -241,7 +241,7 @@ vendor_bars as (
         {% if daily -%}
         vendor_adj_close,
         {% endif -%}
-        cast('{{ bar_interval }}' as varchar) as source_interval,
+        cast('{{ bar_interval }}' as {{ mwh_varchar() }}) as source_interval,
         cast(1 as bigint) as source_bar_count
     from vendor
 
@@ -264,9 +264,9 @@ rolled_up_bars as (
         rolled_up.vwap,
         rolled_up.trade_count,
         {% if daily -%}
-        cast(null as double precision) as vendor_adj_close,
+        cast(null as {{ mwh_double() }}) as vendor_adj_close,
         {% endif -%}
-        cast('1m' as varchar) as source_interval,
+        cast('1m' as {{ mwh_varchar() }}) as source_interval,
         cast(rolled_up.source_bar_count as bigint) as source_bar_count
     from rolled_up
     left join vendor

@@ -66,3 +66,78 @@
 {% macro spark__mwh_iso_ts(ts) -%}
     date_format({{ ts }}, "yyyy-MM-dd'T'HH:mm:ss'Z'")
 {%- endmacro %}
+
+
+{#- Types (Spark has no `double precision`, `timestamp with time zone` or unsized `varchar`). Spark's
+    `timestamp` is an instant (TIMESTAMP_LTZ), shown in the session time zone, which the profile sets to UTC. -#}
+{% macro spark__mwh_double() -%}
+    double
+{%- endmacro %}
+
+{% macro spark__mwh_timestamptz() -%}
+    timestamp
+{%- endmacro %}
+
+{% macro spark__mwh_varchar() -%}
+    string
+{%- endmacro %}
+
+{#- Incremental models on Spark: dbt-spark offers append, insert_overwrite (whole partitions) and merge
+    (Delta, Iceberg and Hudi only). The models replace rows by key (delete+insert), which a Parquet table
+    cannot do, and a partition overwrite would drop the rows of a partition outside the run's window; so
+    on Parquet they are tables rebuilt by every run (incremental equals full refresh by construction).
+    With a table format that has MERGE (var mwh_spark_table_format: delta or iceberg, once its jars can
+    be installed) they stay incremental with the merge strategy on the same unique_key. -#}
+{% macro spark__mwh_incremental_materialization(materialized='incremental') -%}
+    {%- if var('mwh_spark_table_format', 'parquet') in ('delta', 'iceberg', 'hudi') -%}
+        {{ return('incremental') }}
+    {%- endif -%}
+    {{ return('table') }}
+{%- endmacro %}
+
+{% macro spark__mwh_incremental_strategy(strategy='delete+insert') -%}
+    {{ return('merge' if strategy == 'delete+insert' else strategy) }}
+{%- endmacro %}
+
+{#- Dates and instants: the session time zone is UTC (profile), so a timestamp cast to a date is its
+    UTC date and a date cast to a timestamp is its UTC midnight. -#}
+{% macro spark__mwh_utc_date(ts) -%}
+    cast({{ ts }} as date)
+{%- endmacro %}
+
+{% macro spark__mwh_local_date(ts, tz_expr) -%}
+    cast(from_utc_timestamp({{ ts }}, {{ tz_expr }}) as date)
+{%- endmacro %}
+
+{% macro spark__mwh_date_to_utc_ts(date_expr) -%}
+    cast({{ date_expr }} as timestamp)
+{%- endmacro %}
+
+{% macro spark__mwh_utc_midnight_days_before(ts, days) -%}
+    cast(date_sub(cast({{ ts }} as date), {{ days }}) as timestamp)
+{%- endmacro %}
+
+{% macro spark__mwh_integer_series(start, stop) -%}
+    explode(sequence({{ start }}, {{ stop }})) as integer_series (n)
+{%- endmacro %}
+
+{% macro spark__mwh_min_ts() -%}
+    timestamp '1900-01-01 00:00:00'
+{%- endmacro %}
+
+{% macro spark__mwh_json_text(json_col) -%}
+    cast({{ json_col }} as string)
+{%- endmacro %}
+
+{#- No `distinct on`, and Spark 4.0 has no QUALIFY: a row_number() in a subquery. The result carries
+    one extra column, mwh_newest_rank (always 1); callers select their columns by name. -#}
+{% macro spark__mwh_newest_per_key(relation, key, newest_first) -%}
+    select *
+    from (
+        select
+            *,
+            row_number() over (partition by {{ key | join(', ') }} order by {{ newest_first | join(', ') }}) as mwh_newest_rank
+        from {{ relation }}
+    ) as ranked
+    where mwh_newest_rank = 1
+{%- endmacro %}

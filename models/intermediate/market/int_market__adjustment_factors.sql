@@ -1,7 +1,7 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy=mwh_incremental_strategy(),
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
     )

@@ -18,9 +18,9 @@ checks as (
         symbol,
         exchange,
         session_date,
-        'dividend ' || cast(dividend as varchar) || ' is '
-        || cast(round(cast(100 * dividend / previous_close_ex_split as numeric), 1) as varchar)
-        || '% of the previous close ' || cast(previous_close_ex_split as varchar) as detail
+        'dividend ' || cast(dividend as {{ mwh_varchar() }}) || ' is '
+        || cast(round(cast(100 * dividend / previous_close_ex_split as numeric), 1) as {{ mwh_varchar() }})
+        || '% of the previous close ' || cast(previous_close_ex_split as {{ mwh_varchar() }}) as detail
     from events
     where
         has_action
@@ -34,9 +34,9 @@ checks as (
         symbol,
         exchange,
         session_date,
-        'dividend ' || cast(dividend as varchar) || ' >= previous close '
-        || cast(previous_close_ex_split as varchar) || '; applied factor '
-        || cast(applied_factor as varchar) || ' (' || factor_source || ')' as detail
+        'dividend ' || cast(dividend as {{ mwh_varchar() }}) || ' >= previous close '
+        || cast(previous_close_ex_split as {{ mwh_varchar() }}) || '; applied factor '
+        || cast(applied_factor as {{ mwh_varchar() }}) || ' (' || factor_source || ')' as detail
     from events
     where has_action and dividend > 0 and dividend >= previous_close_ex_split
 
@@ -47,8 +47,8 @@ checks as (
         symbol,
         exchange,
         session_date,
-        'computed factor ' || coalesce(cast(computed_factor as varchar), 'none')
-        || ', vendor factor ' || cast(vendor_factor as varchar) || '; applied ' || factor_source as detail
+        'computed factor ' || coalesce(cast(computed_factor as {{ mwh_varchar() }}), 'none')
+        || ', vendor factor ' || cast(vendor_factor as {{ mwh_varchar() }}) || '; applied ' || factor_source as detail
     from events
     where
         has_action
@@ -65,8 +65,8 @@ checks as (
         symbol,
         exchange,
         session_date,
-        'vendor factor ' || cast(vendor_factor as varchar) || ' for split '
-        || cast(split_ratio as varchar) || ', dividend ' || cast(dividend as varchar)
+        'vendor factor ' || cast(vendor_factor as {{ mwh_varchar() }}) || ' for split '
+        || cast(split_ratio as {{ mwh_varchar() }}) || ', dividend ' || cast(dividend as {{ mwh_varchar() }})
         || '; applied ' || factor_source as detail
     from events
     where has_action and vendor_factor is not null and not is_vendor_plausible
@@ -78,7 +78,7 @@ checks as (
         symbol,
         exchange,
         session_date,
-        'vendor adjusted close steps by factor ' || cast(vendor_factor as varchar)
+        'vendor adjusted close steps by factor ' || cast(vendor_factor as {{ mwh_varchar() }})
         || ' with no split or dividend loaded; not applied' as detail
     from events
     where not has_action
@@ -88,12 +88,12 @@ checks as (
 final as (
 
     select
-        cast(check_name as varchar) as check_name,
+        cast(check_name as {{ mwh_varchar() }}) as check_name,
         symbol,
         exchange,
-        cast('1d' as varchar) as bar_interval,
+        cast('1d' as {{ mwh_varchar() }}) as bar_interval,
         session_date as issue_date,
-        cast(detail as varchar) as detail
+        cast(detail as {{ mwh_varchar() }}) as detail
     from checks
 
 )

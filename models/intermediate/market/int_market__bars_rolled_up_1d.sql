@@ -1,7 +1,7 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy=mwh_incremental_strategy(),
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
     )
@@ -90,7 +90,7 @@ final as (
     select
         symbol,
         exchange,
-        cast('1d' as varchar) as bar_interval,
+        cast('1d' as {{ mwh_varchar() }}) as bar_interval,
         {{ mwh_date_to_utc_ts('session_date') }} as ts,
         session_date,
         open,

@@ -8,10 +8,10 @@ with
 exchange_sessions as (
 
     select
-        cast(calendar as varchar) as calendar,
+        cast(calendar as {{ mwh_varchar() }}) as calendar,
         cast(session_date as date) as session_date,
-        cast(open_utc as timestamp with time zone) as open_utc,
-        cast(close_utc as timestamp with time zone) as close_utc,
+        cast(open_utc as {{ mwh_timestamptz() }}) as open_utc,
+        cast(close_utc as {{ mwh_timestamptz() }}) as close_utc,
         cast(is_early_close as boolean) as is_early_close,
         cast(is_late_open as boolean) as is_late_open
     from {{ ref('trading_sessions') }}
@@ -33,7 +33,7 @@ utc_days as (
 always_open_sessions as (
 
     select
-        cast('24/7' as varchar) as calendar,
+        cast('24/7' as {{ mwh_varchar() }}) as calendar,
         session_date,
         {{ mwh_date_to_utc_ts('session_date') }} as open_utc,
         {{ mwh_date_to_utc_ts('session_date') }} + interval '1 day' as close_utc,

@@ -1,12 +1,12 @@
 {{
     config(
-        materialized='incremental',
+        materialized=mwh_incremental_materialization(),
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ mwh_bar_gaps_forget_changed() }}",
         post_hook=[
-            "update {{ this }} set checked_through_loaded_at = "
-            ~ "(select max(loaded_at) from {{ ref('stg_market__bars') }})",
+            "{% if mwh_incremental_materialization() == 'incremental' %}update {{ this }} set checked_through_loaded_at = "
+            ~ "(select max(loaded_at) from {{ ref('stg_market__bars') }}){% endif %}",
         ],
         indexes=mwh_indexes([{'columns': ['symbol', 'last_missing_ts desc']}]),
     )

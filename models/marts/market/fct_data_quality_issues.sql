@@ -16,7 +16,7 @@
 
 {%- set tolerance = var('vendor_agreement_tolerance', 0.005) %}
 {%- set min_share = var('vendor_agreement_min_share', 0.995) %}
-{%- set built_at = "cast('" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ "+00' as timestamp with time zone)" %}
+{%- set built_at = "cast('" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ "+00' as " ~ mwh_timestamptz() ~ ")" %}
 
 {%- set previous = load_relation(this) if execute else none %}
 {%- if previous is not none %}
@@ -31,12 +31,12 @@ with
 known as (
 
     select
-        cast(symbol as varchar) as symbol,
-        cast(exchange as varchar) as exchange,
-        cast(check_name as varchar) as check_name,
+        cast(symbol as {{ mwh_varchar() }}) as symbol,
+        cast(exchange as {{ mwh_varchar() }}) as exchange,
+        cast(check_name as {{ mwh_varchar() }}) as check_name,
         cast(start_date as date) as start_date,
         cast(end_date as date) as end_date,
-        cast(reason as varchar) as reason
+        cast(reason as {{ mwh_varchar() }}) as reason
     from {{ ref('known_data_issues') }}
 
 ),
@@ -111,9 +111,9 @@ missing_sessions as (
         min(first_session_date) as start_date,
         max(last_session_date) as end_date,
         max(last_session_index) - min(first_session_index) + 1 as issue_count,
-        cast(max(last_session_index) - min(first_session_index) + 1 as varchar) || ' session(s) with '
-        || bar_interval || ' bars missing: ' || cast(sum(missing_bars) as varchar) || ' bars in '
-        || cast(count(*) as varchar) || ' gap(s)' as detail
+        cast(max(last_session_index) - min(first_session_index) + 1 as {{ mwh_varchar() }}) || ' session(s) with '
+        || bar_interval || ' bars missing: ' || cast(sum(missing_bars) as {{ mwh_varchar() }}) || ' bars in '
+        || cast(count(*) as {{ mwh_varchar() }}) || ' gap(s)' as detail
     from gap_islands
     group by symbol, exchange, bar_interval, island_id
 
@@ -157,13 +157,13 @@ adjusted_close_bars as (
         'adjusted_close_disagrees_with_vendor' as check_name,
         symbol,
         exchange,
-        cast('1d' as varchar) as bar_interval,
+        cast('1d' as {{ mwh_varchar() }}) as bar_interval,
         min(session_date) as start_date,
         max(session_date) as end_date,
         count(*) as issue_count,
-        cast(count(*) as varchar) || ' bar(s) with the adjusted close more than '
-        || cast({{ tolerance * 100 }} as varchar) || '% from the vendor''s; largest deviation '
-        || cast(round(cast(100 * max(deviation) as numeric), 2) as varchar) || '%' as detail
+        cast(count(*) as {{ mwh_varchar() }}) || ' bar(s) with the adjusted close more than '
+        || cast({{ tolerance * 100 }} as {{ mwh_varchar() }}) || '% from the vendor''s; largest deviation '
+        || cast(round(cast(100 * max(deviation) as numeric), 2) as {{ mwh_varchar() }}) || '%' as detail
     from outside_runs
     group by symbol, exchange, run_id
 
@@ -178,9 +178,9 @@ symbol_shares as (
         max(session_date) as end_date,
         count(*) as compared_bars,
         sum(case when is_outside then 1 else 0 end) as outside_bars,
-        cast(sum(case when is_outside then 0 else 1 end) as double precision) / count(*) as share_within,
+        cast(sum(case when is_outside then 0 else 1 end) as {{ mwh_double() }}) / count(*) as share_within,
         sum(case when is_acknowledged then 0 else 1 end) as unacknowledged_bars,
-        cast(sum(case when not is_acknowledged and not is_outside then 1 else 0 end) as double precision)
+        cast(sum(case when not is_acknowledged and not is_outside then 1 else 0 end) as {{ mwh_double() }})
         / nullif(sum(case when is_acknowledged then 0 else 1 end), 0) as share_within_unacknowledged
     from compared_bars
     group by symbol, exchange
@@ -193,18 +193,18 @@ adjusted_close_share as (
         'adjusted_close_share_below_min' as check_name,
         symbol,
         exchange,
-        cast('1d' as varchar) as bar_interval,
+        cast('1d' as {{ mwh_varchar() }}) as bar_interval,
         start_date,
         end_date,
         outside_bars as issue_count,
-        cast(round(cast(100 * share_within as numeric), 2) as varchar) || '% of '
-        || cast(compared_bars as varchar) || ' bars within ' || cast({{ tolerance * 100 }} as varchar)
-        || '% of the vendor''s adjusted close (minimum ' || cast({{ min_share * 100 }} as varchar) || '%)'
+        cast(round(cast(100 * share_within as numeric), 2) as {{ mwh_varchar() }}) || '% of '
+        || cast(compared_bars as {{ mwh_varchar() }}) || ' bars within ' || cast({{ tolerance * 100 }} as {{ mwh_varchar() }})
+        || '% of the vendor''s adjusted close (minimum ' || cast({{ min_share * 100 }} as {{ mwh_varchar() }}) || '%)'
         || case
             when unacknowledged_bars < compared_bars
                 then
-                    '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as varchar), '-')
-                    || '% of the ' || cast(unacknowledged_bars as varchar) || ' bars not acknowledged'
+                    '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as {{ mwh_varchar() }}), '-')
+                    || '% of the ' || cast(unacknowledged_bars as {{ mwh_varchar() }}) || ' bars not acknowledged'
             else ''
         end as detail,
         coalesce(share_within_unacknowledged >= {{ min_share }}, true) as is_covered_by_bar_acknowledgements
@@ -246,11 +246,11 @@ stale_sources as (
         {{ mwh_utc_date('last_ts') }} as start_date,
         {{ mwh_utc_date('last_ts') }} as end_date,
         1 as issue_count,
-        'last ' || bar_interval || ' bar ' || cast({{ mwh_utc_date('last_ts') }} as varchar) || '; '
+        'last ' || bar_interval || ' bar ' || cast({{ mwh_utc_date('last_ts') }} as {{ mwh_varchar() }}) || '; '
         || case
-            when bar_interval in ('1d', '1wk') then cast(sessions_behind as varchar) || ' sessions closed since'
+            when bar_interval in ('1d', '1wk') then cast(sessions_behind as {{ mwh_varchar() }}) || ' sessions closed since'
             else
-                cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as varchar)
+                cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as {{ mwh_varchar() }})
                 || ' open-market minutes since'
         end as detail
     from stale
@@ -262,9 +262,9 @@ stale_sources as (
 invalid_raw_bars as (
 
     select
-        cast(symbol as varchar) as symbol,
-        cast(exchange as varchar) as exchange,
-        cast("interval" as varchar) as bar_interval,  -- noqa: RF06
+        cast(symbol as {{ mwh_varchar() }}) as symbol,
+        cast(exchange as {{ mwh_varchar() }}) as exchange,
+        cast({{ adapter.quote('interval') }} as {{ mwh_varchar() }}) as bar_interval,  -- noqa: RF06
         {{ mwh_utc_date('ts') }} as bar_date,
         ts
     from {{ source('market', 'bars') }}
@@ -290,8 +290,8 @@ invalid_bars as (
         bar_date as start_date,
         bar_date as end_date,
         count(*) as issue_count,
-        cast(count(*) as varchar) || ' bar(s) in raw.bars break the OHLC invariants (first at '
-        || cast(min(ts) as varchar) || '); dropped by stg_market__bars' as detail
+        cast(count(*) as {{ mwh_varchar() }}) || ' bar(s) in raw.bars break the OHLC invariants (first at '
+        || cast(min(ts) as {{ mwh_varchar() }}) || '); dropped by stg_market__bars' as detail
     from invalid_raw_bars
     group by symbol, exchange, bar_interval, bar_date
 
@@ -331,14 +331,14 @@ unioned as (
 current_issues as (
 
     select
-        cast(check_name as varchar) as check_name,
-        cast(symbol as varchar) as symbol,
-        cast(exchange as varchar) as exchange,
-        cast(bar_interval as varchar) as bar_interval,
+        cast(check_name as {{ mwh_varchar() }}) as check_name,
+        cast(symbol as {{ mwh_varchar() }}) as symbol,
+        cast(exchange as {{ mwh_varchar() }}) as exchange,
+        cast(bar_interval as {{ mwh_varchar() }}) as bar_interval,
         cast(start_date as date) as start_date,
         cast(end_date as date) as end_date,
         cast(issue_count as bigint) as issue_count,
-        cast(detail as varchar) as detail,
+        cast(detail as {{ mwh_varchar() }}) as detail,
         is_covered_by_bar_acknowledgements
     from unioned
 
@@ -462,7 +462,7 @@ final as (
                 when seen.is_covered_by_bar_acknowledgements
                     then 'its disagreeing bars are acknowledged (adjusted_close_disagrees_with_vendor)'
             end
-        ) as varchar) as acknowledgement_reason,
+        ) as {{ mwh_varchar() }}) as acknowledgement_reason,
         seen.first_seen_at,
         seen.last_seen_at,
         seen.is_current

@@ -39,7 +39,7 @@ final as (
     select
         symbol,
         exchange,
-        cast('1d' as varchar) as bar_interval,
+        cast('1d' as {{ mwh_varchar() }}) as bar_interval,
         ts,
         open,
         high,
@@ -56,7 +56,7 @@ final as (
     select
         symbol,
         exchange,
-        cast('1h' as varchar) as bar_interval,
+        cast('1h' as {{ mwh_varchar() }}) as bar_interval,
         ts,
         open,
         high,
@@ -65,7 +65,7 @@ final as (
         volume,
         vwap,
         trade_count,
-        cast(null as double precision) as adj_close
+        cast(null as {{ mwh_double() }}) as adj_close
     from latest_1h
 
     union all
@@ -73,7 +73,7 @@ final as (
     select
         symbol,
         exchange,
-        cast('1m' as varchar) as bar_interval,
+        cast('1m' as {{ mwh_varchar() }}) as bar_interval,
         ts,
         open,
         high,
@@ -82,7 +82,7 @@ final as (
         volume,
         vwap,
         trade_count,
-        cast(null as double precision) as adj_close
+        cast(null as {{ mwh_double() }}) as adj_close
     from latest_1m
 
 )

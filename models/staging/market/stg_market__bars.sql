@@ -1,7 +1,7 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy=mwh_incremental_strategy(),
         unique_key=['symbol', 'exchange', 'bar_interval', 'ts'],
         on_schema_change='fail',
         indexes=mwh_indexes([
@@ -50,25 +50,25 @@ source_bars as (
 typed as (
 
     select
-        cast(symbol as varchar) as symbol,
-        cast(exchange as varchar) as exchange,
+        cast(symbol as {{ mwh_varchar() }}) as symbol,
+        cast(exchange as {{ mwh_varchar() }}) as exchange,
         -- "interval" is a reserved word in PostgreSQL
-        cast("interval" as varchar) as bar_interval,  -- noqa: RF06
-        cast(ts as timestamp with time zone) as ts,
-        cast(open as double precision) as open,
-        cast(high as double precision) as high,
-        cast(low as double precision) as low,
-        cast(close as double precision) as close,
-        cast(volume as double precision) as volume,
-        cast(adj_close as double precision) as vendor_adj_close,
-        cast(vwap as double precision) as vwap,
+        cast({{ adapter.quote('interval') }} as {{ mwh_varchar() }}) as bar_interval,  -- noqa: RF06
+        cast(ts as {{ mwh_timestamptz() }}) as ts,
+        cast(open as {{ mwh_double() }}) as open,
+        cast(high as {{ mwh_double() }}) as high,
+        cast(low as {{ mwh_double() }}) as low,
+        cast(close as {{ mwh_double() }}) as close,
+        cast(volume as {{ mwh_double() }}) as volume,
+        cast(adj_close as {{ mwh_double() }}) as vendor_adj_close,
+        cast(vwap as {{ mwh_double() }}) as vwap,
         cast(trade_count as bigint) as trade_count,
-        cast(quote_volume as double precision) as quote_volume,
-        cast(taker_buy_volume as double precision) as taker_buy_volume,
-        cast(taker_buy_quote_volume as double precision) as taker_buy_quote_volume,
-        cast(source as varchar) as load_source,
-        cast(run_id as varchar) as run_id,
-        cast(loaded_at as timestamp with time zone) as loaded_at
+        cast(quote_volume as {{ mwh_double() }}) as quote_volume,
+        cast(taker_buy_volume as {{ mwh_double() }}) as taker_buy_volume,
+        cast(taker_buy_quote_volume as {{ mwh_double() }}) as taker_buy_quote_volume,
+        cast(source as {{ mwh_varchar() }}) as load_source,
+        cast(run_id as {{ mwh_varchar() }}) as run_id,
+        cast(loaded_at as {{ mwh_timestamptz() }}) as loaded_at
     from source_bars
 
 ),

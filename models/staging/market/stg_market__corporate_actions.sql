@@ -14,24 +14,21 @@ source_actions as (
 typed as (
 
     select
-        cast(symbol as varchar) as symbol,
-        cast(exchange as varchar) as exchange,
+        cast(symbol as {{ mwh_varchar() }}) as symbol,
+        cast(exchange as {{ mwh_varchar() }}) as exchange,
         cast(ex_date as date) as ex_date,
-        lower(cast(action as varchar)) as action,
-        cast(value as double precision) as action_value,
-        cast(source as varchar) as load_source,
-        cast(run_id as varchar) as run_id,
-        cast(loaded_at as timestamp with time zone) as loaded_at
+        lower(cast(action as {{ mwh_varchar() }})) as action,
+        cast(value as {{ mwh_double() }}) as action_value,
+        cast(source as {{ mwh_varchar() }}) as load_source,
+        cast(run_id as {{ mwh_varchar() }}) as run_id,
+        cast(loaded_at as {{ mwh_timestamptz() }}) as loaded_at
     from source_actions
 
 ),
 
 newest_load as (
 
-    select distinct on (symbol, exchange, ex_date, action)  -- noqa: LT09
-        *
-    from typed
-    order by symbol asc, exchange asc, ex_date asc, action asc, loaded_at desc, run_id desc
+    {{ mwh_newest_per_key('typed', ['symbol', 'exchange', 'ex_date', 'action'], ['loaded_at desc', 'run_id desc']) | indent(4) }}
 
 ),
 
