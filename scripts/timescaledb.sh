@@ -17,6 +17,11 @@
 #   MWH_TIMESCALEDB_SOURCE  TimescaleDB source tarball, a path or an http(s) URL; default: the vendored
 #                           ../shared/vendor/timescaledb-2.29.2.tar.xz beside the repo when present, else
 #                           the upstream 2.29.2 tarball. `debian` keeps Debian's Apache-licensed package.
+#   MWH_PG_DURABLE          1 keeps PostgreSQL's crash-safe defaults. Otherwise this throwaway test server runs
+#                           with fsync, synchronous_commit and full_page_writes off: a crash can lose or corrupt
+#                           its data, and dbt's DDL-heavy builds commit about 2.3x faster (measured: 200
+#                           create/drop table commits plus a database with the extension, 0.8 s vs 1.9 s).
+#                           Never keep data you care about here; point MWH_PG_* at your own server for that.
 set -euo pipefail
 
 ROOT=${MWH_TSDB_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/market-warehouse/trixie}
@@ -244,6 +249,20 @@ worker_settings() {
     psql_c postgres "alter system set timescaledb.max_background_workers = 24" >/dev/null
 }
 
+# A throwaway test server: durability off unless MWH_PG_DURABLE=1 (see the settings above). All three
+# settings apply on reload; `up` re-applies them every time, so switching either way needs only `up`.
+durability_settings() {
+    local setting
+    for setting in fsync synchronous_commit full_page_writes; do
+        if [ "${MWH_PG_DURABLE:-0}" = 1 ]; then
+            psql_c postgres "alter system reset $setting" >/dev/null
+        else
+            psql_c postgres "alter system set $setting = off" >/dev/null
+        fi
+    done
+    psql_c postgres "select pg_reload_conf()" >/dev/null
+}
+
 # Databases whose timescaledb extension is older than the installed one get ALTER EXTENSION UPDATE
 # (it must be the first statement of a fresh session: psql -X -c is exactly that).
 update_extensions() {
@@ -301,6 +320,7 @@ up)
     if worker_settings; then
         say "raised max_worker_processes to 32 (TimescaleDB schedulers and jobs); it applies at the server's next restart (down, then up)"
     fi
+    durability_settings
     update_extensions
     # The profile's default databases: one with the extension (timescale), one without (postgres).
     for db in "${MWH_PG_DATABASE:-market_warehouse}" "${MWH_PG_PLAIN_DATABASE:-market_warehouse_plain}"; do

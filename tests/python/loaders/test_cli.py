@@ -39,17 +39,3 @@ def test_load_csv_glob_and_bad_options(duckdb_target):
     assert "2/2 sources loaded, 83,520 rows read" in res.stdout
     res = mwh("load", "csv", "x.csv", "--format", "alphavantage", "--map", "ts=Date")
     assert res.returncode != 0 and "--map and --time-unit go with --format generic" in res.stderr
-
-
-def test_demo_loads_the_sample_builds_and_summarizes(duckdb_target):
-    """What `make demo` runs, on a fresh DuckDB file."""
-    res = mwh("demo")
-    out = res.stdout
-    assert res.returncode == 0, out[-4000:] + res.stderr[-4000:]
-    assert "FAILED  " in out and "DA-BF.B-T-2021-04-21.csv" in out  # the vendor error body, on purpose
-    summary = out.split("== summary", 1)[1]
-    assert "symbols:" in summary and "bars 1d" in summary and "bars 1m" in summary
-    assert "rows quarantined:" in summary and "time taken:" in summary
-    with duckdb.connect(duckdb_target.path, read_only=True) as con:
-        assert con.execute("select count(distinct symbol) from raw.bars where exchange = 'US'"
-                           ).fetchone()[0] >= 40

@@ -15,6 +15,15 @@ from market_warehouse.ml.db import open_ml_sink
 from market_warehouse.ml.records import RecordsRejected
 
 
+@pytest.fixture(autouse=True)
+def _no_registry_history(monkeypatch):
+    """These tests are about the registry's own rows. Capturing each change into the registry history
+    runs a dbt snapshot per change (25 in the concurrent test: 172 s of its 176 s); the history has its
+    own test, tests/python/ml/test_ml_asof.py::test_every_registry_change_reaches_the_history."""
+    monkeypatch.setenv("MWH_REGISTRY_HISTORY", "off")
+
+
+
 def _register(sink, version: str, activate: bool = False, **kw):
     return registry.register_model(sink, "m", version, "lightgbm", "classification", "2024-01-01T00:00:00Z",
                                    metrics={"accuracy": 0.6}, activate=activate, **kw)
