@@ -19,11 +19,21 @@ from __future__ import annotations
 import bisect
 import json
 import os
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
 import pandas as pd
+
+try:
+    from orjson import dumps as _orjson_dumps
+
+    def _dumps(value) -> str:
+        return _orjson_dumps(value).decode()
+except ImportError:  # pragma: no cover - orjson is a dependency
+    def _dumps(value) -> str:
+        return json.dumps(value, separators=(",", ":"))
 
 DEFAULT_LEVELS = 10
 BUFFER_LIMIT = 100_000  # diffs kept while waiting for a snapshot; older ones are counted, not kept
@@ -70,13 +80,35 @@ class _Side:
             self.qtys.insert(i, qty)
         self.text[key] = (price_s, qty_s)
 
+    def update(self, levels, parsed: tuple | None = None) -> None:
+        """`set` for every [price, qty] of `levels` in order; `parsed`: their (prices, qtys) as floats
+        when the parser has them already (the hot loop of the rebuild, kept inline)."""
+        if parsed is None:
+            parsed = ([float(lvl[0]) for lvl in levels], [float(lvl[1]) for lvl in levels])
+        keys, qtys, text, sign = self.keys, self.qtys, self.text, self.sign
+        for (price_s, qty_s), price, qty in zip(levels, parsed[0], parsed[1], strict=True):
+            key = sign * price
+            i = bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                if qty == 0:
+                    del keys[i], qtys[i], text[key]
+                    continue
+                qtys[i] = qty
+            elif qty == 0:
+                continue
+            else:
+                keys.insert(i, key)
+                qtys.insert(i, qty)
+            text[key] = (price_s, qty_s)
+
     def best(self) -> tuple[float | None, float | None]:
         if not self.keys:
             return None, None
         return self.sign * self.keys[0], self.qtys[0]
 
     def top(self, n: int) -> str:
-        return json.dumps([self.text[k] for k in self.keys[:n]], separators=(",", ":"))
+        text = self.text
+        return _dumps([text[k] for k in self.keys[:n]])
 
     def depth_within(self, limit_price: float) -> float:
         """Quantity at prices no worse than limit_price."""
@@ -91,6 +123,8 @@ class Diff:
     prev: int | None
     bids: list
     asks: list
+    bid_parsed: tuple | None = None  # (prices, qtys) as floats, when the parser has them
+    ask_parsed: tuple | None = None
 
 
 class BookBuilder:
@@ -111,13 +145,12 @@ class BookBuilder:
         self._first_unsynced: Diff | None = None
 
     # ---- input -------------------------------------------------------------------------------
-    def snapshot(self, ts: pd.Timestamp, last_update_id: int, bids: list, asks: list) -> None:
+    def snapshot(self, ts: pd.Timestamp, last_update_id: int, bids: list, asks: list,
+                 bid_parsed: tuple | None = None, ask_parsed: tuple | None = None) -> None:
         self.bids.clear()
         self.asks.clear()
-        for p, q in bids:
-            self.bids.set(p, q)
-        for p, q in asks:
-            self.asks.set(p, q)
+        self.bids.update(bids, bid_parsed)
+        self.asks.update(asks, ask_parsed)
         self.synced_id, self.last_u, self.status = last_update_id, None, "awaiting"
         self._snapshot_ts = ts
         self._open_event = None
@@ -188,10 +221,8 @@ class BookBuilder:
         self.buffer.append(d)
 
     def _apply(self, d: Diff) -> None:
-        for p, q in d.bids:
-            self.bids.set(p, q)
-        for p, q in d.asks:
-            self.asks.set(p, q)
+        self.bids.update(d.bids, d.bid_parsed)
+        self.asks.update(d.asks, d.ask_parsed)
         self.last_u = d.final
         bid, bid_q = self.bids.best()
         ask, ask_q = self.asks.best()
@@ -234,10 +265,13 @@ class BookBuilder:
         return states, events
 
 
-def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | None = None,
+            parsed: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Book states and sequence events of a whole source, per symbol. Both frames must carry `_row`
-    (receive order: the line number): a snapshot applies to the diffs buffered before it."""
+    (receive order: the line number): a snapshot applies to the diffs buffered before it.
+    `parsed`: line number -> the levels as the parser read them (`TickBatch.levels`); lines not in it
+    are parsed from the frames' JSON text."""
+    parsed = parsed or {}
     states, events = [], []
     keys = sorted(set(map(tuple, depth_updates[["symbol", "exchange"]].drop_duplicates().to_numpy()))
                   | set(map(tuple, snapshots[["symbol", "exchange"]].drop_duplicates().to_numpy())))
@@ -250,14 +284,20 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
         snaps = list(zip(sn["ts"], sn["last_update_id"], sn["bids"], sn["asks"], strict=True))
         diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],
                          du["bids"], du["asks"], strict=True))
-        for _, kind, i in feed:
+        for row, kind, i in feed:
+            lv = parsed.get(row)
             if kind == 0:
                 ts, last, bids, asks = snaps[i]
-                book.snapshot(ts, int(last), json.loads(bids), json.loads(asks))
+                if lv is None:
+                    book.snapshot(ts, int(last), json.loads(bids), json.loads(asks))
+                else:
+                    book.snapshot(ts, int(last), *lv)
             else:
                 ts, first, final, prev, bids, asks = diffs[i]
-                book.diff(Diff(ts, int(first), int(final), None if pd.isna(prev) else int(prev),
-                               json.loads(bids), json.loads(asks)))
+                prev = None if prev is pd.NA or prev is None or prev != prev else int(prev)
+                if lv is None:
+                    lv = (json.loads(bids), json.loads(asks))
+                book.diff(Diff(ts, int(first), int(final), prev, *lv))
         book.finish()
         s, e = book.take()
         states.append(s)

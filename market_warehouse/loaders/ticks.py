@@ -251,7 +251,8 @@ def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars
         source = str(Path(path))
         try:
             batch = TICK_FORMATS[fmt](path, **opts)
-            states, events = bookmod.rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"])
+            states, events = bookmod.rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"],
+                                             parsed=batch.levels)
             start, end = coverage(batch)
             trades = batch.frames["trades"]
             bar_frame = bars_from_trades(_dedupe(TRADES, trades)[0], start, end) if bars else None

@@ -18,6 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+try:  # orjson parses and writes the capture's JSON several times faster; json is the fallback
+    import orjson
+
+    _loads = orjson.loads
+
+    def _dumps(value) -> str:
+        return orjson.dumps(value).decode()
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _loads = json.loads
+
+    def _dumps(value) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
 from market_warehouse.loaders.sources.common import (
     BAR_FIELDS,
     FORMATS,
@@ -67,13 +80,19 @@ class TickBatch(ParsedBatch):
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["row_number", "target_table", "record", "reason"]))
     events: Counter = field(default_factory=Counter)  # messages read, by table
+    # line number -> the parsed levels of a depth diff or snapshot: (bids, asks, (bid prices, bid qtys),
+    # (ask prices, ask qtys)), so that the book rebuild neither parses the JSON nor the numbers again
+    levels: dict = field(default_factory=dict)
 
 
-def _levels(value, name: str) -> str:
-    """Validated `[[price, qty], ...]` as compact JSON text (the strings as sent)."""
+def _levels(value, name: str, parsed: list | None = None) -> str:
+    """Validated `[[price, qty], ...]` as compact JSON text (the strings as sent). With `parsed`, the
+    levels' prices and quantities as floats are appended to it (the book rebuild reuses them)."""
     if not isinstance(value, list):
         raise ValueError(f"{name} is not a list")
     if not value:
+        if parsed is not None:
+            parsed.append(((), ()))
         return "[]"
     try:
         prices = [float(lvl[0]) for lvl in value]
@@ -85,7 +104,9 @@ def _levels(value, name: str) -> str:
         raise ValueError(f"{name}: a price is not a positive number")
     if not (min(qtys) >= 0 and math.isfinite(max(qtys))):
         raise ValueError(f"{name}: a quantity is negative or not a number")
-    return json.dumps(value, separators=(",", ":"))
+    if parsed is not None:
+        parsed.append((prices, qtys))
+    return _dumps(value)
 
 
 def _is_level(lvl) -> bool:
@@ -112,6 +133,7 @@ class TickRows:
         self.rows: dict[str, list[tuple]] = {t: [] for t in TICK_COLUMNS}
         self.rejected: list[tuple[int, str, str, str]] = []
         self.events: Counter = Counter()
+        self.levels: dict[int, tuple] = {}
         self._pending_snapshots: list[tuple[int, dict, int | None, str, str | None]] = []
 
     def reject(self, row_number: int, table: str, record: str, reason: str) -> None:
@@ -149,9 +171,11 @@ class TickRows:
                 if first > final:
                     raise ValueError(f"U {first} > u {final}")
                 pu = data.get("pu")
+                parsed: list = []
                 row = (_int(data["E"], "event time `E`"), symbol, self.exchange, first, final,
                        None if pu is None else _int(pu, "pu"), data.get("T"),
-                       _levels(data["b"], "bids `b`"), _levels(data["a"], "asks `a`"), received_ns)
+                       _levels(data["b"], "bids `b`", parsed), _levels(data["a"], "asks `a`", parsed), received_ns)
+                self.levels[row_number] = (data["b"], data["a"], *parsed)
             else:
                 row = (data["E"] if "E" in data else data["T"], symbol, self.exchange, data["u"], data["b"],
                        data["B"], data["a"], data["A"], data.get("T"), received_ns, text)
@@ -177,8 +201,10 @@ class TickRows:
                 if ts is None and received_ns is None:
                     raise ValueError("neither `E` nor a receive time")
                 ts_ms = int(ts) if ts is not None else received_ns // 1_000_000
+                parsed: list = []
                 row = (ts_ms, symbol, self.exchange, _int(data["lastUpdateId"], "lastUpdateId"),
-                       _levels(data["bids"], "bids"), _levels(data["asks"], "asks"), received_ns)
+                       _levels(data["bids"], "bids", parsed), _levels(data["asks"], "asks", parsed), received_ns)
+                self.levels[row_number] = (data["bids"], data["asks"], *parsed)
             except KeyError as exc:
                 self.reject(row_number, "depth_snapshots", text, f"snapshot: field {exc.args[0]!r} is missing")
                 self.events["depth_snapshots"] -= 1
@@ -250,7 +276,7 @@ def tick_batch(source_rows: TickRows, parameters: dict) -> TickBatch:
     bars = empty_bars()
     return TickBatch(bars=bars, raw=pd.DataFrame(index=bars.index), row_numbers=pd.Series(dtype="int64"),
                      parse_errors=pd.Series(dtype=object), frames=frames, rejected=rejected,
-                     events=source_rows.events, parameters=parameters)
+                     events=source_rows.events, parameters=parameters, levels=source_rows.levels)
 
 
 @vendor_format("binance-ws", "a Binance websocket capture (<receive ns> <json> per line)")
@@ -261,7 +287,7 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
         raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
                           f"({first[:80]!r})")
     rows = TickRows(exchange=exchange or "BINANCE", symbol=symbol)
-    loads = json.loads
+    loads = _loads
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if not line.strip():
