@@ -27,6 +27,28 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
 
 
+# The files that take longest (minutes of dbt builds on several targets), longest first, from
+# `pytest --durations` of full runs. `make test` runs files on 2 workers (pytest-xdist, --dist loadfile),
+# which hands out files in collection order: starting the longest first keeps one long file from
+# running alone at the end while the other worker idles.
+LONGEST_FIRST = [
+    "models/test_real_history.py", "test_jobs.py", "models/test_market_incremental.py",
+    "ml/test_ml_models.py", "ml/test_ml_asof.py", "models/test_selected_builds.py",
+    "timescale/test_continuous_aggregates.py", "risk/test_risk_and_metrics.py", "spark/",
+    "orchestration/test_dagster.py", "test_semantic_layer.py", "test_demo.py", "test_docs_site.py",
+    "models/test_market_sample.py", "test_roles.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest files first (a stable sort: a file's own tests keep their order and their fixtures)."""
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, part in enumerate(LONGEST_FIRST) if f"tests/python/{part}" in path),
+                    len(LONGEST_FIRST))
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dbt(tmp_path_factory):
     """A private profiles dir, target dir and log dir, so tests never touch the user's files and
