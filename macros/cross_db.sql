@@ -394,3 +394,21 @@
 {% macro default__mwh_incremental_strategy(strategy='delete+insert') -%}
     {{ return(strategy) }}
 {%- endmacro %}
+
+{#- The keyword that makes a CTE materialized (computed once) where the engine has it; Spark has not. -#}
+{% macro mwh_materialized_cte() -%}
+    {{ return(adapter.dispatch('mwh_materialized_cte', 'market_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__mwh_materialized_cte() -%}
+    materialized
+{%- endmacro %}
+
+{#- Whole days from one date to a later one, as an integer (date - date is an interval on Spark). -#}
+{% macro mwh_days_between(start_date, end_date) -%}
+    {{ return(adapter.dispatch('mwh_days_between', 'market_warehouse')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro default__mwh_days_between(start_date, end_date) -%}
+    {{ end_date }} - {{ start_date }}
+{%- endmacro %}

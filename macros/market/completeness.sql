@@ -101,7 +101,7 @@ gap_bars as (
 ),
 
 {#- exchange calendars only (24/7 positions are arithmetic), from the window's first session on #}
-gap_calendar as materialized (
+gap_calendar as {{ mwh_materialized_cte() }} (
 
     {{ mwh_calendar_buckets(
         bar_interval,

@@ -289,7 +289,11 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
             {%- set name = view.include(database=False) -%}
             {%- set about = 'Latest version (v' ~ model.get('version') ~ ') of ' ~ model.get('name')
                 ~ ', a view of ' ~ this.identifier ~ '. ' ~ (model.get('description') or '') -%}
-            create view {{ view }} as select * from {{ this }};
+            create view {{ view }} as select * from {{ this }}
+            {%- if target.type == 'spark' -%}
+                {#- Spark runs one statement per hook and has no COMMENT ON VIEW/COLUMN. -#}
+                {{ return('create view ' ~ view ~ ' as select * from ' ~ this) }}
+            {%- endif -%};
             comment on view {{ name }} is '{{ about | replace("'", "''") }}'
             {%- for column in (model.get('columns') or {}).values() if column.get('description') %};
             comment on column {{ name }}.{{ adapter.quote(column.get('name')) }} is '{{ column.get('description') | replace("'", "''") }}'

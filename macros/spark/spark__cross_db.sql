@@ -141,3 +141,37 @@
     ) as ranked
     where mwh_newest_rank = 1
 {%- endmacro %}
+
+{#- Spark has no MATERIALIZED CTEs (its optimizer reuses a CTE's exchange where it can). -#}
+{% macro spark__mwh_materialized_cte() -%}
+{%- endmacro %}
+
+
+{#- Seeds on Spark: dbt-spark 1.11 inserts seed rows as literals with each value in quotes, unescaped
+    (a name such as McDonald's fails the statement), and parses one large INSERT per 10,000 rows
+    (the 35,525-row calendar took minutes). Spark reads the CSV file itself instead: a temporary view
+    over it, then one insert casting every column to the seed's column_types (or dbt's inferred type);
+    empty fields are null, as dbt's loader makes them. -#}
+{% macro spark__load_csv_rows(model, agate_table) %}
+    {%- set column_override = model['config'].get('column_types', {}) -%}
+    {%- set path = model['root_path'] ~ '/' ~ model['original_file_path'] -%}
+    {%- call statement('mwh_seed_view') -%}
+        create or replace temporary view mwh_seed_csv
+        using csv options (path '{{ path }}', header 'true', escape '"', multiLine 'true')
+    {%- endcall -%}
+    {%- set sql -%}
+        insert into {{ this.render() }}
+        select
+            {%- for col_name in agate_table.column_names %}
+            cast(`{{ col_name }}` as {{ column_override.get(col_name, adapter.convert_type(agate_table, loop.index0)) }})
+            {%- if not loop.last %},{% endif %}
+            {%- endfor %}
+        from mwh_seed_csv
+    {%- endset -%}
+    {%- call statement('mwh_seed_insert') -%}{{ sql }}{%- endcall -%}
+    {{ return(sql) }}
+{% endmacro %}
+
+{% macro spark__mwh_days_between(start_date, end_date) -%}
+    datediff({{ end_date }}, {{ start_date }})
+{%- endmacro %}

@@ -20,7 +20,7 @@ exchange_sessions as (
 
 utc_days as (
     {%- set start_date = "cast('" ~ var('calendar_start_date') ~ "' as date)" %}
-    {%- set day_count = "cast('" ~ var('calendar_end_date') ~ "' as date) - " ~ start_date %}
+    {%- set day_count = mwh_days_between(start_date, "cast('" ~ var('calendar_end_date') ~ "' as date)") %}
 
     select
         cast(
