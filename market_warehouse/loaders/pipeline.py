@@ -20,8 +20,8 @@ import pandas as pd
 from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, QUARANTINE
 from market_warehouse.loaders.sinks import Sink
 from market_warehouse.loaders.sources import FORMATS
-from market_warehouse.loaders.sources.common import ParsedBatch
-from market_warehouse.loaders.validate import Validated, validate
+from market_warehouse.loaders.sources.common import GROUP_FORMATS, ParsedBatch, ParsedGroup
+from market_warehouse.loaders.validate import Validated, validate, validate_many
 from market_warehouse.runs import (
     SourceReport,
     audit_row,
@@ -122,6 +122,59 @@ class _FailedSource:
     started: pd.Timestamp
 
 
+def _prepare_group(sink: Sink, run_id: str, group: ParsedGroup, started: pd.Timestamp
+                   ) -> list[PreparedBatch | _FailedSource]:
+    """A group of files parsed as one batch, validated as one, audit columns set and encoded once;
+    then cut into one PreparedBatch per file (slices), so that writing, counts, audit rows and the
+    quarantine stay per file exactly as with `prepare_batch`."""
+    g = validate_many(group.batch, group.bounds, group.sources, group.malformed)
+    v, at = g.checked, utcnow()
+    sources = np.array(group.sources, dtype=object)
+    bars = v.bars.assign(source=sources[g.bar_part], run_id=run_id, loaded_at=at)[BARS.column_names]
+    actions = v.actions.assign(source=sources[g.action_part], run_id=run_id,
+                               loaded_at=at)[CORPORATE_ACTIONS.column_names]
+    rejected = v.rejected.assign(run_id=run_id, source=sources[g.rejected_part],
+                                 target_table=BARS.qualified, quarantined_at=at)
+    n = len(group.sources)
+    cuts = [g.slices(k) for k in range(n)]
+    encoded = sink.encode_parts(BARS, bars, [0, *[c[0].stop for c in cuts]])
+    out: list[PreparedBatch | _FailedSource] = []
+    for k, (b, a, r) in enumerate(cuts):
+        if k in g.refused:
+            out.append(_FailedSource(group.sources[k], g.refused[k], started))
+            continue
+        checked = Validated(bars=v.bars.iloc[b], actions=v.actions.iloc[a], rejected=v.rejected.iloc[r],
+                            duplicates_in_source=int(g.duplicates[k]))
+        out.append(PreparedBatch(batch=group.part(k), checked=checked, at=at, bars=bars.iloc[b],
+                                 actions=actions.iloc[a], quarantine=rejected.iloc[r][QUARANTINE.column_names],
+                                 encoded_bars=encoded[k], started=started))
+    return out
+
+
+def _parse_and_prepare_many(sink: Sink, run_id: str, fmt: str, paths: list[Path], opts: dict
+                            ) -> list[PreparedBatch | _FailedSource]:
+    """`_parse_and_prepare` for several files at once (formats in GROUP_FORMATS), one result per
+    file in order. A file that cannot be read fails alone; an error past reading fails its group."""
+    started = utcnow()
+    out: list[PreparedBatch | _FailedSource | None] = [None] * len(paths)
+    for where, result in GROUP_FORMATS[fmt](paths, **opts):
+        if isinstance(result, Exception):
+            out[where] = _FailedSource(str(paths[where]), describe_error(result, str(paths[where])), started)
+            continue
+        try:
+            preps = _prepare_group(sink, run_id, result, started)
+        except Exception as exc:  # noqa: BLE001 - as a file's own error, for each file of the group
+            preps = [_FailedSource(s, describe_error(exc, s), started) for s in result.sources]
+        for i, prep in zip(where, preps, strict=True):
+            out[i] = prep
+    return out
+
+
+def group_files() -> int:
+    """Files parsed and validated as one batch (MWH_LOAD_GROUP_FILES; 1 = one file at a time)."""
+    return max(1, int(os.environ.get("MWH_LOAD_GROUP_FILES", "100")))
+
+
 def group_rows() -> int:
     """Bars per transaction when a command loads many files (MWH_LOAD_GROUP_ROWS)."""
     return int(os.environ.get("MWH_LOAD_GROUP_ROWS", "1000000"))
@@ -220,8 +273,14 @@ class CollisionTracker:
             return
         key = list(BARS.key)
         series = key[:-1]  # symbol, exchange, interval
-        for group, part in bars.groupby(series, sort=False):
-            hashes = pd.util.hash_pandas_object(part[key], index=False).to_numpy()
+        first = bars.iloc[0]
+        if all((bars[c].to_numpy() == first[c]).all() for c in series):  # one series: no groupby
+            parts = [(tuple(first[c] for c in series), bars)]
+        else:
+            parts = bars.groupby(series, sort=False)
+        for group, part in parts:
+            # Within one series a bar is its time: compare the instants themselves (exact, no hashing).
+            hashes = part[key[-1]].to_numpy(dtype="datetime64[ns]").view("int64")
             earlier = self._seen.setdefault(group, [])
             for source, seen in earlier:
                 n = int(np.isin(hashes, seen).sum())
@@ -244,9 +303,11 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     after its original whatever the order given, and each collision is reported (`CollisionTracker`).
 
     Files are written in groups of up to MWH_LOAD_GROUP_ROWS bars, one transaction per group (see
-    `write_group`). Parsing, validating and encoding run in a worker thread, two files ahead of the
-    writer, so the client's CPU work overlaps the server's; within a group each file is streamed
-    into the same COPY as soon as it is ready.
+    `write_group`). Parsing, validating and encoding run in a worker thread ahead of the writer, so
+    the client's CPU work overlaps the server's; within a group each file is streamed into the same
+    COPY (DuckDB: the same staging insert) as soon as it is ready. Formats in GROUP_FORMATS parse
+    and validate MWH_LOAD_GROUP_FILES files as one batch (`validate_many`, per-file rules kept),
+    then cut it into per-file batches: audit rows, counts and quarantine stay per file.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
@@ -257,23 +318,33 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     max_rows = group_rows()
     results: list[tuple[int, SourceReport]] = []
     collisions = CollisionTracker()
+    per_group = group_files() if fmt in GROUP_FORMATS else 1
+    chunks = [paths[i:i + per_group] for i in range(0, len(paths), per_group)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
 
+        def work(chunk: list[Path]):
+            if per_group > 1:
+                return pool.submit(_parse_and_prepare_many, sink, run_id, fmt, chunk, opts)
+            return pool.submit(_parse_and_prepare, sink, run_id, fmt, chunk[0], opts)
+
         def prepared() -> Iterator[tuple[int, PreparedBatch | _FailedSource]]:
-            ahead = 2  # files parsed ahead of the writer
-            futures = [pool.submit(_parse_and_prepare, sink, run_id, fmt, p, opts) for p in paths[:ahead]]
-            for i, path in enumerate(paths):
-                if i + ahead < len(paths):
-                    futures.append(pool.submit(_parse_and_prepare, sink, run_id, fmt, paths[i + ahead], opts))
+            ahead = 2 if per_group == 1 else 1  # files (or groups) parsed ahead of the writer
+            futures = [work(c) for c in chunks[:ahead]]
+            i = 0
+            for c, chunk in enumerate(chunks):
+                if c + ahead < len(chunks):
+                    futures.append(work(chunks[c + ahead]))
                 started = utcnow()
                 try:
-                    prep = futures[i].result()
+                    result = futures[c].result()
                 except Exception as exc:  # noqa: BLE001 - unreadable, wrong format: this file only
-                    yield i, _FailedSource(str(path), describe_error(exc, str(path)), started)
-                else:
-                    collisions.note(prep)
+                    result = [_FailedSource(str(p), describe_error(exc, str(p)), started) for p in chunk]
+                futures[c] = None  # free the batch once written
+                for prep in result if isinstance(result, list) else [result]:
+                    if isinstance(prep, PreparedBatch):
+                        collisions.note(prep)
                     yield i, prep
-                futures[i] = None  # free the batch once written
+                    i += 1
 
         items = prepared()
         while len(results) < len(paths):

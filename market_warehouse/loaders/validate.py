@@ -183,3 +183,135 @@ def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
     actions = actions.drop_duplicates(subset=list(CORPORATE_ACTIONS.key), keep="last")
     return Validated(bars=valid, actions=actions.reset_index(drop=True), rejected=rejected,
                      duplicates_in_source=duplicates_in_source)
+
+
+@dataclass
+class ValidatedGroup:
+    """`validate_many`'s answer: the group's rows checked at once, with each row's file (part).
+    Every frame is ordered by part, so file k's rows are one slice (`slices`)."""
+
+    checked: Validated  # bars, actions, rejected of the whole group
+    bar_part: np.ndarray
+    action_part: np.ndarray
+    rejected_part: np.ndarray
+    duplicates: np.ndarray  # per part: identical repeats dropped
+    refused: dict[int, str]  # part -> why the whole file is refused (UnacceptedValue's line)
+
+    def slices(self, k: int) -> tuple[slice, slice, slice]:
+        """File k's rows in bars, actions, rejected."""
+        return tuple(slice(*np.searchsorted(p, [k, k + 1])) for p in
+                     (self.bar_part, self.action_part, self.rejected_part))
+
+
+def _vocabulary_by_part(batch: ParsedBatch, part: np.ndarray, sources: list[str]
+                        ) -> tuple[pd.Series, dict[int, str]]:
+    """`vocabulary_violations` per file of a group: a bad value every row of a file shares refuses
+    that file alone (same line as `validate` raises); elsewhere the rows are quarantined."""
+    bars = batch.bars
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    refused: dict[int, str] = {}
+    n = len(sources)
+    for column in ("interval", "exchange", "symbol"):
+        values = _stripped(bars[column])
+        codes, uniques = pd.factorize(values)
+        bad = {v: why for v in uniques if (why := _unaccepted(column, v))}
+        if not bad:
+            continue
+        failing = values.map(bad).fillna("")
+        is_bad = (failing != "").to_numpy()
+        size = np.bincount(part, minlength=n)
+        n_bad = np.bincount(part, weights=is_bad, minlength=n)
+        lo = np.full(n, np.iinfo(np.int64).max)
+        hi = np.full(n, -1)
+        np.minimum.at(lo, part, codes)
+        np.maximum.at(hi, part, codes)
+        for k in np.flatnonzero((size > 0) & (n_bad == size) & (lo == hi)):
+            if int(k) not in refused:
+                why = bad[uniques[lo[k]]]
+                refused[int(k)] = f"{sources[k]}: {why}; nothing loaded"
+        reasons = pd.Series(np.where((reasons != "") & (failing != ""), reasons + "; " + failing,
+                                     reasons + failing), index=bars.index)
+    return reasons, refused
+
+
+def _duplicated_keys(bars: pd.DataFrame) -> pd.Series:
+    """Rows whose (_part, symbol, exchange, interval, ts) another row shares: on integer codes
+    (hashing a million object strings per key column was most of the check)."""
+    ints = {c: pd.factorize(bars[c])[0] for c in ("symbol", "exchange", "interval")}
+    ints["ts"] = bars["ts"].to_numpy(dtype="datetime64[ns]").view("int64")
+    ints["_part"] = bars["_part"].to_numpy()
+    return pd.DataFrame(ints, index=bars.index).duplicated(keep=False)
+
+
+def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
+                  malformed: list[list[tuple[int | None, str]]], now: pd.Timestamp | None = None
+                  ) -> ValidatedGroup:
+    """`validate` for a group of files parsed as one batch (rows of file k: bounds[k]:bounds[k+1]),
+    with the same rules and per-file meaning: duplicates are within a file, and a file whose every
+    row carries one unaccepted interval/exchange/symbol is refused alone (`refused`)."""
+    bars = batch.bars.reset_index(drop=True)
+    n_parts = len(sources)
+    part = np.repeat(np.arange(n_parts), np.diff(bounds))
+    reasons = batch.parse_errors.reset_index(drop=True).copy()
+    vocab, refused = _vocabulary_by_part(ParsedBatch(bars=bars, raw=batch.raw, row_numbers=batch.row_numbers,
+                                                     parse_errors=reasons), part, sources)
+    for rules in (vocab, bar_rule_violations(bars, now)):
+        if (rules != "").any():
+            both = (reasons != "") & (rules != "")
+            reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+    kept = ~np.isin(part, list(refused))  # a refused file: none of its rows is loaded or quarantined
+
+    ok = (reasons == "").to_numpy() & kept
+    key = list(BARS.key)
+    keyed = bars.assign(_part=part)
+    pkey = ["_part", *key]
+    valid = keyed[ok]
+    dup_any = _duplicated_keys(valid)
+    duplicates = np.zeros(n_parts, dtype="int64")
+    lines = batch.row_numbers.reset_index(drop=True)
+    if dup_any.any():
+        dups = valid[dup_any]
+        conflicting = dups.groupby(pkey, dropna=False)[BARS.compare_columns].transform(
+            lambda col: col.nunique(dropna=False) > 1).any(axis=1)
+        for _, group in dups[conflicting].groupby(pkey, dropna=False):
+            where = ", ".join(str(n) for n in lines.loc[group.index])
+            reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
+                                        f"with different values on lines {where}")
+        identical = dups[~conflicting]
+        repeat = identical.duplicated(subset=pkey + BARS.compare_columns, keep="first")
+        duplicates = np.bincount(identical["_part"][repeat].to_numpy(), minlength=n_parts).astype("int64")
+        ok = (reasons == "").to_numpy() & kept
+        ok[identical.index[repeat.values]] = False
+
+    bad = np.flatnonzero((reasons != "").to_numpy() & kept)
+    raw = batch.raw.reset_index(drop=True)
+    rejected = pd.DataFrame({
+        "row_number": lines.to_numpy()[bad].astype("int64"),
+        "record": [json.dumps(r, ensure_ascii=False) for r in raw.iloc[bad].to_dict(orient="records")],
+        "reason": reasons.to_numpy()[bad],
+        "_part": part[bad],
+    })
+    extra = [(k, n, t) for k, rows in enumerate(malformed) if k not in refused for n, t in rows]
+    if extra:
+        rejected = pd.concat([rejected, pd.DataFrame({
+            "row_number": [n if n is not None else -1 for _, n, _ in extra],
+            "record": [json.dumps({"line": t}, ensure_ascii=False) for _, _, t in extra],
+            "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
+                       for _, _, t in extra],
+            "_part": [k for k, _, _ in extra],
+        })], ignore_index=True).sort_values(["_part", "row_number"], ignore_index=True, kind="stable")
+
+    actions = batch.actions
+    if "_src" in actions.columns:
+        src = actions["_src"].to_numpy(dtype="int64")
+        actions = actions[ok[src]].assign(_part=part[src[ok[src]]]).drop(columns="_src")
+    else:
+        actions = actions.assign(_part=0)
+    actions = (actions.drop_duplicates(subset=["_part", *CORPORATE_ACTIONS.key], keep="last")
+               .sort_values("_part", kind="stable", ignore_index=True))
+    rejected_part = rejected.pop("_part").to_numpy(dtype="int64")
+    return ValidatedGroup(
+        checked=Validated(bars=bars[ok], actions=actions.drop(columns="_part"), rejected=rejected,
+                          duplicates_in_source=int(duplicates.sum())),
+        bar_part=part[ok], action_part=actions["_part"].to_numpy(dtype="int64"),
+        rejected_part=rejected_part, duplicates=duplicates, refused=refused)

@@ -16,6 +16,7 @@ the table instead: same result, half the I/O.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -200,6 +201,11 @@ class Sink(ABC):
         """Turn a frame into what this sink's bulk path sends (CPU only, thread-safe), so callers
         can do it ahead of the transaction. None: nothing to prepare."""
         return None
+
+    def encode_parts(self, table: Table, frame: pd.DataFrame, bounds: Sequence[int]) -> list[object]:
+        """`encode` of each slice frame[bounds[k]:bounds[k + 1]] (a group of files encoded at once;
+        sinks override it to convert the whole frame once)."""
+        return [self.encode(table, frame.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
 
     @abstractmethod
     @contextmanager

@@ -16,6 +16,7 @@ from market_warehouse.loaders.schema import RAW_SCHEMA, Table
 from market_warehouse.loaders.sinks.base import MergeCounts, Sink, Transaction, _key_match, create_table_sql
 
 _stage_ids = itertools.count()
+STAGE_ROWS = 200_000  # rows of consecutive files staged by one insert (merge_many)
 
 
 class DuckDBTransaction(Transaction):
@@ -63,11 +64,35 @@ class DuckDBTransaction(Transaction):
         key = ", ".join(table.key)
         self.con.execute(f"create temp table {stage} as select * from {table.qualified} limit 0")
         seen: list[tuple[pd.DataFrame, object]] = []
+        # Consecutive parts not staged yet (all Arrow, or all pandas): one insert per STAGE_ROWS
+        # rows, not one per file (each insert of a registered frame has a fixed cost).
+        pending: list = []
+        pending_rows = 0
+
+        def stage_pending() -> None:
+            nonlocal pending_rows
+            if pending:
+                if isinstance(pending[0], pa.Table):
+                    self._insert_from_frame(stage, table, None, pa.concat_tables(pending))
+                else:
+                    self._insert_from_frame(stage, table, pd.concat(pending, ignore_index=True))
+                pending.clear()
+                pending_rows = 0
+
         try:
             for frame, encoded in parts:
                 seen.append((frame, encoded))
-                if not frame.empty:
-                    self._insert_from_frame(stage, table, frame, encoded)
+                if frame.empty:
+                    continue
+                item = encoded if isinstance(encoded, pa.Table) else frame[table.column_names]
+                if pending and not (type(item) is type(pending[0]) and (
+                        not isinstance(item, pa.Table) or item.schema.equals(pending[0].schema))):
+                    stage_pending()
+                pending.append(item)
+                pending_rows += len(item)
+                if pending_rows >= STAGE_ROWS:
+                    stage_pending()
+            stage_pending()
             if not seen:
                 return []
             collide = self.execute(f"""
@@ -99,6 +124,10 @@ class DuckDBSink(Sink):
     def encode(self, table: Table, frame: pd.DataFrame) -> pa.Table:
         # DuckDB scans Arrow without the type sniffing it does on pandas object columns.
         return pa.Table.from_pandas(frame[table.column_names], preserve_index=False)
+
+    def encode_parts(self, table: Table, frame: pd.DataFrame, bounds) -> list[pa.Table]:
+        whole = self.encode(table, frame)  # once; each part is a zero-copy slice
+        return [whole.slice(int(a), int(b) - int(a)) for a, b in itertools.pairwise(bounds)]
 
     def ensure_tables(self, tables: Sequence[Table]) -> None:
         self.con.execute(f"create schema if not exists {RAW_SCHEMA}")

@@ -58,6 +58,33 @@ class ParsedBatch:
 FORMATS: dict[str, Callable[..., ParsedBatch]] = {}
 
 
+@dataclass
+class ParsedGroup:
+    """Several files of one format parsed as ONE batch (one Arrow read, one typed conversion, one
+    validation: per-file overhead was most of a load of many small files). The rows of file k are
+    rows bounds[k]:bounds[k + 1] of `batch`; its malformed rows are malformed[k]."""
+
+    batch: ParsedBatch  # source/parameters: of the group; `parameters[k]` per file
+    sources: list[str]
+    bounds: np.ndarray
+    parameters: list[dict]
+    malformed: list[list[tuple[int | None, str]]]
+
+    def part(self, k: int) -> ParsedBatch:
+        """File k's rows as its own batch."""
+        a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+        whole = self.batch
+        return ParsedBatch(source=self.sources[k], loader=whole.loader, bars=whole.bars.iloc[a:b],
+                           raw=whole.raw.iloc[a:b], row_numbers=whole.row_numbers.iloc[a:b],
+                           parse_errors=whole.parse_errors.iloc[a:b], parameters=self.parameters[k],
+                           malformed=self.malformed[k])
+
+
+# Formats that can also parse a run of files as one batch: name -> parse_many(paths, **options),
+# returning, in file order, (positions in `paths`, ParsedGroup) or (position, the file's error).
+GROUP_FORMATS: dict[str, Callable[..., list[tuple[list[int], ParsedGroup] | tuple[int, Exception]]]] = {}
+
+
 def vendor_format(name: str, expected: str, loader: str | None = None, parquet: bool = False):
     """Register a file parser under `name`, wrapped in what every format does the same way.
 
@@ -117,11 +144,10 @@ def reject_non_csv(path: Path, text: str, expected: str) -> None:
         raise FormatError(f"{path}: not {expected}: the file is HTML/XML, probably an error page")
 
 
-def read_csv_strings(text: str, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
-    """Every field as a string (Arrow-backed), nothing guessed: parsing is the caller's, field by
-    field. Rows with the wrong number of fields are not dropped: they are returned in
-    ``frame.attrs["malformed"]`` as (line number, text) for quarantine, and the remaining rows' file
-    lines in ``frame.attrs["lines"]``."""
+def read_csv_table(text: str, header: bool = True,
+                   names: list[str] | None = None) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]:
+    """Every field as a string, nothing guessed, as an Arrow table; with each row's file line and
+    the rows with the wrong number of fields as (line number, text) (see `read_csv_strings`)."""
     first_line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     first = next(csvmod.reader([first_line])) if first_line else []
     if header:
@@ -143,13 +169,24 @@ def read_csv_strings(text: str, header: bool = True, names: list[str] | None = N
             column_types={n: pa.string() for n in names}, strings_can_be_null=False,
             quoted_strings_can_be_null=False),
     )
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     # pyarrow numbers rows by file line (skipped header included, from 1).
     offset = 1 if header else 0
-    bad = {n for n, _ in malformed if n is not None}
-    total = len(frame) + len(malformed)
-    lines = [n for n in range(offset + 1, offset + total + 1) if n not in bad]
-    frame.attrs["lines"] = np.asarray(lines[: len(frame)], dtype="int64")
+    total = table.num_rows + len(malformed)
+    lines = np.arange(offset + 1, offset + total + 1, dtype="int64")
+    bad = [n for n, _ in malformed if n is not None]
+    if bad:
+        lines = lines[~np.isin(lines, bad)]
+    return table, lines[: table.num_rows], malformed
+
+
+def read_csv_strings(text: str, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+    """Every field as a string (Arrow-backed), nothing guessed: parsing is the caller's, field by
+    field. Rows with the wrong number of fields are not dropped: they are returned in
+    ``frame.attrs["malformed"]`` as (line number, text) for quarantine, and the remaining rows' file
+    lines in ``frame.attrs["lines"]``."""
+    table, lines, malformed = read_csv_table(text, header, names)
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame.attrs["lines"] = lines
     frame.attrs["malformed"] = malformed
     return frame
 
@@ -283,9 +320,10 @@ def empty_actions() -> pd.DataFrame:
     })
 
 
-def actions_from(dates: pd.Series, symbol: str, exchange: str, dividends: pd.Series | None,
-                 splits: pd.Series | None) -> pd.DataFrame:
-    """Corporate-action rows from per-bar dividend and split columns (split ratio > 0, != 1)."""
+def actions_from(dates: pd.Series, symbol: str | np.ndarray, exchange: str | np.ndarray,
+                 dividends: pd.Series | None, splits: pd.Series | None) -> pd.DataFrame:
+    """Corporate-action rows from per-bar dividend and split columns (split ratio > 0, != 1).
+    symbol, exchange: one value, or one per bar (a group of files)."""
     parts = []
     for action, values, mask in (
         ("dividend", dividends, None if dividends is None else dividends.to_numpy() > 0),
@@ -299,7 +337,9 @@ def actions_from(dates: pd.Series, symbol: str, exchange: str, dividends: pd.Ser
             when = when.dt.tz_localize(None).dt.normalize()
         # `_src` keeps the index of the bar row the action came from, so that validation can drop
         # the action together with a rejected row (the row itself lands in quarantine).
-        parts.append(pd.DataFrame({"ex_date": when.to_numpy(), "symbol": symbol, "exchange": exchange,
+        parts.append(pd.DataFrame({"ex_date": when.to_numpy(),
+                                   "symbol": symbol if isinstance(symbol, str) else symbol[mask],
+                                   "exchange": exchange if isinstance(exchange, str) else exchange[mask],
                                    "action": action, "value": values[mask].to_numpy(),
                                    "_src": dates.index[mask]}))
     if not parts:
@@ -315,7 +355,7 @@ def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
     for col in BAR_FIELDS:
         val = columns.get(col)
         if col == "trade_count":
-            data[col] = (pd.array([pd.NA] * n, dtype="Int64") if val is None
+            data[col] = (pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool)) if val is None
                          else pd.Series(val, index=index).astype("Int64").array)
         elif col in ("symbol", "exchange", "interval"):
             data[col] = (np.full(n, val, dtype=object) if isinstance(val, str)
