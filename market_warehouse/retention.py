@@ -27,6 +27,7 @@ import yaml
 
 from market_warehouse.config import Target, load_target, project_dir
 from market_warehouse.loaders.schema import BARS
+from market_warehouse.loaders.ticks import TICK_POLICY_DEFAULTS, tick_deletions, tick_policies
 from market_warehouse.ml.schema import AGENT_DECISIONS, PREDICTIONS, SIGNALS
 
 DEFAULTS: dict[str, int | None] = {
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, int | None] = {
     "mwh_minute_bars_retention_days": None,
     "mwh_ml_compress_after_days": 30,
     "mwh_ml_retention_days": None,
+    **TICK_POLICY_DEFAULTS,  # mwh_ticks_compress_after_days (7), mwh_ticks_retention_days (null): raw tick tables
 }
 
 # ML hypertables: (table, time column, compression segment column)
@@ -89,6 +91,7 @@ def plan(conn, dialect: str, conf: dict[str, int | None], now: datetime | None =
     if conf["mwh_ml_retention_days"]:
         cutoff = now - timedelta(days=conf["mwh_ml_retention_days"])
         wanted += [(t.qualified, f"{col} < ?", cutoff) for t, col, _ in ML_HYPERTABLES]
+    wanted += tick_deletions(conf, now)
     out = []
     for table, where, cutoff in wanted:
         if not _table_exists(conn, dialect, table):
@@ -184,7 +187,7 @@ def install_policies(conn, conf: dict[str, int | None]) -> list[str]:
             conn.execute(f"select add_retention_policy('{table.qualified}', "
                          f"drop_after => interval '{int(conf['mwh_ml_retention_days'])} days')")
             done.append(f"{table.qualified}: drop chunks older than {conf['mwh_ml_retention_days']} days")
-    return done
+    return done + tick_policies(conn, conf, _is_hypertable, _compression)
 
 
 # ---- plumbing ----------------------------------------------------------------------------------
@@ -223,7 +226,8 @@ def run(target_name: str | None, apply_: bool, policies: bool, minute_days: int 
             for line in install_policies(conn, conf):
                 out(f"policy: {line}")
             return 0
-        if not (conf["mwh_minute_bars_retention_days"] or conf["mwh_ml_retention_days"]):
+        if not (conf["mwh_minute_bars_retention_days"] or conf["mwh_ml_retention_days"]
+                or conf["mwh_ticks_retention_days"]):
             out("retention: nothing configured (dbt vars mwh_minute_bars_retention_days, mwh_ml_retention_days)")
             return 0
         deletions = plan(conn, target.dialect, conf, now)

@@ -282,3 +282,41 @@ def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars
         total.seconds = (utcnow() - started).total_seconds()
         out.append(total)
     return out
+
+
+# ---- storage policies of the tick tables (called by market_warehouse/retention.py) ----------------
+# dbt vars (dbt_project.yml `vars:`), like the bars': ticks are the bulk of the raw data (a day of one
+# symbol's book is ~0.5 GB as text), so their chunks compress after a week by default.
+TICK_POLICY_DEFAULTS: dict[str, int | None] = {
+    "mwh_ticks_compress_after_days": 7,
+    "mwh_ticks_retention_days": None,  # null = keep
+}
+# (table, compression segment-by, order-by): one symbol's messages in time order compress best.
+TICK_POLICY_TABLES = tuple((t, "symbol, exchange", "ts") for t in TICK_TABLES)
+
+
+def tick_deletions(conf: dict, now) -> list[tuple[str, str, object]]:
+    """The retention deletes (table, condition with one ? for the cut-off, cut-off) of every tick table
+    when `mwh_ticks_retention_days` is set: `mwh retention --apply` on Apache TimescaleDB, plain
+    PostgreSQL and DuckDB."""
+    days = conf.get("mwh_ticks_retention_days")
+    if not days:
+        return []
+    cutoff = now - pd.Timedelta(days=int(days)).to_pytimedelta()
+    return [(t.qualified, "ts < ?", cutoff) for t, _, _ in TICK_POLICY_TABLES]
+
+
+def tick_policies(conn, conf: dict, is_hypertable, compression) -> list[str]:
+    """Full edition: a compression policy and (when `mwh_ticks_retention_days` is set) a retention
+    policy per tick hypertable; replaces earlier ones. `is_hypertable`, `compression`: retention.py's."""
+    done = []
+    days = conf.get("mwh_ticks_retention_days")
+    for table, segment, order in TICK_POLICY_TABLES:
+        if not is_hypertable(conn, table.qualified):
+            continue
+        done.append(compression(conn, table.qualified, segment, order, conf.get("mwh_ticks_compress_after_days")))
+        conn.execute(f"select remove_retention_policy('{table.qualified}', if_exists => true)")
+        if days:
+            conn.execute(f"select add_retention_policy('{table.qualified}', drop_after => interval '{int(days)} days')")
+            done.append(f"{table.qualified}: drop chunks older than {days} days")
+    return done
