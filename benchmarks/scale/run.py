@@ -256,7 +256,7 @@ def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
 # ---- one target -----------------------------------------------------------------------------------
 
 def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
-                 pg: dict, skip_load: bool = False, bulk_load: bool = False) -> list[str]:
+                 pg: dict, skip_load: bool = False, bulk_load: bool = False, only_load: bool = False) -> list[str]:
     daily = sorted((data / "daily").glob("DA-*.csv"))
     new_session = sorted((data / "new_session").glob("DA-*.csv"))
     n_bars = manifest["daily_bars"]
@@ -323,7 +323,12 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             out.append(f"  load       mwh {r['seconds']:7.1f} s {n_bars / r['seconds']:>9,.0f} rows/s"
                        f" | {base_name} {b_s:6.1f} s {b_n / b_s:>9,.0f} rows/s | mwh/{base_name} {ratio:.2f}x"
                        f"{failed}")
-        log(out[-1])
+            out.append(f"  load       peak RSS mwh {gb(r['rss'])}" + (f" | server (all postgres processes, PSS, "
+                                                                     f"shared with other work) {gb(r['server'])}"
+                                                                     if server else ""))
+        log("\n".join(out[-2:]) if not (bulk_load or skip_load) else out[-1])
+        if only_load:  # --only load: the loader against its baseline, no builds
+            return out
 
         # 2. builds: full, then one new session and incremental; models, then tests
         def build(label: str) -> tuple[dict, dict]:
@@ -456,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minute-bars", type=int, help="--size minute: 1-minute bars to generate (default 10M)")
     ap.add_argument("--bulk-load", action="store_true",
                     help="land raw through read_csv / COPY (no `mwh load`, no loader baseline), then build")
+    ap.add_argument("--only", choices=["load"], help="load: the loader against read_csv/COPY only (no builds)")
     ap.add_argument("--skip-load", action="store_true",
                     help="duckdb: reuse the loaded warehouse of the previous run (builds and queries only)")
     args = ap.parse_args(argv)
@@ -492,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     pg = None
     for target in args.targets.split(","):
-        work = REPO / ".bench" / "scale" / f"{args.size}_{target}{'_bulk' if args.bulk_load else ''}"
+        work = REPO / ".bench" / "scale" / (f"{args.size}_{target}{'_bulk' if args.bulk_load else ''}"
+                                            f"{'_load' if args.only else ''}")
         work.mkdir(parents=True, exist_ok=True)
         if not args.skip_load:
             (work / f"{target}.log").unlink(missing_ok=True)
@@ -502,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
                 continue
         bench_target(target, data, manifest, work, args.runs, args.keep, pg,
-                     skip_load=args.skip_load and target == "duckdb", bulk_load=args.bulk_load)
+                     skip_load=args.skip_load and target == "duckdb", bulk_load=args.bulk_load,
+                     only_load=args.only == "load")
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
