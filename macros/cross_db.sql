@@ -412,3 +412,13 @@
 {% macro default__mwh_days_between(start_date, end_date) -%}
     {{ end_date }} - {{ start_date }}
 {%- endmacro %}
+
+{#- A named window (`window name as (definition)`) extended with a frame inside over(...): PostgreSQL
+    and DuckDB take the name; Spark cannot extend a named window, so it gets the definition. -#}
+{% macro mwh_named_window(name, definition) -%}
+    {{ return(adapter.dispatch('mwh_named_window', 'market_warehouse')(name, definition)) }}
+{%- endmacro %}
+
+{% macro default__mwh_named_window(name, definition) -%}
+    {{ name }}
+{%- endmacro %}

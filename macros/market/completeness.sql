@@ -265,7 +265,7 @@ select
     first_session_date,
     last_session_date,
     cast(case
-        when calendar = '24/7' then last_session_date - first_session_date + 1
+        when calendar = '24/7' then {{ mwh_days_between("first_session_date", "last_session_date") }} + 1
         else exchange_sessions
     end as bigint) as missing_sessions,
     cast(missing_bars as bigint) as missing_bars,

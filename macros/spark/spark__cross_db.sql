@@ -175,3 +175,7 @@
 {% macro spark__mwh_days_between(start_date, end_date) -%}
     datediff({{ end_date }}, {{ start_date }})
 {%- endmacro %}
+
+{% macro spark__mwh_named_window(name, definition) -%}
+    {{ definition }}
+{%- endmacro %}

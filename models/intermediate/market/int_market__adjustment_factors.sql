@@ -112,10 +112,14 @@ events_cumulated as (
         exchange,
         session_date,
         lead(session_date) over event_order as next_session_date,
-        sum(ln(applied_factor)) over (event_order rows between unbounded preceding and current row)
-            as log_factor_to_date,
-        sum(ln(applied_split_ratio)) over (event_order rows between unbounded preceding and current row)
-            as log_split_to_date
+        sum(ln(applied_factor)) over (
+            {{ mwh_named_window('event_order', 'partition by symbol, exchange order by session_date') }}
+            rows between unbounded preceding and current row
+        ) as log_factor_to_date,
+        sum(ln(applied_split_ratio)) over (
+            {{ mwh_named_window('event_order', 'partition by symbol, exchange order by session_date') }}
+            rows between unbounded preceding and current row
+        ) as log_split_to_date
     from adjustment_events
     window event_order as (partition by symbol, exchange order by session_date)
 
