@@ -3,12 +3,18 @@ data/sample/microstructure/), into TimescaleDB and DuckDB, beside a bare COPY of
 same (empty) hypertables: what the loader's guarantees (validation, one transaction, merge, audit) cost.
 
 Figures: parse (text -> typed frames), write (the raw tick tables through `write_ticks`: the merge
-path, quarantine and audit), COPY (the same rows, no key check), and end to end (parse + book rebuild +
-bars from trades + write, as `mwh load ticks` runs).
+path, quarantine and audit), COPY (the same rows, no key check: Arrow-encoded CSV blocks through
+psycopg's `copy.write`), and end to end (parse + book rebuild + bars from trades + write, as
+`mwh load ticks` runs) into empty tables and again (a reload: every row a duplicate).
+
+Each line gives wall seconds and this process's CPU seconds (the database server's work is not in
+the latter), and the load average before the section: the machine is shared, so a wall figure is
+only comparable with the others of the same run.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -30,8 +36,8 @@ def _pg_sink(server, timescale: bool) -> PostgresSink:
     return sink
 
 
-def _copy_rate(sink: PostgresSink, batch) -> float:
-    """COPY the parsed rows (audit columns set) into empty tables shaped like the raw ones."""
+def _copy_tables(sink: PostgresSink, batch) -> dict:
+    """The parsed rows (audit columns set) and empty tables shaped like the raw ones for them."""
     frames = {n: with_audit(f.drop(columns="_row"), "bench", "bench", utcnow())[t.column_names]
               for n, t in TABLES.items() if len(f := batch.frames[n])}
     with sink.conn.transaction():
@@ -39,48 +45,76 @@ def _copy_rate(sink: PostgresSink, batch) -> float:
             sink.conn.execute(f"create table raw.copy_{name} (like raw.{name})")
             if sink.timescale:
                 sink.conn.execute(f"select create_hypertable('raw.copy_{name}', by_range('ts', interval '1 day'))")
-    t0 = time.perf_counter()
+    return frames
+
+
+def _copy(sink: PostgresSink, frames: dict) -> None:
+    """COPY the rows into the tables of `_copy_tables`, one COPY per table, one transaction."""
     with sink.conn.transaction(), sink.conn.cursor() as cur:
         for name, frame in frames.items():
             copy_parts(cur, f"raw.copy_{name}", TABLES[name].column_names, [(frame, None)])
-    return time.perf_counter() - t0
+
+
+class _Timer:
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def _line(what: str, t: _Timer, events: int, extra: str = "") -> str:
+    return (f"  {what:<30} {t.wall:6.2f}s {events / t.wall:>9,.0f} events/s  (cpu {t.cpu:5.2f}s "
+            f"{events / max(t.cpu, 1e-9):>9,.0f}/s){extra}")
 
 
 def run(server) -> list[str]:
-    t0 = time.perf_counter()
-    batch = TICK_FORMATS["binance-ws"](CAPTURE)
-    parse_s = time.perf_counter() - t0
+    load = os.getloadavg()[0]
+    with _Timer() as t:
+        batch = TICK_FORMATS["binance-ws"](CAPTURE)
     events = sum(batch.events.values())
     lines = [f"ticks: {CAPTURE.name}, {events:,} messages ({', '.join(f'{k} {v:,}' for k, v in sorted(batch.events.items()))}); "
-             f"goal {GOAL:,} events/s into TimescaleDB",
-             f"  parse                       {parse_s:6.2f}s  {events / parse_s:>10,.0f} events/s"]
+             f"goal {GOAL:,} events/s into TimescaleDB; load average {load:.1f}",
+             _line("parse", t, events)]
     targets = [("duckdb", None)] + ([("timescale", True)] if server is not None else [])
     for name, timescale in targets:
-        if name == "duckdb":
-            import tempfile
-            tmp = tempfile.mkdtemp(prefix="mwh_bench_ticks_")
-            sink = DuckDBSink(str(Path(tmp) / "w.duckdb"))
-            sink.ensure_tables(ALL_TICK_TABLES)
-        else:
-            sink = _pg_sink(server, timescale)
+        sink = _duckdb_sink() if name == "duckdb" else _pg_sink(server, timescale)
         try:
-            t0 = time.perf_counter()
-            _write_raw(sink, batch)
-            write_s = time.perf_counter() - t0
-            lines.append(f"  {name:<10} write (merge)     {write_s:6.2f}s  {events / write_s:>10,.0f} events/s")
+            lines.append(f"  {name}: load average {os.getloadavg()[0]:.1f}")
+            with _Timer() as t:
+                [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # empty tables
+            lines.append(_line(f"{name} end to end, first load", t, events,
+                               f"  {report.loaded:,} new, book + bars included"))
             if name != "duckdb":
-                copy_s = _copy_rate(sink, batch)
-                lines.append(f"  {name:<10} COPY same rows    {copy_s:6.2f}s  {events / copy_s:>10,.0f} events/s")
-            t0 = time.perf_counter()
-            [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # a reload: every row a duplicate
-            again_s = time.perf_counter() - t0
-            lines.append(f"  {name:<10} end to end, reload {again_s:5.2f}s  {events / again_s:>10,.0f} events/s "
-                         f"({report.duplicate:,} duplicates, book + bars included)")
+                frames = _copy_tables(sink, batch)
+                with _Timer() as t:
+                    _copy(sink, frames)
+                lines.append(_line(f"{name} COPY same rows", t, events))
+            with _Timer() as t:
+                [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # a reload: every row a duplicate
+            lines.append(_line(f"{name} end to end, reload", t, events, f"  {report.duplicate:,} duplicates"))
         finally:
             sink.close()
+        # the raw tick tables only, into empty ones (no book, no bars): the loader's write path
+        fresh = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink()
+        try:
+            with _Timer() as t:
+                _write_raw(fresh, batch)
+            lines.append(_line(f"{name} write (merge) raw only", t, events))
+        finally:
+            fresh.close()
     if server is not None:
         server.drop_all()
     return lines
+
+
+def _duckdb_sink() -> DuckDBSink:
+    import tempfile
+
+    sink = DuckDBSink(str(Path(tempfile.mkdtemp(prefix="mwh_bench_ticks_")) / "w.duckdb"))
+    sink.ensure_tables(ALL_TICK_TABLES)
+    return sink
 
 
 def _write_raw(sink, batch) -> None:
