@@ -179,3 +179,21 @@
 {% macro spark__mwh_named_window(name, definition) -%}
     {{ definition }}
 {%- endmacro %}
+
+
+{#- Model contracts on Spark. dbt checks a contracted model by selecting `cast(null as <data_type>)` for
+    every declared column, and the contracts declare the types DuckDB and PostgreSQL share (`timestamp
+    with time zone`, `double precision`), which Spark does not parse. Here the model's columns are
+    checked by name (none missing, none extra); their types are Spark's own (double, timestamp,
+    string: mwh_double, mwh_timestamptz, mwh_varchar) and are checked on the other targets. -#}
+{% macro spark__get_assert_columns_equivalent(sql) -%}
+    {%- set got = get_column_schema_from_query(sql) | map(attribute='name') | map('lower') | list -%}
+    {%- set declared = model['columns'].values() | map(attribute='name') | map('lower') | list -%}
+    {%- set missing = declared | reject('in', got) | list -%}
+    {%- set extra = got | reject('in', declared) | list -%}
+    {%- if missing or extra -%}
+        {{ exceptions.raise_compiler_error(
+            "The contract of " ~ model['name'] ~ " does not match its query on Spark: missing "
+            ~ (missing | join(', ') or 'none') ~ "; not declared " ~ (extra | join(', ') or 'none')) }}
+    {%- endif -%}
+{%- endmacro %}
