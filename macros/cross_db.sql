@@ -395,6 +395,38 @@
     {{ return(strategy) }}
 {%- endmacro %}
 
+
+{#- Contract-stable types: the marts' enforced contracts declare one type per column for DuckDB,
+    TimescaleDB and PostgreSQL, so an expression whose type differs between them is cast here.
+    A count of rows meeting a condition, as bigint (sum() of integers is HUGEINT on DuckDB, bigint or
+    numeric on PostgreSQL). -#}
+{% macro mwh_count_if(condition) -%}
+    {{ return(adapter.dispatch('mwh_count_if', 'market_warehouse')(condition)) }}
+{%- endmacro %}
+
+{% macro default__mwh_count_if(condition) -%}
+    cast(sum(case when {{ condition }} then 1 else 0 end) as bigint)
+{%- endmacro %}
+
+{#- An integer expression as bigint (a sum of counts: HUGEINT on DuckDB, numeric on PostgreSQL). -#}
+{% macro mwh_as_bigint(expr) -%}
+    {{ return(adapter.dispatch('mwh_as_bigint', 'market_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_as_bigint(expr) -%}
+    cast({{ expr }} as bigint)
+{%- endmacro %}
+
+{#- A numeric expression as a double (extract(epoch ...) and numeric arithmetic are numeric on
+    PostgreSQL, DOUBLE on DuckDB). -#}
+{% macro mwh_as_double(expr) -%}
+    {{ return(adapter.dispatch('mwh_as_double', 'market_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__mwh_as_double(expr) -%}
+    cast({{ expr }} as double precision)
+{%- endmacro %}
+
 {#- The keyword that makes a CTE materialized (computed once) where the engine has it; Spark has not. -#}
 {% macro mwh_materialized_cte() -%}
     {{ return(adapter.dispatch('mwh_materialized_cte', 'market_warehouse')()) }}

@@ -2,8 +2,10 @@
 
 The catalog is YAML inside a dbt macro, so dbt and Python read the same declaration. This module
 parses it and writes the docs of the feature models from it (`mwh features --write`): the column
-list and descriptions of fct_features_daily / fct_features_hourly and which version carries which
-column. tests/python/models/test_feature_catalog.py fails when the written files drift.
+list, descriptions and types of fct_features_daily / fct_features_hourly (and fct_latest_features_daily,
+fct_training_set_daily) and which version carries which column, with the enforced contract every public
+mart carries (`access: public`, group `market_data`; every feature is a double precision).
+tests/python/models/test_feature_catalog.py fails when the written files drift.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ CATALOG = REPO / "macros" / "market" / "mwh_feature_catalog.sql"
 MODELS = REPO / "models" / "marts" / "market"
 _BLOCK = re.compile(r"{% set catalog %}(.*?){% endset %}", re.S)
 _JINJA = re.compile(r"{{.*?}}", re.S)
+
+# Every feature is a double; the key columns' types are those of the bars they come from.
+FEATURE_TYPE = "double precision"
+CONTRACT = {"contract": {"enforced": True}, "access": "public", "group": "market_data"}
+
+_HEADER = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `python -m market_warehouse.feature_catalog`: "
+           "edit the catalog, not this file.\n")
 
 # Model name -> (description, versions it has, latest version)
 FEATURE_MODELS = {
@@ -38,7 +47,8 @@ def columns_of(version: int) -> list[str]:
 
 
 def _column(feature: dict) -> dict:
-    col = {"name": feature["name"], "description": f"{feature['description']} ({feature['family']})"}
+    col = {"name": feature["name"], "data_type": FEATURE_TYPE,
+           "description": f"{feature['description']} ({feature['family']})"}
     if "range" in feature:
         lo, hi = feature["range"]
         args = {"min_value": lo} if hi is None else {"min_value": lo, "max_value": hi}
@@ -46,23 +56,36 @@ def _column(feature: dict) -> dict:
     return col
 
 
+def _key_columns(tested: bool = True) -> list[dict]:
+    cols = [
+        {"name": "symbol", "data_type": "varchar", "description": '{{ doc("market_col_symbol") }}'},
+        {"name": "exchange", "data_type": "varchar", "description": '{{ doc("market_col_exchange") }}'},
+        {"name": "ts", "data_type": "timestamp with time zone", "description": '{{ doc("market_col_ts") }}'},
+        {"name": "feature_version", "data_type": "integer",
+         "description": '{{ doc("market_col_feature_version") }}'},
+    ]
+    if tested:
+        for col in cols:
+            col["data_tests"] = ["not_null"]
+    return cols
+
+
+def _tail_columns() -> list[dict]:
+    return [{"name": "actions_loaded_at", "data_type": "timestamp with time zone",
+             "description": '{{ doc("market_col_actions_loaded_at") }}'}]
+
+
 def model_yaml(name: str) -> str:
     description, versions, latest = FEATURE_MODELS[name]
     features = [f for f in catalog() if any(v in f["versions"] for v in versions)]
-    head = [
-        {"name": "symbol", "description": '{{ doc("market_col_symbol") }}', "data_tests": ["not_null"]},
-        {"name": "exchange", "description": '{{ doc("market_col_exchange") }}', "data_tests": ["not_null"]},
-        {"name": "ts", "description": '{{ doc("market_col_ts") }}', "data_tests": ["not_null"]},
-        {"name": "feature_version", "description": '{{ doc("market_col_feature_version") }}',
-         "data_tests": ["not_null"]},
-    ]
-    tail = [{"name": "actions_loaded_at", "description": '{{ doc("market_col_actions_loaded_at") }}'}]
+    head = _key_columns()
+    tail = _tail_columns()
     latest_columns = set(columns_of(latest))
     model = {
         "name": name,
         "description": description + ' {{ doc("market_features") }}',
         "latest_version": latest,
-        "config": {"tags": ["features"]},
+        "config": {"tags": ["features"], **CONTRACT},
         "data_tests": [{"unique_combination": {"arguments": {"columns": ["symbol", "exchange", "ts"]}}}],
         "columns": head + [_column(f) for f in features if f["name"] in latest_columns] + tail,
         "versions": [],
@@ -75,9 +98,7 @@ def model_yaml(name: str) -> str:
         if excluded or extra:
             entry["columns"] = [{"include": "all", "exclude": sorted(excluded)}] + [_column(f) for f in extra]
         model["versions"].append(entry)
-    header = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `python -m market_warehouse.feature_catalog`: "
-              "edit the catalog, not this file.\n")
-    return header + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
+    return _HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
 
 
 def training_set_yaml(version: int = 2) -> str:
@@ -86,15 +107,14 @@ def training_set_yaml(version: int = 2) -> str:
     label_docs = [("forward_return_1", True), ("forward_return_5", False), ("forward_return_20", False),
                   ("horizon_end_ts_1", False), ("horizon_end_ts_5", False), ("horizon_end_ts_20", False)]
     columns = [
-        {"name": "symbol", "description": '{{ doc("market_col_symbol") }}', "data_tests": ["not_null"]},
-        {"name": "exchange", "description": '{{ doc("market_col_exchange") }}', "data_tests": ["not_null"]},
-        {"name": "ts", "description": '{{ doc("market_col_ts") }}', "data_tests": ["not_null"]},
-        {"name": "feature_version", "description": '{{ doc("market_col_feature_version") }}'},
+        *_key_columns(),
         *[_column(by_name[c]) for c in columns_of(version)],
-        {"name": "actions_loaded_at", "description": '{{ doc("market_col_actions_loaded_at") }}'},
+        *_tail_columns(),
     ]
+    del columns[3]["data_tests"]  # feature_version: not tested here (as before)
     for name, required in label_docs:
-        col = {"name": name, "description": '{{ doc("market_col_' + name + '") }}'}
+        col = {"name": name, "data_type": "timestamp with time zone" if name.startswith("horizon") else FEATURE_TYPE,
+               "description": '{{ doc("market_col_' + name + '") }}'}
         if required:
             col["data_tests"] = ["not_null"]
         columns.append(col)
@@ -107,17 +127,36 @@ def training_set_yaml(version: int = 2) -> str:
             "correct: no feature of bar t uses a bar after t (tests/python/models: truncating history after t "
             "and rebuilding gives the same features); the labels' horizon_end_ts_* tell a backtest when each "
             "label became known. A view over the two incremental tables."),
+        "config": dict(CONTRACT),
         "data_tests": [{"unique_combination": {"arguments": {"columns": ["symbol", "exchange", "ts"]}}},
                        "features_precede_labels"],
         "columns": columns,
     }
-    header = ("# GENERATED from macros/market/mwh_feature_catalog.sql by `python -m market_warehouse.feature_catalog`: "
-              "edit the catalog, not this file.\n")
-    return header + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
+    return _HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
+
+
+def latest_features_yaml() -> str:
+    """fct_latest_features_daily: the newest row per symbol of fct_features_daily (its latest version)."""
+    _, _, latest = FEATURE_MODELS["fct_features_daily"]
+    by_name = {f["name"]: f for f in catalog()}
+    model = {
+        "name": "fct_latest_features_daily",
+        "description": (
+            'The newest row of the latest daily feature version (fct_features_daily) for every symbol: one row '
+            'per (symbol, exchange), for "the latest features of all symbols" in one small read. Rebuilt every '
+            "run at a cost bounded by the number of symbols (one index probe per symbol on "
+            "PostgreSQL/TimescaleDB). Columns as in fct_features_daily."),
+        "config": dict(CONTRACT),
+        "data_tests": [{"unique_combination": {"arguments": {"columns": ["symbol", "exchange"]}}}],
+        "columns": [*_key_columns(tested=False), *[_column(by_name[c]) for c in columns_of(latest)],
+                    *_tail_columns()],
+    }
+    return _HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
 
 
 def expected_files() -> dict[Path, str]:
     files = {MODELS / f"{name}.yml": model_yaml(name) for name in FEATURE_MODELS}
+    files[MODELS / "fct_latest_features_daily.yml"] = latest_features_yaml()
     files[MODELS / "fct_training_set_daily.yml"] = training_set_yaml(_training_version())
     return files
 

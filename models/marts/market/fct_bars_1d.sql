@@ -64,7 +64,7 @@ final as (
         daily_bars.close,
         daily_bars.volume,
         daily_bars.vwap,
-        daily_bars.trade_count,
+        {{ mwh_as_bigint('daily_bars.trade_count') }} as trade_count,
         daily_bars.open * factors.price_factor as adj_open,
         daily_bars.high * factors.price_factor as adj_high,
         daily_bars.low * factors.price_factor as adj_low,

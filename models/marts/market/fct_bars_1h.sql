@@ -17,7 +17,20 @@ with
 
 final as (
 
-    select * from {{ ref('int_market__bars_unioned_1h') }}
+    select
+        symbol,
+        exchange,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        vwap,
+        {{ mwh_as_bigint('trade_count') }} as trade_count,
+        source_interval,
+        source_bar_count
+    from {{ ref('int_market__bars_unioned_1h') }}
 
 )
 

@@ -57,7 +57,7 @@ final as (
         bucket_ts + interval '{{ bucket }}' as bucket_end_ts,
         cast(snapshot_count as integer) as snapshot_count,
         snapshot_interval_ms,
-        snapshot_count * snapshot_interval_ms
+        {{ mwh_as_double('snapshot_count * snapshot_interval_ms') }}
         / (extract(epoch from (bucket_ts + interval '{{ bucket }}') - bucket_ts) * 1000) as valid_share,
         avg_mid_price,
         avg_spread,

@@ -105,7 +105,7 @@ all_bins as (
         windows.window_low,
         windows.window_high,
         windows.window_volume,
-        integer_series.n as bin_index,
+        {{ mwh_as_bigint('integer_series.n') }} as bin_index,
         coalesce(bin_volumes.volume, 0) as volume,
         coalesce(bin_volumes.bar_count, 0) as bar_count
     from windows

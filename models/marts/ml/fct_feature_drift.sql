@@ -73,8 +73,8 @@ window_totals as (
     select
         model_id,
         feature_name,
-        sum({{ mwh_int("window_name = 'reference'") }}) as reference_n,
-        sum({{ mwh_int("window_name = 'current'") }}) as current_n
+        {{ mwh_count_if("window_name = 'reference'") }} as reference_n,
+        {{ mwh_count_if("window_name = 'current'") }} as current_n
     from windowed
     group by model_id, feature_name
 

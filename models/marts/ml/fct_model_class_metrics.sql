@@ -54,10 +54,10 @@ counted as (
         classes.model_id,
         classes.symbol,
         classes.class_label,
-        sum({{ mwh_int('scoped.predicted_class = classes.class_label') }}) as predicted_count,
-        sum({{ mwh_int('scoped.realized_class = classes.class_label') }}) as realized_count,
-        sum({{ mwh_int('scoped.predicted_class = classes.class_label
-                            and scoped.realized_class = classes.class_label') }}) as true_positives,
+        {{ mwh_count_if('scoped.predicted_class = classes.class_label') }} as predicted_count,
+        {{ mwh_count_if('scoped.realized_class = classes.class_label') }} as realized_count,
+        {{ mwh_count_if('scoped.predicted_class = classes.class_label
+                         and scoped.realized_class = classes.class_label') }} as true_positives,
         count(*) as n_resolved
     from classes
     inner join scoped

@@ -29,8 +29,8 @@ final as (
         started_at,
         completed_at,
         lease_expires_at,
-        {{ mwh_seconds_between('inserted_at', 'started_at') }} as wait_seconds,
-        {{ mwh_seconds_between('started_at', 'completed_at') }} as processing_seconds,
+        {{ mwh_as_double(mwh_seconds_between('inserted_at', 'started_at')) }} as wait_seconds,
+        {{ mwh_as_double(mwh_seconds_between('started_at', 'completed_at')) }} as processing_seconds,
         error
     from queue
 

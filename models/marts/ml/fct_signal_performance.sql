@@ -84,7 +84,7 @@ trades as (
         group_model_key,
         group_symbol,
         count(*) as n_trades,
-        sum({{ mwh_int('pnl > 0') }}) as n_wins,
+        {{ mwh_count_if('pnl > 0') }} as n_wins,
         sum(pnl) as total_pnl,
         avg(pnl) as avg_pnl,
         sum(return_pct) as total_return,
@@ -107,7 +107,7 @@ all_signals as (
         group_model_key,
         group_symbol,
         count(*) as n_signals,
-        sum({{ mwh_int('not is_closed') }}) as n_not_closed,
+        {{ mwh_count_if('not is_closed') }} as n_not_closed,
         {{ mwh_percentile('latency_ms', 0.5) }} as latency_p50_ms,
         {{ mwh_percentile('latency_ms', 0.95) }} as latency_p95_ms
     from signals_scoped

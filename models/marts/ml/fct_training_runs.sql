@@ -37,10 +37,11 @@ final as (
         training_runs.status,
         training_runs.started_at,
         training_runs.ended_at,
-        {{ mwh_seconds_between('training_runs.started_at', 'training_runs.ended_at') }} as duration_seconds,
+        {{ mwh_as_double(mwh_seconds_between('training_runs.started_at', 'training_runs.ended_at')) }}
+            as duration_seconds,
         training_runs.data_start,
         training_runs.data_end,
-        {{ mwh_seconds_between('training_runs.data_start', 'training_runs.data_end') }} / 86400.0
+        {{ mwh_as_double(mwh_seconds_between('training_runs.data_start', 'training_runs.data_end')) }} / 86400.0
             as data_span_days,
         training_runs.symbols_json,
         training_runs.sample_count,

@@ -60,7 +60,7 @@ counts as (
         min(forecast_session_date) as first_forecast_date,
         max(forecast_session_date) as last_forecast_date,
         count(*) as observations,
-        sum(case when is_breach then 1 else 0 end) as breaches,
+        {{ mwh_count_if('is_breach') }} as breaches,
         1 - confidence_level as expected_breach_rate
     from by_method
     group by series_type, series_name, exchange, confidence_level, var_method
