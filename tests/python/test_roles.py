@@ -146,3 +146,43 @@ def test_roles_needs_an_administrator(timescale_target, monkeypatch, capsys):
     assert main(["roles"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MWH_PG_USER" in err[0] and "mwh_analyst" in err[0], err
+
+
+@pytest.mark.postgres
+def test_scheduler_login_with_both_roles_loads_and_builds(timescale_target, monkeypatch, capsys):
+    """`mwh run` loads and builds, so its login is granted both roles (docs/bi.md): it loads into raw,
+    and creates in the dbt schemas what a build creates (dbt's `create table ... as select` reading raw).
+    What it creates is its own, not mwh_transformer's, until `mwh roles` hands it over."""
+    t0 = time.monotonic()
+    for var in ("MWH_LOADER_PASSWORD", "MWH_TRANSFORMER_PASSWORD", "MWH_ANALYST_PASSWORD"):
+        monkeypatch.setenv(var, secrets.token_urlsafe(12))
+    assert main(["load", "csv", SAMPLE_FILES[0], "--format", "alphavantage"]) == 0
+    assert main(["roles"]) == 0
+    login = f"mwh_scheduler_{secrets.token_hex(4)}"  # roles are cluster-wide: a name of its own
+    admin = psycopg.connect(timescale_target.conninfo(), autocommit=True)
+    admin.execute(psycopg.sql.SQL("create role {} login in role {}, {}").format(
+        psycopg.sql.Identifier(login), psycopg.sql.Identifier(roles.LOADER),
+        psycopg.sql.Identifier(roles.TRANSFORMER)))
+    try:
+        monkeypatch.setenv("MWH_PG_USER", login)
+        assert main(["load", "csv", SAMPLE_FILES[1], "--format", "alphavantage"]) == 0
+        with _as(load_target(), login) as conn:
+            assert conn.execute("select count(distinct symbol) from raw.bars").fetchone()[0] == 2
+            conn.execute("create table staging.scheduler_probe as select symbol, count(*) as n from raw.bars "
+                         "group by symbol")
+            assert conn.execute("select count(*) from staging.scheduler_probe").fetchone()[0] == 2
+
+        def owner() -> str:
+            return admin.execute("select relowner::regrole::text from pg_class "
+                                 "where oid = 'staging.scheduler_probe'::regclass").fetchone()[0]
+
+        assert owner() == login  # a later build as mwh_transformer could not replace it ...
+        monkeypatch.setenv("MWH_PG_USER", timescale_target.user)
+        assert main(["roles"]) == 0
+        assert owner() == roles.TRANSFORMER  # ... until `mwh roles` hands it over
+        capsys.readouterr()
+    finally:
+        admin.execute(psycopg.sql.SQL("drop owned by {}").format(psycopg.sql.Identifier(login)))
+        admin.execute(psycopg.sql.SQL("drop role {}").format(psycopg.sql.Identifier(login)))
+        admin.close()
+    print(f"\nscheduler login test {time.monotonic() - t0:.0f}s")
