@@ -41,7 +41,7 @@ daily_lag as (
         latest.bar_interval,
         latest.last_ts,
         count(sessions.session_date) as sessions_behind,
-        cast(null as double precision) as open_minutes_behind
+        cast(null as {{ mwh_double() }}) as open_minutes_behind
     from latest
     left join {{ ref('int_market__trading_sessions') }} as sessions
         on

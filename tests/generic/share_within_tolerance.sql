@@ -45,7 +45,7 @@ summary as (
         {% endfor -%}
         count(*) as compared_rows,
         sum(is_within) as rows_within,
-        cast(sum(is_within) as double precision) / nullif(count(*), 0) as share_within
+        cast(sum(is_within) as {{ mwh_double() }}) / nullif(count(*), 0) as share_within
     from compared
     {% if groups -%}
     group by {{ groups | join(', ') }}
