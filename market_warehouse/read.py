@@ -22,13 +22,12 @@ process already holds the file read-write, as after an in-process dbt run).
 Values are always bound parameters (never formatted into SQL); the only names in the SQL come from
 fixed whitelists (intervals, feature versions, filter columns). Times are UTC; `start` and `end` are
 inclusive (a date means that session's bar). DuckDB results come through Arrow (`.arrow()`); PostgreSQL
-rows come from psycopg into pandas.
+rows come from psycopg's binary protocol on prepared statements, into pandas column by column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 
 import pandas as pd
 
@@ -47,6 +46,7 @@ BAR_RELATIONS = {
 FEATURE_RELATIONS = {None: "marts.fct_features_daily", 1: "marts.fct_features_daily_v1",
                      2: "marts.fct_features_daily_v2"}
 PERFORMANCE_FILTERS = ("strategy", "model_key", "symbol")
+NUMERIC_OID = 1700  # PostgreSQL's numeric (psycopg returns Decimal)
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "reference", "snapshots")
 
 
@@ -99,13 +99,16 @@ class Reader:
             return (arrow.read_all() if hasattr(arrow, "read_all") else arrow).to_pandas()
         from market_warehouse.loaders.sinks.postgres_sink import _pg  # deferred: it loads psycopg
 
-        cur = self.con.execute(_pg(sql), list(params))
+        # Binary protocol: doubles and timestamps arrive as bytes, not text to parse (the statement is
+        # prepared on first use: prepare_threshold).
+        cur = self.con.cursor(binary=True)
+        cur.execute(_pg(sql), list(params))
         cols = [d.name for d in cur.description]
-        frame = pd.DataFrame(cur.fetchall(), columns=cols)
-        for col in cols:  # psycopg returns Decimal for numeric: floats for analysis
-            first = frame[col].dropna()
-            if len(first) and isinstance(first.iloc[0], Decimal):
-                frame[col] = frame[col].astype(float)
+        rows = cur.fetchall()
+        frame = pd.DataFrame(rows, columns=cols)
+        for d in cur.description:  # numeric arrives as Decimal: floats for analysis
+            if d.type_code == NUMERIC_OID:
+                frame[d.name] = frame[d.name].astype(float)
         return frame
 
     def _in(self, column: str, values: list[str]) -> tuple[str, list]:
@@ -161,9 +164,13 @@ class Reader:
             where = (where + " and " if where else " where ") + "bar_interval = ?"
             params.append(interval)
         if last is not None:
-            sql = (f"select * from (select {cols} from {relation}{where} order by ts desc limit ?) as t "
-                   f"order by symbol, ts")
-            return self.query(sql, [*params, int(last)])
+            # Newest first through the (symbol, ts desc) index; put in order here (a server-side sort on
+            # the symbol's text cost more than the index scan itself on PostgreSQL).
+            newest = self.query(f"select {cols} from {relation}{where} order by ts desc limit ?",
+                                [*params, int(last)])
+            if newest["symbol"].nunique() <= 1:
+                return newest.iloc[::-1].reset_index(drop=True)
+            return newest.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
         return self.query(f"select {cols} from {relation}{where} order by symbol, ts", params)
 
     def latest_bars(self, symbols: str | Iterable[str] | None = None) -> pd.DataFrame:
@@ -179,26 +186,31 @@ class Reader:
     def price_stats(self, symbol: str, days: int = 30) -> pd.DataFrame:
         """One row: the symbol's last `days` calendar days of daily bars up to its latest bar: first and
         last adjusted close, return, high, low, average volume, annualised volatility, bar count."""
+        # The latest bar from fct_latest_bars (one row per symbol and interval), then only the window's
+        # rows of fct_bars_1d (an index range scan on PostgreSQL, not the symbol's whole history), all
+        # aggregated by the database: one row comes back.
         sql = """
-            with last_bar as (
-                select max(ts) as last_ts from marts.fct_bars_1d where symbol = ?
-            ),
-            b as (
+            with b as (
                 select f.ts, f.adj_close, f.adj_high, f.adj_low, f.adj_volume,
                        f.adj_close / lag(f.adj_close) over (order by f.ts) - 1 as ret
-                from marts.fct_bars_1d as f, last_bar as l
-                where f.symbol = ? and f.ts > l.last_ts - ? * interval '1 day' and f.ts <= l.last_ts
+                from marts.fct_bars_1d as f
+                where f.symbol = ? and f.ts > (
+                    select max(l.ts) from marts.fct_latest_bars as l where l.symbol = ? and l.bar_interval = '1d'
+                ) - ? * interval '1 day'
+            ),
+            s as (
+                select min(ts) as first_ts, max(ts) as last_ts, count(*) as bars,
+                       min(adj_close) filter (where ts = (select min(ts) from b)) as first_close,
+                       min(adj_close) filter (where ts = (select max(ts) from b)) as last_close,
+                       max(adj_high) as high, min(adj_low) as low, avg(adj_volume) as avg_volume,
+                       stddev_samp(ret) * sqrt(252) as volatility_annualised
+                from b
             )
-            select ? as symbol, min(ts) as first_ts, max(ts) as last_ts, count(*) as bars,
-                   min(adj_close) filter (where ts = (select min(ts) from b)) as first_close,
-                   min(adj_close) filter (where ts = (select max(ts) from b)) as last_close,
-                   max(adj_high) as high, min(adj_low) as low, avg(adj_volume) as avg_volume,
-                   stddev_samp(ret) * sqrt(252) as volatility_annualised
-            from b
+            select ? as symbol, first_ts, last_ts, bars, first_close, last_close, high, low, avg_volume,
+                   volatility_annualised, last_close / nullif(first_close, 0) - 1 as "return"
+            from s
         """
-        out = self.query(sql, [symbol, symbol, int(days), symbol])
-        out["return"] = out["last_close"] / out["first_close"] - 1
-        return out
+        return self.query(sql, [symbol, symbol, int(days), symbol])
 
     def volume_profile(self, symbol: str, start=None, end=None, bins: int = 20,
                        interval: str = "1d") -> pd.DataFrame:
