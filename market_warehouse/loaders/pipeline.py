@@ -130,7 +130,10 @@ def _prepare_group(sink: Sink, run_id: str, group: ParsedGroup, started: pd.Time
     g = validate_many(group.batch, group.bounds, group.sources, group.malformed)
     v, at = g.checked, utcnow()
     sources = np.array(group.sources, dtype=object)
-    bars = v.bars.assign(source=sources[g.bar_part], run_id=run_id, loaded_at=at)[BARS.column_names]
+    with_source = {**{c: v.bars[c].array for c in v.bars.columns},
+                   "source": sources[g.bar_part], "run_id": run_id, "loaded_at": at}
+    bars = pd.DataFrame({c: with_source[c] for c in BARS.column_names}, index=v.bars.index,
+                        copy=False)  # the group's columns as they are: no copy of a million rows
     actions = v.actions.assign(source=sources[g.action_part], run_id=run_id,
                                loaded_at=at)[CORPORATE_ACTIONS.column_names]
     rejected = v.rejected.assign(run_id=run_id, source=sources[g.rejected_part],

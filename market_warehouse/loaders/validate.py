@@ -105,8 +105,10 @@ class Validated:
         return len(self.bars) + len(self.rejected) + self.duplicates_in_source
 
 
-def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
-    """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included)."""
+def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None,
+                        missing_symbol: np.ndarray | None = None) -> pd.Series:
+    """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included).
+    missing_symbol: the rows without a symbol, when the caller knows them already."""
     now = now or pd.Timestamp.now(tz="UTC")
     o, h, l, c, v = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume"))
     with np.errstate(invalid="ignore"):  # NaN (unparsed) compares False: its parse error says why
@@ -116,8 +118,8 @@ def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None) -> 
             (v < 0, "negative volume"), (h < l, "high < low"),
             (h < np.fmax(o, c), "high below open/close"), (l > np.fmin(o, c), "low above open/close"),
             ((bars["ts"] > now + FUTURE_SKEW).to_numpy(dtype=bool), "time in the future"),
-            ((_stripped(bars["symbol"]) == "").to_numpy(dtype=bool),
-             "missing symbol"),
+            ((_stripped(bars["symbol"]) == "").to_numpy(dtype=bool) if missing_symbol is None
+             else missing_symbol, "missing symbol"),
         ]
     reasons = pd.Series("", index=bars.index, dtype=object)
     failing = [(m, text) for m, text in checks if m.any()]
@@ -203,44 +205,60 @@ class ValidatedGroup:
                      (self.bar_part, self.action_part, self.rejected_part))
 
 
-def _vocabulary_by_part(batch: ParsedBatch, part: np.ndarray, sources: list[str]
-                        ) -> tuple[pd.Series, dict[int, str]]:
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """The column as codes into its distinct stripped values ('' for null): one factorize per
+    column for the whole group, every rule below works on the few distinct values."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = [str(u).strip() for u in uniques] + [""]  # code -1 (null): the trailing ""
+    same, distinct = pd.factorize(pd.Series(text, dtype=object))  # ' X' and 'X' are one value
+    return same[codes], list(distinct)
+
+
+def _vocabulary_by_part(codes: dict[str, tuple[np.ndarray, list[str]]], part: np.ndarray,
+                        sources: list[str]) -> tuple[np.ndarray | None, dict[int, str]]:
     """`vocabulary_violations` per file of a group: a bad value every row of a file shares refuses
-    that file alone (same line as `validate` raises); elsewhere the rows are quarantined."""
-    bars = batch.bars
-    reasons = pd.Series("", index=bars.index, dtype=object)
+    that file alone (same line as `validate` raises); elsewhere the rows are quarantined.
+    Returns the per-row reasons (None: none) and the refused files."""
+    reasons = None
     refused: dict[int, str] = {}
     n = len(sources)
+    size = np.bincount(part, minlength=n)
     for column in ("interval", "exchange", "symbol"):
-        values = _stripped(bars[column])
-        codes, uniques = pd.factorize(values)
-        bad = {v: why for v in uniques if (why := _unaccepted(column, v))}
-        if not bad:
+        col_codes, text = codes[column]
+        why = np.array([_unaccepted(column, v) or "" for v in text], dtype=object)
+        if not (why != "").any():
             continue
-        failing = values.map(bad).fillna("")
-        is_bad = (failing != "").to_numpy()
-        size = np.bincount(part, minlength=n)
+        failing = why[col_codes]
+        is_bad = failing != ""
         n_bad = np.bincount(part, weights=is_bad, minlength=n)
         lo = np.full(n, np.iinfo(np.int64).max)
         hi = np.full(n, -1)
-        np.minimum.at(lo, part, codes)
-        np.maximum.at(hi, part, codes)
+        np.minimum.at(lo, part, col_codes)
+        np.maximum.at(hi, part, col_codes)
         for k in np.flatnonzero((size > 0) & (n_bad == size) & (lo == hi)):
-            if int(k) not in refused:
-                why = bad[uniques[lo[k]]]
-                refused[int(k)] = f"{sources[k]}: {why}; nothing loaded"
-        reasons = pd.Series(np.where((reasons != "") & (failing != ""), reasons + "; " + failing,
-                                     reasons + failing), index=bars.index)
+            refused.setdefault(int(k), f"{sources[k]}: {why[lo[k]]}; nothing loaded")
+        if reasons is None:
+            reasons = failing
+        else:
+            reasons = np.where((reasons != "") & is_bad, reasons + "; " + failing, reasons + failing)
     return reasons, refused
 
 
-def _duplicated_keys(bars: pd.DataFrame) -> pd.Series:
-    """Rows whose (_part, symbol, exchange, interval, ts) another row shares: on integer codes
-    (hashing a million object strings per key column was most of the check)."""
-    ints = {c: pd.factorize(bars[c])[0] for c in ("symbol", "exchange", "interval")}
-    ints["ts"] = bars["ts"].to_numpy(dtype="datetime64[ns]").view("int64")
-    ints["_part"] = bars["_part"].to_numpy()
-    return pd.DataFrame(ints, index=bars.index).duplicated(keep=False)
+def _duplicated_keys(codes: dict[str, tuple[np.ndarray, list[str]]], ts: np.ndarray, part: np.ndarray,
+                     rows: np.ndarray) -> np.ndarray:
+    """Among `rows`, those whose (part, symbol, exchange, interval, ts) another of them shares: on
+    integer codes (hashing a million object strings per key column was most of the check)."""
+    ints = {c: codes[c][0][rows] for c in ("symbol", "exchange", "interval")}
+    ints["ts"] = ts[rows]
+    ints["_part"] = part[rows]
+    return pd.DataFrame(ints).duplicated(keep=False).to_numpy()
+
+
+def _join_reasons(reasons: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    has, new = reasons != "", rules != ""
+    if not new.any():
+        return reasons
+    return np.where(has & new, reasons + "; " + rules, reasons + rules)
 
 
 def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
@@ -249,28 +267,32 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
     """`validate` for a group of files parsed as one batch (rows of file k: bounds[k]:bounds[k+1]),
     with the same rules and per-file meaning: duplicates are within a file, and a file whose every
     row carries one unaccepted interval/exchange/symbol is refused alone (`refused`)."""
-    bars = batch.bars.reset_index(drop=True)
+    bars = batch.bars
+    if not bars.index.equals(pd.RangeIndex(len(bars))):
+        bars = bars.reset_index(drop=True)
     n_parts = len(sources)
     part = np.repeat(np.arange(n_parts), np.diff(bounds))
-    reasons = batch.parse_errors.reset_index(drop=True).copy()
-    vocab, refused = _vocabulary_by_part(ParsedBatch(bars=bars, raw=batch.raw, row_numbers=batch.row_numbers,
-                                                     parse_errors=reasons), part, sources)
-    for rules in (vocab, bar_rule_violations(bars, now)):
-        if (rules != "").any():
-            both = (reasons != "") & (rules != "")
-            reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+    codes = {c: _codes(bars[c]) for c in ("symbol", "exchange", "interval")}
+    reasons = batch.parse_errors.to_numpy(dtype=object)
+    vocab, refused = _vocabulary_by_part(codes, part, sources)
+    if vocab is not None:
+        reasons = _join_reasons(reasons, vocab)
+    sym_codes, sym_text = codes["symbol"]
+    missing_symbol = np.array([t == "" for t in sym_text], dtype=bool)[sym_codes]
+    reasons = _join_reasons(reasons, bar_rule_violations(bars, now, missing_symbol).to_numpy(dtype=object))
+    reasons = pd.Series(reasons, index=bars.index, dtype=object)
     kept = ~np.isin(part, list(refused))  # a refused file: none of its rows is loaded or quarantined
 
     ok = (reasons == "").to_numpy() & kept
     key = list(BARS.key)
-    keyed = bars.assign(_part=part)
     pkey = ["_part", *key]
-    valid = keyed[ok]
-    dup_any = _duplicated_keys(valid)
     duplicates = np.zeros(n_parts, dtype="int64")
     lines = batch.row_numbers.reset_index(drop=True)
-    if dup_any.any():
-        dups = valid[dup_any]
+    ts = bars["ts"].to_numpy(dtype="datetime64[ns]").view("int64")
+    ok_rows = np.flatnonzero(ok)
+    dup_rows = ok_rows[_duplicated_keys(codes, ts, part, ok_rows)]
+    if len(dup_rows):
+        dups = bars.iloc[dup_rows].assign(_part=part[dup_rows])
         conflicting = dups.groupby(pkey, dropna=False)[BARS.compare_columns].transform(
             lambda col: col.nunique(dropna=False) > 1).any(axis=1)
         for _, group in dups[conflicting].groupby(pkey, dropna=False):
@@ -311,7 +333,7 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
                .sort_values("_part", kind="stable", ignore_index=True))
     rejected_part = rejected.pop("_part").to_numpy(dtype="int64")
     return ValidatedGroup(
-        checked=Validated(bars=bars[ok], actions=actions.drop(columns="_part"), rejected=rejected,
+        checked=Validated(bars=bars if ok.all() else bars[ok], actions=actions.drop(columns="_part"), rejected=rejected,
                           duplicates_in_source=int(duplicates.sum())),
         bar_part=part[ok], action_part=actions["_part"].to_numpy(dtype="int64"),
         rejected_part=rejected_part, duplicates=duplicates, refused=refused)

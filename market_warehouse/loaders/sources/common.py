@@ -366,4 +366,4 @@ def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
             data[col] = np.full(n, np.nan)
         else:
             data[col] = pd.Series(val, index=index).to_numpy(dtype="float64", na_value=np.nan)
-    return pd.DataFrame(data, index=index)
+    return pd.DataFrame(data, index=index, copy=False)  # no consolidation copy of every column
