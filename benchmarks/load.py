@@ -2,7 +2,7 @@
 
 Rows: the 40 Alpha Vantage daily files of data/sample (~204k bars). Each method starts from an
 empty raw.bars (a fresh database per method, so chunk creation and index growth are the same).
-- loader: `load_files` end to end (read, parse, validate, write, audit) in its usual transaction per file;
+- loader: `load_files` end to end (read, parse, validate, write, audit), as `mwh load csv` runs it;
 - \\copy: psql's client-side COPY of the same rows, prepared beforehand as one CSV in file order
   (on DuckDB the same file through DuckDB's own COPY);
 - to_sql: pandas with SQLAlchemy (psycopg 3), the same frame, in one call.
