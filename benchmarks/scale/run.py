@@ -481,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench-scale: {exc}", file=sys.stderr)
             return 2
         log(f"generated {data} in {time.perf_counter() - t:.0f} s from {manifest['source']}")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    log(f"bench-scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
+        f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     if args.size == "minute" or (args.minute_bars and not manifest["daily_bars"]):
         for target in args.targets.split(","):
             work = REPO / ".bench" / "scale" / f"{data.name}_{target}_bulk"
@@ -488,14 +491,12 @@ def main(argv: list[str] | None = None) -> int:
             (work / f"{target}.log").unlink(missing_ok=True)
             pg = pg_server() if target != "duckdb" else None
             bench_minute(target, data, manifest, work, pg)
+        log(f"load average at the end {os.getloadavg()[0]:.1f}")
         return 0
     if not manifest["daily_bars"]:
         print(f"bench-scale: size {args.size} has no daily bars; this benchmark measures the daily set",
               file=sys.stderr)
         return 2
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    log(f"bench-scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
-        f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     pg = None
     for target in args.targets.split(","):
         work = REPO / ".bench" / "scale" / (f"{args.size}_{target}{'_bulk' if args.bulk_load else ''}"
