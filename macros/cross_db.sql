@@ -325,7 +325,9 @@
 {% macro duckdb__mwh_newest_per_key(relation, key, newest_first) -%}
     select *
     from {{ relation }}
-    qualify row_number() over (partition by {{ key | join(', ') }} order by {{ newest_first | join(', ') }}) = 1
+    qualify row_number() over (
+        partition by {{ key | join(', ') }} order by {{ newest_first | join(', ') }}
+    ) = 1
 {%- endmacro %}
 
 
@@ -453,4 +455,16 @@
 
 {% macro default__mwh_named_window(name, definition) -%}
     {{ name }}
+{%- endmacro %}
+
+{#- Seconds of `end_ts - start_ts` as extract(epoch from <interval>) (Spark cannot extract an epoch
+    from an interval). -#}
+{% macro mwh_epoch_of_difference(end_ts, start_ts) -%}
+    {{ return(adapter.dispatch('mwh_epoch_of_difference', 'market_warehouse')(end_ts, start_ts)) }}
+{%- endmacro %}
+
+{% macro default__mwh_epoch_of_difference(end_ts, start_ts) -%}
+    extract(epoch from
+        {{ end_ts }} - {{ start_ts }}
+    )
 {%- endmacro %}

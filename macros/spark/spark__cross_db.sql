@@ -197,3 +197,7 @@
             ~ (missing | join(', ') or 'none') ~ "; not declared " ~ (extra | join(', ') or 'none')) }}
     {%- endif -%}
 {%- endmacro %}
+
+{% macro spark__mwh_epoch_of_difference(end_ts, start_ts) -%}
+    {{ spark__mwh_seconds_between(start_ts, end_ts) }}
+{%- endmacro %}

@@ -62,9 +62,9 @@ intraday_lag as (
         latest.last_ts,
         count(sessions.session_date) as sessions_behind,
         coalesce(sum(
-            extract(epoch from
-                least(sessions.close_utc, current_timestamp) - greatest(sessions.open_utc, latest.last_ts)
-            ) / 60
+            {{ mwh_epoch_of_difference(
+                'least(sessions.close_utc, current_timestamp)', 'greatest(sessions.open_utc, latest.last_ts)'
+            ) }} / 60
         ), 0) as open_minutes_behind
     from latest
     left join {{ ref('int_market__trading_sessions') }} as sessions

@@ -26,9 +26,10 @@ typed as (
 
 ),
 
+{%- set action_key = ['symbol', 'exchange', 'ex_date', 'action'] %}
 newest_load as (
 
-    {{ mwh_newest_per_key('typed', ['symbol', 'exchange', 'ex_date', 'action'], ['loaded_at desc', 'run_id desc']) | indent(4) }}
+    {{ mwh_newest_per_key('typed', action_key, ['loaded_at desc', 'run_id desc']) | indent(4) }}
 
 ),
 
