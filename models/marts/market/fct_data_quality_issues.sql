@@ -198,12 +198,15 @@ adjusted_close_share as (
         end_date,
         outside_bars as issue_count,
         cast(round(cast(100 * share_within as numeric), 2) as {{ mwh_varchar() }}) || '% of '
-        || cast(compared_bars as {{ mwh_varchar() }}) || ' bars within ' || cast({{ tolerance * 100 }} as {{ mwh_varchar() }})
+        || cast(compared_bars as {{ mwh_varchar() }}) || ' bars within '
+        || cast({{ tolerance * 100 }} as {{ mwh_varchar() }})
         || '% of the vendor''s adjusted close (minimum ' || cast({{ min_share * 100 }} as {{ mwh_varchar() }}) || '%)'
         || case
             when unacknowledged_bars < compared_bars
                 then
-                    '; ' || coalesce(cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as {{ mwh_varchar() }}), '-')
+                    '; ' || coalesce(
+                        cast(round(cast(100 * share_within_unacknowledged as numeric), 2) as {{ mwh_varchar() }}), '-'
+                    )
                     || '% of the ' || cast(unacknowledged_bars as {{ mwh_varchar() }}) || ' bars not acknowledged'
             else ''
         end as detail,
@@ -248,7 +251,8 @@ stale_sources as (
         1 as issue_count,
         'last ' || bar_interval || ' bar ' || cast({{ mwh_utc_date('last_ts') }} as {{ mwh_varchar() }}) || '; '
         || case
-            when bar_interval in ('1d', '1wk') then cast(sessions_behind as {{ mwh_varchar() }}) || ' sessions closed since'
+            when bar_interval in ('1d', '1wk')
+                then cast(sessions_behind as {{ mwh_varchar() }}) || ' sessions closed since'
             else
                 cast(cast(round(cast(open_minutes_behind as numeric), 0) as bigint) as {{ mwh_varchar() }})
                 || ' open-market minutes since'

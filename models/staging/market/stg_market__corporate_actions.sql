@@ -26,7 +26,7 @@ typed as (
 
 ),
 
-{%- set action_key = ['symbol', 'exchange', 'ex_date', 'action'] %}
+{% set action_key = ['symbol', 'exchange', 'ex_date', 'action'] %}
 newest_load as (
 
     {{ mwh_newest_per_key('typed', action_key, ['loaded_at desc', 'run_id desc']) | indent(4) }}
