@@ -1,5 +1,5 @@
 """Public marts carry enforced contracts (column names and types), `access: public` and an owning group
-(models/groups.yml), and a contract violation fails the build, on DuckDB and PostgreSQL.
+(models/groups.yml), and a contract violation fails the build.
 
 The violation is made in a copy of the project (a column's declared type changed; a column added to the
 model's SQL): the build of that model fails with dbt's contract error, while the untouched copy builds.
@@ -14,8 +14,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 from market_fixtures import Warehouse, load_sample
@@ -114,7 +112,5 @@ def check_enforced(kind: str, tmp_path: Path) -> None:
 def test_contract_violation_fails_the_build_duckdb(duckdb_target, tmp_path):
     check_enforced("duckdb", tmp_path)
 
-
-@pytest.mark.postgres
-def test_contract_violation_fails_the_build_postgres(postgres_target, tmp_path):
-    check_enforced("postgres", tmp_path)
+# On PostgreSQL every build of a contracted mart (test_market_incremental, test_semantic_layer, ...) checks the
+# declared types on real rows; that a violation fails the build is dbt's own behaviour, shown here once.
