@@ -134,13 +134,46 @@ def _records(batch: ParsedBatch, index: pd.Index) -> list[str]:
     return [json.dumps(r, ensure_ascii=False) for r in batch.raw.loc[index].to_dict(orient="records")]
 
 
+def _join_reasons(reasons: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """Per row: the reasons so far and the new rules' reasons, '; '-joined ('' = none)."""
+    has, new = reasons != "", rules != ""
+    if not new.any():
+        return reasons
+    return np.where(has & new, reasons + "; " + rules, reasons + rules)
+
+
+def _sort_out_duplicates(dups: pd.DataFrame, by: list[str], lines: pd.Series, reasons: pd.Series
+                         ) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows that share a key (`by`): where their values differ, every one of them gets the reason
+    naming all their lines (into `reasons`); the others are identical repeats. Returns those rows and,
+    over them, the repeats after the first (dropped, counted as duplicates in the source)."""
+    key = list(BARS.key)
+    conflicting = dups.groupby(by, dropna=False)[BARS.compare_columns].transform(
+        lambda col: col.nunique(dropna=False) > 1).any(axis=1)
+    for _, group in dups[conflicting].groupby(by, dropna=False):
+        where = ", ".join(str(n) for n in lines.loc[group.index])
+        reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
+                                    f"with different values on lines {where}")
+    identical = dups[~conflicting]
+    return identical, identical.duplicated(subset=by + BARS.compare_columns, keep="first")
+
+
+def _malformed_rows(malformed: list[tuple[int | None, str]]) -> pd.DataFrame:
+    """Quarantine rows of lines whose field count does not match the header."""
+    return pd.DataFrame({
+        "row_number": [n if n is not None else -1 for n, _ in malformed],
+        "record": [json.dumps({"line": text}, ensure_ascii=False) for _, text in malformed],
+        "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
+                   for _, t in malformed],
+    })
+
+
 def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
     bars = batch.bars
     reasons = batch.parse_errors.copy()
     for rules in (vocabulary_violations(batch), bar_rule_violations(bars, now)):
-        if (rules != "").any():
-            both = (reasons != "") & (rules != "")
-            reasons = pd.Series(np.where(both, reasons + "; " + rules, reasons + rules), index=bars.index)
+        reasons = pd.Series(_join_reasons(reasons.to_numpy(dtype=object), rules.to_numpy(dtype=object)),
+                            index=bars.index)
 
     ok = reasons == ""
     key = list(BARS.key)
@@ -148,17 +181,7 @@ def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
     dup_any = valid.duplicated(subset=key, keep=False)
     duplicates_in_source = 0
     if dup_any.any():
-        dups = valid[dup_any]
-        compare = key + BARS.compare_columns
-        conflicting = dups.groupby(key, dropna=False)[BARS.compare_columns].transform(
-            lambda col: col.nunique(dropna=False) > 1).any(axis=1)
-        lines = batch.row_numbers
-        for _, group in dups[conflicting].groupby(key, dropna=False):
-            where = ", ".join(str(n) for n in lines.loc[group.index])
-            reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
-                                        f"with different values on lines {where}")
-        identical = dups[~conflicting]
-        repeat = identical.duplicated(subset=compare, keep="first")
+        identical, repeat = _sort_out_duplicates(valid[dup_any], key, batch.row_numbers, reasons)
         duplicates_in_source = int(repeat.sum())
         ok = reasons == ""
         ok.loc[identical.index[repeat.values]] = False
@@ -171,12 +194,8 @@ def validate(batch: ParsedBatch, now: pd.Timestamp | None = None) -> Validated:
         "reason": reasons.loc[bad_idx].values,
     })
     if batch.malformed:
-        rejected = pd.concat([rejected, pd.DataFrame({
-            "row_number": [n if n is not None else -1 for n, _ in batch.malformed],
-            "record": [json.dumps({"line": text}, ensure_ascii=False) for _, text in batch.malformed],
-            "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
-                       for _, t in batch.malformed],
-        })], ignore_index=True).sort_values("row_number", ignore_index=True)
+        rejected = pd.concat([rejected, _malformed_rows(batch.malformed)],
+                             ignore_index=True).sort_values("row_number", ignore_index=True)
 
     actions = batch.actions
     if "_src" in actions.columns:
@@ -237,10 +256,7 @@ def _vocabulary_by_part(codes: dict[str, tuple[np.ndarray, list[str]]], part: np
         np.maximum.at(hi, part, col_codes)
         for k in np.flatnonzero((size > 0) & (n_bad == size) & (lo == hi)):
             refused.setdefault(int(k), f"{sources[k]}: {why[lo[k]]}; nothing loaded")
-        if reasons is None:
-            reasons = failing
-        else:
-            reasons = np.where((reasons != "") & is_bad, reasons + "; " + failing, reasons + failing)
+        reasons = failing if reasons is None else _join_reasons(reasons, failing)
     return reasons, refused
 
 
@@ -252,13 +268,6 @@ def _duplicated_keys(codes: dict[str, tuple[np.ndarray, list[str]]], ts: np.ndar
     ints["ts"] = ts[rows]
     ints["_part"] = part[rows]
     return pd.DataFrame(ints).duplicated(keep=False).to_numpy()
-
-
-def _join_reasons(reasons: np.ndarray, rules: np.ndarray) -> np.ndarray:
-    has, new = reasons != "", rules != ""
-    if not new.any():
-        return reasons
-    return np.where(has & new, reasons + "; " + rules, reasons + rules)
 
 
 def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
@@ -293,14 +302,7 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
     dup_rows = ok_rows[_duplicated_keys(codes, ts, part, ok_rows)]
     if len(dup_rows):
         dups = bars.iloc[dup_rows].assign(_part=part[dup_rows])
-        conflicting = dups.groupby(pkey, dropna=False)[BARS.compare_columns].transform(
-            lambda col: col.nunique(dropna=False) > 1).any(axis=1)
-        for _, group in dups[conflicting].groupby(pkey, dropna=False):
-            where = ", ".join(str(n) for n in lines.loc[group.index])
-            reasons.loc[group.index] = (f"duplicate key ({', '.join(str(group.iloc[0][k]) for k in key)}) "
-                                        f"with different values on lines {where}")
-        identical = dups[~conflicting]
-        repeat = identical.duplicated(subset=pkey + BARS.compare_columns, keep="first")
+        identical, repeat = _sort_out_duplicates(dups, pkey, lines, reasons)
         duplicates = np.bincount(identical["_part"][repeat].to_numpy(), minlength=n_parts).astype("int64")
         ok = (reasons == "").to_numpy() & kept
         ok[identical.index[repeat.values]] = False
@@ -315,13 +317,9 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
     })
     extra = [(k, n, t) for k, rows in enumerate(malformed) if k not in refused for n, t in rows]
     if extra:
-        rejected = pd.concat([rejected, pd.DataFrame({
-            "row_number": [n if n is not None else -1 for _, n, _ in extra],
-            "record": [json.dumps({"line": t}, ensure_ascii=False) for _, _, t in extra],
-            "reason": [f"malformed row: {len(next(csv.reader([t])))} fields do not match the header"
-                       for _, _, t in extra],
-            "_part": [k for k, _, _ in extra],
-        })], ignore_index=True).sort_values(["_part", "row_number"], ignore_index=True, kind="stable")
+        rows = _malformed_rows([(n, t) for _, n, t in extra]).assign(_part=[k for k, _, _ in extra])
+        rejected = pd.concat([rejected, rows], ignore_index=True).sort_values(
+            ["_part", "row_number"], ignore_index=True, kind="stable")
 
     actions = batch.actions
     if "_src" in actions.columns:
