@@ -456,15 +456,3 @@
 {% macro default__mwh_named_window(name, definition) -%}
     {{ name }}
 {%- endmacro %}
-
-{#- Seconds of `end_ts - start_ts` as extract(epoch from <interval>) (Spark cannot extract an epoch
-    from an interval). -#}
-{% macro mwh_epoch_of_difference(end_ts, start_ts) -%}
-    {{ return(adapter.dispatch('mwh_epoch_of_difference', 'market_warehouse')(end_ts, start_ts)) }}
-{%- endmacro %}
-
-{% macro default__mwh_epoch_of_difference(end_ts, start_ts) -%}
-    extract(epoch from
-        {{ end_ts }} - {{ start_ts }}
-    )
-{%- endmacro %}

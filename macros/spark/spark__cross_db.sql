@@ -198,6 +198,4 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro spark__mwh_epoch_of_difference(end_ts, start_ts) -%}
-    {{ spark__mwh_seconds_between(start_ts, end_ts) }}
-{%- endmacro %}
+

@@ -62,8 +62,8 @@ intraday_lag as (
         latest.last_ts,
         count(sessions.session_date) as sessions_behind,
         coalesce(sum(
-            {{ mwh_epoch_of_difference(
-                'least(sessions.close_utc, current_timestamp)', 'greatest(sessions.open_utc, latest.last_ts)'
+            {{ mwh_seconds_between(
+                'greatest(sessions.open_utc, latest.last_ts)', 'least(sessions.close_utc, current_timestamp)'
             ) }} / 60
         ), 0) as open_minutes_behind
     from latest
