@@ -420,13 +420,9 @@
 {%- endmacro %}
 
 {#- A numeric expression as a double (extract(epoch ...) and numeric arithmetic are numeric on
-    PostgreSQL, DOUBLE on DuckDB). -#}
+    PostgreSQL, DOUBLE on DuckDB): a cast to the target's double type, mwh_double(). -#}
 {% macro mwh_as_double(expr) -%}
-    {{ return(adapter.dispatch('mwh_as_double', 'market_warehouse')(expr)) }}
-{%- endmacro %}
-
-{% macro default__mwh_as_double(expr) -%}
-    cast({{ expr }} as double precision)
+    cast({{ expr }} as {{ mwh_double() }})
 {%- endmacro %}
 
 {#- The keyword that makes a CTE materialized (computed once) where the engine has it; Spark has not. -#}
