@@ -69,8 +69,9 @@ class Replay:
         await ws.wait_closed()
 
     def snapshot(self) -> dict:
-        """The exchange's book at the replay position: the capture's snapshot + every diff up to it
-        (the left-out one included: the exchange's book has it)."""
+        """The exchange's book at the replay position: the capture's snapshot + every BTCUSDT diff up to
+        it (the left-out one included: the exchange's book has it). A replay that adds other symbols'
+        copies of the diffs (test_stream_two_symbols.py) serves this same book for each of them."""
         upto = self.sent_upto
         b = bookmod.BookBuilder("BTCUSDT", "BINANCE", levels=1)
         last_e = None
@@ -78,7 +79,7 @@ class Replay:
             m = self.items[i]
             if self.is_snapshot[i]:
                 b.snapshot(None, m["lastUpdateId"], m["bids"], m["asks"])
-            elif m["data"]["e"] == "depthUpdate":
+            elif m["data"]["e"] == "depthUpdate" and m["data"]["s"] == "BTCUSDT":
                 d = m["data"]
                 b.diff(bookmod.Diff(d["E"], d["U"], d["u"], d["pu"], d["b"], d["a"]))
                 last_e = d["E"]
@@ -124,6 +125,33 @@ def _serve(replay: Replay):
     return box, http
 
 
+def _stream(replay: Replay, target: Target, monkeypatch, symbols: list[str]):
+    """`mwh stream binance` for `symbols` against the replay (websocket and REST snapshot URLs as
+    settings) until it has sent everything; the servers are stopped after. Returns the stream's stats."""
+    box, http = _serve(replay)
+    try:
+        monkeypatch.setenv("MWH_BINANCE_WS_URL", f"ws://127.0.0.1:{box['ws_port']}/stream")
+        monkeypatch.setenv("MWH_BINANCE_SNAPSHOT_URL",
+                           f"http://127.0.0.1:{http.server_address[1]}/fapi/v1/depth?symbol={{symbol}}")
+        config = StreamConfig.from_env(symbols, ["trade", "depth", "bookTicker"], batch_seconds=0.5,
+                                       buffer=2_000, max_messages=replay.to_send, max_seconds=300)
+        with open_sink(target, tables=ALL_TICK_TABLES) as sink:
+            return run_stream(sink, config)
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        http.shutdown()
+
+
+def _file_load(lines: list[str], tmp_path) -> Target:
+    """The same capture loaded from a file (`mwh load ticks`), into a DuckDB file of its own."""
+    path = capture.write(tmp_path / "capture.txt", lines)
+    file_target = Target(name="duckdb", type="duckdb", path=str(tmp_path / "file.duckdb"))
+    with open_sink(file_target, tables=ALL_TICK_TABLES) as fsink:
+        [report] = load_tick_files(fsink, [path], "binance-ws")
+        assert report.status == "success"
+    return file_target
+
+
 def _frame(sink, table: str, columns: str, order: str) -> pd.DataFrame:
     rows = sink.query(f"select {columns} from raw.{table} order by {order}")
     frame = pd.DataFrame(rows, columns=[c.strip() for c in columns.split(",")])
@@ -141,30 +169,14 @@ def target(request):
 def test_replayed_stream_equals_file_load(target: Target, tmp_path, monkeypatch):
     lines = capture.lines(STREAM_LINES)
     replay = Replay(lines)
-    box, http = _serve(replay)
-    try:
-        monkeypatch.setenv("MWH_BINANCE_WS_URL", f"ws://127.0.0.1:{box['ws_port']}/stream")
-        monkeypatch.setenv("MWH_BINANCE_SNAPSHOT_URL",
-                           f"http://127.0.0.1:{http.server_address[1]}/fapi/v1/depth?symbol={{symbol}}")
-        config = StreamConfig.from_env(["BTCUSDT"], ["trade", "depth", "bookTicker"], batch_seconds=0.5,
-                                       buffer=2_000, max_messages=replay.to_send, max_seconds=300)
-        with open_sink(target, tables=ALL_TICK_TABLES) as sink:
-            stats = run_stream(sink, config)
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        http.shutdown()
+    stats = _stream(replay, target, monkeypatch, ["BTCUSDT"])
     assert stats.messages == replay.to_send
     assert stats.connects == 2 and replay.connections == 2
     assert stats.gaps == 1
     assert stats.max_queue <= 2_000  # bounded: the reader waited instead of growing the buffer
     assert stats.snapshots >= 3  # at start, after the reconnect, after the gap
 
-    # The same capture loaded from the file, into a DuckDB file of its own.
-    path = capture.write(tmp_path / "capture.txt", lines)
-    file_target = Target(name="duckdb", type="duckdb", path=str(tmp_path / "file.duckdb"))
-    with open_sink(file_target, tables=ALL_TICK_TABLES) as fsink:
-        [report] = load_tick_files(fsink, [path], "binance-ws")
-        assert report.status == "success"
+    file_target = _file_load(lines, tmp_path)
 
     with open_sink(target, tables=ALL_TICK_TABLES) as sink, open_sink(file_target, tables=ALL_TICK_TABLES) as fsink:
         specs = {

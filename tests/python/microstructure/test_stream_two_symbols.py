@@ -7,17 +7,13 @@ write path is the file load's, tested on TimescaleDB in test_stream_replay.py.""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from market_warehouse.config import Target
-from market_warehouse.loaders import book as bookmod
 from market_warehouse.loaders.sinks import open_sink
-from market_warehouse.loaders.ticks import ALL_TICK_TABLES, load_tick_files
-from market_warehouse.stream.binance import StreamConfig, run_stream
+from market_warehouse.loaders.ticks import ALL_TICK_TABLES
 from tests.python.microstructure import capture
-from tests.python.microstructure.test_stream_replay import Replay, _frame, _serve
+from tests.python.microstructure.test_stream_replay import Replay, _file_load, _frame, _stream
 
 LINES = 8_000  # the snapshot (line 55) and ~550 diffs, ~30 s of market time
 
@@ -27,8 +23,8 @@ def _renamed(text: str) -> str:
 
 
 class TwoSymbolReplay(Replay):
-    """Every stream message followed by its ETHUSDT copy; the snapshot is the BTCUSDT book (the copy's
-    book is the same)."""
+    """Every stream message followed by its ETHUSDT copy; the snapshot (Replay's) is the BTCUSDT book,
+    the copy's book being the same."""
 
     def __init__(self, lines: list[str]):
         doubled = []
@@ -39,50 +35,16 @@ class TwoSymbolReplay(Replay):
                 doubled.append(f"{ns} {_renamed(body)}")
         super().__init__(doubled, gap=False, disconnect=False)
 
-    def snapshot(self) -> dict:
-        upto = self.sent_upto
-        b = bookmod.BookBuilder("BTCUSDT", "BINANCE", levels=1)
-        last_e = None
-        for i in range(upto):
-            m = self.items[i]
-            if self.is_snapshot[i]:
-                b.snapshot(None, m["lastUpdateId"], m["bids"], m["asks"])
-            elif m["data"]["e"] == "depthUpdate" and m["data"]["s"] == "BTCUSDT":
-                d = m["data"]
-                b.diff(bookmod.Diff(d["E"], d["U"], d["u"], d["pu"], d["b"], d["a"]))
-                last_e = d["E"]
-        if b.status != "valid":
-            snap = self.items[self.is_snapshot.index(True)]
-        else:
-            snap = {**b.full_book(), "E": last_e, "T": last_e}
-        self.snapshots_served.append(snap["lastUpdateId"])
-        return json.loads(json.dumps(snap))
-
 
 def test_two_symbols_each_equal_the_file_load(duckdb_target: Target, tmp_path, monkeypatch):
     lines = capture.lines(LINES)
     replay = TwoSymbolReplay(lines)
-    box, http = _serve(replay)
-    try:
-        monkeypatch.setenv("MWH_BINANCE_WS_URL", f"ws://127.0.0.1:{box['ws_port']}/stream")
-        monkeypatch.setenv("MWH_BINANCE_SNAPSHOT_URL",
-                           f"http://127.0.0.1:{http.server_address[1]}/fapi/v1/depth?symbol={{symbol}}")
-        config = StreamConfig.from_env(["BTCUSDT", "ETHUSDT"], ["trade", "depth", "bookTicker"], batch_seconds=0.5,
-                                       buffer=2_000, max_messages=replay.to_send, max_seconds=300)
-        with open_sink(duckdb_target, tables=ALL_TICK_TABLES) as sink:
-            stats = run_stream(sink, config)
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        http.shutdown()
+    stats = _stream(replay, duckdb_target, monkeypatch, ["BTCUSDT", "ETHUSDT"])
     assert stats.messages == replay.to_send
     assert stats.gaps == 0
     assert stats.snapshots >= 2  # one per symbol
 
-    path = capture.write(tmp_path / "capture.txt", lines)
-    file_target = Target(name="duckdb", type="duckdb", path=str(tmp_path / "file.duckdb"))
-    with open_sink(file_target, tables=ALL_TICK_TABLES) as fsink:
-        [report] = load_tick_files(fsink, [path], "binance-ws")
-        assert report.status == "success"
+    file_target = _file_load(lines, tmp_path)
 
     specs = {
         "trades": ("ts, symbol, exchange, trade_id, price, quantity, is_buyer_maker, event_ts", "symbol, trade_id"),
