@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABLES
+from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABLES, Table
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 
 _DAILY_COLS = ("{'timestamp': 'DATE', 'open': 'DOUBLE', 'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', "
@@ -95,6 +95,14 @@ def land_duckdb(path: Path, folder: Path, kind: str) -> tuple[float, int]:
     return seconds, n
 
 
+def copy_csv_file(conn: psycopg.Connection, table: Table, csv_path: Path) -> None:
+    """COPY a header-less CSV file in the table's column order into it (client side, 1 MiB reads)."""
+    sql = f"copy {table.qualified} ({', '.join(table.column_names)}) from stdin (format csv)"
+    with conn.cursor() as cur, csv_path.open("rb") as f, cur.copy(sql) as cp:
+        while data := f.read(1 << 20):
+            cp.write(data)
+
+
 def land_postgres(conninfo: str, folder: Path, kind: str, work: Path) -> tuple[float, int]:
     """The same rows by COPY (CSV, client side) into raw.bars / raw.corporate_actions of `conninfo`.
     The CSVs are written by DuckDB first (not timed)."""
@@ -117,11 +125,8 @@ def land_postgres(conninfo: str, folder: Path, kind: str, work: Path) -> tuple[f
         started = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
         t = time.perf_counter()
         before = conn.execute("select count(*) from raw.bars").fetchone()[0]
-        for name, (csv_path, table, _) in files.items():
-            sql = f"copy raw.{name} ({', '.join(table.column_names)}) from stdin (format csv)"
-            with conn.cursor() as cur, csv_path.open("rb") as f, cur.copy(sql) as cp:
-                while data := f.read(1 << 20):
-                    cp.write(data)
+        for csv_path, table, _ in files.values():
+            copy_csv_file(conn, table, csv_path)
         n = conn.execute("select count(*) from raw.bars").fetchone()[0] - before
         conn.execute(_run_row(run_id, kind, folder, n, started))
         conn.execute("analyze raw.bars")

@@ -151,10 +151,7 @@ def pg_baseline(folder: Path, conninfo: str, work: Path) -> tuple[float, int]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("set timezone = 'UTC'")
         t = time.perf_counter()
-        sql = f"copy raw.bars ({', '.join(BARS.column_names)}) from stdin (format csv)"
-        with conn.cursor() as cur, csv_path.open("rb") as f, cur.copy(sql) as cp:
-            while data := f.read(1 << 20):
-                cp.write(data)
+        bulk.copy_csv_file(conn, BARS, csv_path)
         seconds = time.perf_counter() - t
         n = conn.execute("select count(*) from raw.bars").fetchone()[0]
     return seconds, n
