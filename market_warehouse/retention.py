@@ -26,8 +26,7 @@ from datetime import UTC, datetime, timedelta
 import yaml
 
 from market_warehouse.config import Target, load_target, project_dir
-from market_warehouse.loaders.schema import BARS
-from market_warehouse.loaders.ticks import TICK_POLICY_DEFAULTS, tick_deletions, tick_policies
+from market_warehouse.loaders.schema import BARS, TICK_TABLES
 from market_warehouse.ml.schema import AGENT_DECISIONS, PREDICTIONS, SIGNALS
 
 DEFAULTS: dict[str, int | None] = {
@@ -35,14 +34,24 @@ DEFAULTS: dict[str, int | None] = {
     "mwh_minute_bars_retention_days": None,
     "mwh_ml_compress_after_days": 30,
     "mwh_ml_retention_days": None,
-    **TICK_POLICY_DEFAULTS,  # mwh_ticks_compress_after_days (7), mwh_ticks_retention_days (null): raw tick tables
+    # Ticks are the bulk of the raw data (a day of one symbol's book is ~0.5 GB as text): their chunks
+    # compress after a week by default.
+    "mwh_ticks_compress_after_days": 7,
+    "mwh_ticks_retention_days": None,
 }
 
-# ML hypertables: (table, time column, compression segment column)
+# ML hypertables: (table, time column, compression segment columns)
 ML_HYPERTABLES = (
     (PREDICTIONS, PREDICTIONS.hypertable_time, "model_id"),
     (SIGNALS, SIGNALS.hypertable_time, "strategy"),
     (AGENT_DECISIONS, AGENT_DECISIONS.hypertable_time, "agent_id"),
+)
+# Raw tick hypertables, the same shape: one symbol's messages in time order compress best.
+TICK_HYPERTABLES = tuple((t, "ts", "symbol, exchange") for t in TICK_TABLES)
+# Hypertables whose chunks are compressed and dropped by age: (tables, compress var, retention var).
+AGED_HYPERTABLES = (
+    (ML_HYPERTABLES, "mwh_ml_compress_after_days", "mwh_ml_retention_days"),
+    (TICK_HYPERTABLES, "mwh_ticks_compress_after_days", "mwh_ticks_retention_days"),
 )
 MINUTE_RETENTION_PROC = "raw.mwh_minute_bars_retention"
 
@@ -88,10 +97,10 @@ def plan(conn, dialect: str, conf: dict[str, int | None], now: datetime | None =
     if conf["mwh_minute_bars_retention_days"]:
         wanted.append((BARS.qualified, "\"interval\" = '1m' and ts < ?",
                        now - timedelta(days=conf["mwh_minute_bars_retention_days"])))
-    if conf["mwh_ml_retention_days"]:
-        cutoff = now - timedelta(days=conf["mwh_ml_retention_days"])
-        wanted += [(t.qualified, f"{col} < ?", cutoff) for t, col, _ in ML_HYPERTABLES]
-    wanted += tick_deletions(conf, now)
+    for tables, _, retention_var in AGED_HYPERTABLES:
+        if conf[retention_var]:
+            cutoff = now - timedelta(days=conf[retention_var])
+            wanted += [(t.qualified, f"{col} < ?", cutoff) for t, col, _ in tables]
     out = []
     for table, where, cutoff in wanted:
         if not _table_exists(conn, dialect, table):
@@ -178,16 +187,18 @@ def install_policies(conn, conf: dict[str, int | None]) -> list[str]:
             done.append(f"{BARS.qualified}: delete 1-minute bars older than {days} days (daily job)")
         else:
             done.append(f"{BARS.qualified}: 1-minute bars kept")
-    for table, col, segment in ML_HYPERTABLES:
-        if not _is_hypertable(conn, table.qualified):
-            continue
-        done.append(_compression(conn, table.qualified, segment, col, conf["mwh_ml_compress_after_days"]))
-        conn.execute(f"select remove_retention_policy('{table.qualified}', if_exists => true)")
-        if conf["mwh_ml_retention_days"]:
-            conn.execute(f"select add_retention_policy('{table.qualified}', "
-                         f"drop_after => interval '{int(conf['mwh_ml_retention_days'])} days')")
-            done.append(f"{table.qualified}: drop chunks older than {conf['mwh_ml_retention_days']} days")
-    return done + tick_policies(conn, conf, _is_hypertable, _compression)
+    for tables, compress_var, retention_var in AGED_HYPERTABLES:
+        days = conf[retention_var]
+        for table, col, segment in tables:
+            if not _is_hypertable(conn, table.qualified):
+                continue
+            done.append(_compression(conn, table.qualified, segment, col, conf[compress_var]))
+            conn.execute(f"select remove_retention_policy('{table.qualified}', if_exists => true)")
+            if days:
+                conn.execute(f"select add_retention_policy('{table.qualified}', "
+                             f"drop_after => interval '{int(days)} days')")
+                done.append(f"{table.qualified}: drop chunks older than {days} days")
+    return done
 
 
 # ---- plumbing ----------------------------------------------------------------------------------

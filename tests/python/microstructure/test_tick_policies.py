@@ -13,11 +13,10 @@ import pytest
 
 from market_warehouse import retention
 from market_warehouse.cli import main
-from market_warehouse.loaders.ticks import TICK_POLICY_TABLES
 from tests.python.microstructure import capture
 
 LINES = 8_000  # the snapshot (line 55), ~550 diffs, ~1.7k trades: every tick table gets rows
-TABLES = [t.qualified for t, _, _ in TICK_POLICY_TABLES]
+TABLES = [t.qualified for t, _, _ in retention.TICK_HYPERTABLES]
 
 
 def _counts(conn) -> dict[str, int]:
