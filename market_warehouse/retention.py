@@ -237,9 +237,9 @@ def run(target_name: str | None, apply_: bool, policies: bool, minute_days: int 
             for line in install_policies(conn, conf):
                 out(f"policy: {line}")
             return 0
-        if not (conf["mwh_minute_bars_retention_days"] or conf["mwh_ml_retention_days"]
-                or conf["mwh_ticks_retention_days"]):
-            out("retention: nothing configured (dbt vars mwh_minute_bars_retention_days, mwh_ml_retention_days)")
+        retention_vars = ["mwh_minute_bars_retention_days", *(r for _, _, r in AGED_HYPERTABLES)]
+        if not any(conf[v] for v in retention_vars):
+            out(f"retention: nothing configured (dbt vars {', '.join(retention_vars)})")
             return 0
         deletions = plan(conn, target.dialect, conf, now)
         if not deletions:
