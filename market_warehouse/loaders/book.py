@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
-from bisect import bisect_left
+from bisect import bisect_left  # the rebuild's hot loop: a local name, no attribute lookup
 from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
@@ -64,25 +64,10 @@ class _Side:
     def clear(self) -> None:
         self.keys, self.qtys, self.text = [], [], {}
 
-    def set(self, price_s: str, qty_s: str) -> None:
-        price, qty = float(price_s), float(qty_s)
-        key = self.sign * price
-        i = bisect.bisect_left(self.keys, key)
-        present = i < len(self.keys) and self.keys[i] == key
-        if qty == 0:
-            if present:
-                del self.keys[i], self.qtys[i], self.text[key]
-            return
-        if present:
-            self.qtys[i] = qty
-        else:
-            self.keys.insert(i, key)
-            self.qtys.insert(i, qty)
-        self.text[key] = (price_s, qty_s)
-
     def update(self, levels, parsed: tuple | None = None) -> None:
-        """`set` for every [price, qty] of `levels` in order; `parsed`: their (prices, qtys) as floats
-        when the parser has them already (the hot loop of the rebuild, kept inline)."""
+        """Apply every [price, qty] (strings as sent) of `levels` in order: a quantity of 0 removes the
+        price, any other sets it. `parsed`: their (prices, qtys) as floats when the parser has them
+        already. The hot loop of the rebuild, kept inline."""
         if parsed is None:
             parsed = ([float(lvl[0]) for lvl in levels], [float(lvl[1]) for lvl in levels])
         keys, qtys, text, sign = self.keys, self.qtys, self.text, self.sign
