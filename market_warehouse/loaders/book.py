@@ -26,14 +26,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-try:
-    from orjson import dumps as _orjson_dumps
-
-    def _dumps(value) -> str:
-        return _orjson_dumps(value).decode()
-except ImportError:  # pragma: no cover - orjson is a dependency
-    def _dumps(value) -> str:
-        return json.dumps(value, separators=(",", ":"))
+from market_warehouse.loaders.sources.common import compact_json
 
 DEFAULT_LEVELS = 10
 BUFFER_LIMIT = 100_000  # diffs kept while waiting for a snapshot; older ones are counted, not kept
@@ -93,7 +86,7 @@ class _Side:
 
     def top(self, n: int) -> str:
         text = self.text
-        return _dumps([text[k] for k in self.keys[:n]])
+        return compact_json([text[k] for k in self.keys[:n]])
 
     def depth_within(self, limit_price: float) -> float:
         """Quantity at prices no worse than limit_price."""

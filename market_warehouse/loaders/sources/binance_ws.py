@@ -9,33 +9,21 @@ quarantine with its line number and the reason; nothing is dropped silently.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson  # parses and writes the capture's JSON several times faster than json
 import pandas as pd
-
-try:  # orjson parses and writes the capture's JSON several times faster; json is the fallback
-    import orjson
-
-    _loads = orjson.loads
-
-    def _dumps(value) -> str:
-        return orjson.dumps(value).decode()
-except ImportError:  # pragma: no cover - orjson is a dependency
-    _loads = json.loads
-
-    def _dumps(value) -> str:
-        return json.dumps(value, separators=(",", ":"))
 
 from market_warehouse.loaders.sources.common import (
     BAR_FIELDS,
     FORMATS,
     FormatError,
     ParsedBatch,
+    compact_json,
     vendor_format,
 )
 
@@ -106,7 +94,7 @@ def _levels(value, name: str, parsed: list | None = None) -> str:
         raise ValueError(f"{name}: a quantity is negative or not a number")
     if parsed is not None:
         parsed.append((prices, qtys))
-    return _dumps(value)
+    return compact_json(value)
 
 
 def _is_level(lvl) -> bool:
@@ -287,7 +275,7 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
         raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
                           f"({first[:80]!r})")
     rows = TickRows(exchange=exchange or "BINANCE", symbol=symbol)
-    loads = _loads
+    loads = orjson.loads
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if not line.strip():

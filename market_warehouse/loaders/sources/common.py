@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,6 +57,12 @@ class ParsedBatch:
 
 # Every vendor file format, by its `--format` name (filled by @vendor_format as the modules load).
 FORMATS: dict[str, Callable[..., ParsedBatch]] = {}
+
+
+def compact_json(value) -> str:
+    """JSON text without spaces (as json.dumps with separators=(",", ":")), by orjson: several times
+    faster on the millions of book levels a tick file holds."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass
