@@ -56,7 +56,11 @@ def _column(feature: dict) -> dict:
     return col
 
 
-def _key_columns(tested: bool = True) -> list[dict]:
+KEY_COLUMNS = ("symbol", "exchange", "ts", "feature_version")
+
+
+def _key_columns(tested: tuple[str, ...] = KEY_COLUMNS) -> list[dict]:
+    """The key columns, with a not_null test on those in `tested`."""
     cols = [
         {"name": "symbol", "data_type": "varchar", "description": '{{ doc("market_col_symbol") }}'},
         {"name": "exchange", "data_type": "varchar", "description": '{{ doc("market_col_exchange") }}'},
@@ -64,8 +68,8 @@ def _key_columns(tested: bool = True) -> list[dict]:
         {"name": "feature_version", "data_type": "integer",
          "description": '{{ doc("market_col_feature_version") }}'},
     ]
-    if tested:
-        for col in cols:
+    for col in cols:
+        if col["name"] in tested:
             col["data_tests"] = ["not_null"]
     return cols
 
@@ -107,11 +111,10 @@ def training_set_yaml(version: int = 2) -> str:
     label_docs = [("forward_return_1", True), ("forward_return_5", False), ("forward_return_20", False),
                   ("horizon_end_ts_1", False), ("horizon_end_ts_5", False), ("horizon_end_ts_20", False)]
     columns = [
-        *_key_columns(),
+        *_key_columns(tested=("symbol", "exchange", "ts")),
         *[_column(by_name[c]) for c in columns_of(version)],
         *_tail_columns(),
     ]
-    del columns[3]["data_tests"]  # feature_version: not tested here (as before)
     for name, required in label_docs:
         col = {"name": name, "data_type": "timestamp with time zone" if name.startswith("horizon") else FEATURE_TYPE,
                "description": '{{ doc("market_col_' + name + '") }}'}
@@ -148,7 +151,7 @@ def latest_features_yaml() -> str:
             "PostgreSQL/TimescaleDB). Columns as in fct_features_daily."),
         "config": dict(CONTRACT),
         "data_tests": [{"unique_combination": {"arguments": {"columns": ["symbol", "exchange"]}}}],
-        "columns": [*_key_columns(tested=False), *[_column(by_name[c]) for c in columns_of(latest)],
+        "columns": [*_key_columns(tested=()), *[_column(by_name[c]) for c in columns_of(latest)],
                     *_tail_columns()],
     }
     return _HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, width=110)
