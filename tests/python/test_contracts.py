@@ -10,31 +10,18 @@ both targets, so their declared types are checked there on real rows.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
-from market_fixtures import Warehouse, load_sample
+from market_fixtures import Warehouse, copy_project, load_sample
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "dim_symbols"  # a public mart with a contract and a cheap upstream (staging bars, two seeds)
 YML = Path("models/marts/market/dim_symbols.yml")
 SQL = Path("models/marts/market/dim_symbols.sql")
 BUILD = ["build", "--select", f"+{MODEL}", "--exclude-resource-type", "test", "unit_test"]
 RUN = ["run", "--select", MODEL]  # its parents built
-
-
-def copy_project(dest: Path) -> Path:
-    dest.mkdir()
-    for name in ("dbt_project.yml", "models", "macros", "seeds", "snapshots", "analyses", "tests", "docs"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("python", "__pycache__"))
-        elif src.exists():
-            shutil.copy(src, dest / name)
-    return dest
 
 
 def run_dbt(proj: Path, *args: str) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ and replay them late with exact control; the table layout comes from market_ware
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,19 @@ SAMPLE = REPO / "data" / "sample"
 ALPHAVANTAGE = sorted((SAMPLE / "alphavantage").glob("DA-*-T-*.csv.gz"))
 FILUSDT = [SAMPLE / "binance_klines" / f"FILUSDT-1m-2023-{m}.csv.gz" for m in ("02", "04")]
 RUN_ID = "test-run"
+PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds", "snapshots", "analyses", "docs", "tests")
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of the dbt project (no Python tests, no caches) for a test that edits a seed or a model."""
+    dest.mkdir(parents=True)
+    for part in PROJECT_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("python", "__pycache__"))
+        elif src.exists():
+            shutil.copyfile(src, dest / part)
+    return dest
 
 
 def av_symbol(path: Path) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -30,26 +29,14 @@ from market_warehouse.loaders.pipeline import load_files
 from market_warehouse.loaders.schema import BARS
 from market_warehouse.loaders.sinks import open_sink
 
+from market_fixtures import copy_project
 from real_history import write_gappy_history
 
-REPO = Path(__file__).resolve().parents[3]
 BUILD = ["build"]  # `mwh build`, as a user runs it
 # Steps 3 and 4 rebuild only what the data-quality mart stands on (staging, adjustment, the daily rollup
 # and bars, the gaps, their tests and seeds): the whole project was built once in step 1, and a
 # broken key must stop at the staging test whatever is selected downstream.
 DQ_BUILD = ["build", "--select", "+fct_data_quality_issues"]
-PROJECT_PARTS = ["dbt_project.yml", "models", "macros", "seeds", "snapshots", "analyses", "docs", "tests"]
-
-
-def _copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for part in PROJECT_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("python", "__pycache__"))
-        elif src.exists():
-            shutil.copyfile(src, dest / part)
-    return dest
 
 
 def _run_results() -> list[dict]:
@@ -99,7 +86,7 @@ def test_gappy_history_builds_and_reports_gaps(target_name, request, tmp_path, m
     from market_warehouse.cli import main as mwh
 
     target = request.getfixturevalue(f"{target_name}_target")
-    project = _copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     monkeypatch.setenv("MWH_PROJECT_DIR", str(project))
     files, removed = write_gappy_history(tmp_path / "vendor")
     expected_sessions = {(symbol, d) for symbol, runs in removed.items() for run in runs for d in run}
