@@ -37,6 +37,7 @@ from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 
 REPO = Path(__file__).resolve().parents[2]
 MWH = str(Path(sys.executable).with_name("mwh"))
+LAST_DAY = "2021-04-21"  # the daily set's newest session (new_session/): the training extract ends there
 
 
 def log(line: str = "") -> None:
@@ -250,6 +251,33 @@ def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
     return out
 
 
+def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None) -> list[str]:
+    """--only queries --warehouse PATH|DB: the latencies alone, on a warehouse built before (DuckDB: the file,
+    opened read-only; PostgreSQL: the database name on the server), with the same queries as a full run."""
+    if target == "duckdb":
+        if not Path(warehouse).is_file():
+            raise SystemExit(f"bench-scale: --warehouse {warehouse}: no such DuckDB file")
+        con = duckdb.connect(warehouse, read_only=True, config={"threads": "2"})
+        size = sum(p.stat().st_size for p in Path(warehouse).parent.glob(Path(warehouse).name + "*") if p.is_file())
+
+        def q(sql):
+            return con.execute(sql).fetchall()
+    else:
+        con = psycopg.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"],
+                              dbname=warehouse, autocommit=True)
+        size = con.execute("select pg_database_size(current_database())").fetchone()[0]
+
+        def q(sql):
+            cur = con.execute(sql)
+            return cur.fetchall() if cur.description else []
+    try:
+        n = q("select count(*) from raw.bars where interval = '1d'")[0][0]
+        return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
+                *latency_lines(q, symbols, LAST_DAY, runs)]
+    finally:
+        con.close()
+
+
 # ---- one target -----------------------------------------------------------------------------------
 
 def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
@@ -379,8 +407,7 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
         out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
         log(out[-1])
         symbols = manifest["daily_symbols"]
-        last_day = "2021-04-21"
-        for line in latency_lines(q, symbols, last_day, runs):
+        for line in latency_lines(q, symbols, LAST_DAY, runs):
             out.append(line)
             log(line)
         (conn if server else con).close()
@@ -458,10 +485,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minute-bars", type=int, help="--size minute: 1-minute bars to generate (default 10M)")
     ap.add_argument("--bulk-load", action="store_true",
                     help="land raw through read_csv / COPY (no `mwh load`, no loader baseline), then build")
-    ap.add_argument("--only", choices=["load"], help="load: the loader against read_csv/COPY only (no builds)")
+    ap.add_argument("--only", choices=["load", "queries"],
+                    help="load: the loader against read_csv/COPY only (no builds); queries: the latencies only, "
+                         "on --warehouse")
+    ap.add_argument("--warehouse", help="--only queries: the DuckDB file, or the PostgreSQL database name, to query")
     ap.add_argument("--skip-load", action="store_true",
                     help="duckdb: reuse the loaded warehouse of the previous run (builds and queries only)")
     args = ap.parse_args(argv)
+    if args.only == "queries" and not args.warehouse:
+        print("bench-scale: --only queries needs --warehouse (a DuckDB file or a PostgreSQL database)",
+              file=sys.stderr)
+        return 2
     data = REPO / ".bench" / "scale" / args.size
     daily_symbols, minute_bars = generate.SIZES[args.size]
     if args.minute_bars:  # --size minute --minute-bars N: its own folder per size
@@ -481,6 +515,13 @@ def main(argv: list[str] | None = None) -> int:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     log(f"bench-scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
         f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
+    if args.only == "queries":
+        for target in args.targets.split(","):
+            for line in queries_only(target, args.warehouse, manifest["daily_symbols"], args.runs,
+                                     None if target == "duckdb" else pg_server()):
+                log(line)
+        log(f"load average at the end {os.getloadavg()[0]:.1f}")
+        return 0
     if args.size == "minute" or (args.minute_bars and not manifest["daily_bars"]):
         for target in args.targets.split(","):
             work = REPO / ".bench" / "scale" / f"{data.name}_{target}_bulk"
