@@ -10,8 +10,11 @@ A break of rule 3 or 4 is a data-quality event (`no_straddle`, `gap`): the book 
 is emitted, and the diffs are buffered until the next snapshot re-syncs it. Diffs that never see a
 usable snapshot are one `unsynced` event. Nothing is continued silently.
 
-SQL could do this only with a recursive walk over every level of every diff; here it is a sorted
-array per side (bisect), so a 6.5k-diff capture with 1,000-level snapshots takes well under a second.
+SQL could do this only with a recursive walk over every level of every diff. Live (the stream), each
+side is a sorted list (bisect), since the prices to come are not known. A whole file (`rebuild`) knows
+them all before the fold: each side is then a numpy array over every price the file quotes on it
+(`_GridSide`), and a diff is a few array operations instead of a Python step per level. Both give
+the same states, to the bit (tests/python/microstructure/test_book_grid.py).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import os
 from bisect import bisect_left  # the rebuild's hot loop: a local name, no attribute lookup
 from collections import deque
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from market_warehouse.loaders.sources.common import compact_json
@@ -91,6 +97,112 @@ class _Side:
     def depth_within(self, limit_price: float) -> float:
         """Quantity at prices no worse than limit_price."""
         return float(sum(self.qtys[:bisect.bisect_right(self.keys, self.sign * limit_price)]))
+
+    def depths_within(self, near: float, far: float) -> tuple[float, float]:
+        """`depth_within` of a near and a farther limit."""
+        return self.depth_within(near), self.depth_within(far)
+
+
+class _GridSide:
+    """One side of the book over a fixed price grid: `keys`, every price (times the side's sign, as
+    `_Side`'s keys) the source quotes on this side, sorted, so best is the lowest index holding a
+    quantity. Same interface and results as `_Side`; `update` takes the levels as `grid_levels` made
+    them: (grid index, qty, price text, qty text, whether a price repeats within the diff)."""
+
+    def __init__(self, sign: int, keys: np.ndarray):
+        self.sign, self.grid = sign, keys
+        n = len(keys)
+        self.qty = np.zeros(n)
+        self.price_text = np.empty(n, dtype=object)
+        self.qty_text = np.empty(n, dtype=object)
+        self.first = n  # index of the best level; n: the side is empty
+
+    def clear(self) -> None:
+        self.qty[:] = 0.0
+        self.first = len(self.grid)
+
+    def update(self, levels, parsed: tuple) -> None:
+        idx, qty, where, price_s, qty_s, lowest, in_order = parsed
+        q = self.qty
+        if in_order is not None:  # a price twice in one diff: level by level, as `_Side.update`
+            for i, v, p, t in in_order:
+                q[i] = v
+                if v != 0:
+                    self.price_text[i], self.qty_text[i] = p, t
+            nz = np.flatnonzero(q)
+            self.first = int(nz[0]) if len(nz) else len(q)
+            return
+        q[idx] = qty
+        first = self.first
+        if len(where):
+            self.price_text[where] = price_s
+            self.qty_text[where] = qty_s
+            if lowest < first:
+                first = lowest
+        if first < len(q) and q[first] == 0:  # the best level went: the next one holding a quantity
+            ahead = np.flatnonzero(q[first:first + 64])
+            if not len(ahead):
+                ahead = np.flatnonzero(q[first:])
+            first = first + int(ahead[0]) if len(ahead) else len(q)
+        self.first = first
+
+    def best(self) -> tuple[float | None, float | None]:
+        if self.first >= len(self.grid):
+            return None, None
+        return self.sign * float(self.grid[self.first]), float(self.qty[self.first])
+
+    def top(self, n: int) -> str:
+        q, first = self.qty, self.first
+        at = np.flatnonzero(q[first:first + 8 * n])
+        if len(at) < n:
+            at = np.flatnonzero(q[first:])
+        at = (at[:n] + first).tolist()
+        price_text, qty_text = self.price_text, self.qty_text
+        return compact_json([(price_text[i], qty_text[i]) for i in at])
+
+    def depths_within(self, near: float, far: float) -> tuple[float, float]:
+        """`_Side.depths_within`: one sequential cumulative sum, best first (the same floats, bit for
+        bit, as summing the levels in order; empty prices add 0)."""
+        first = self.first
+        a, b = np.searchsorted(self.grid, (self.sign * near, self.sign * far), side="right").tolist()
+        if b <= first:
+            return 0.0, 0.0
+        c = np.cumsum(self.qty[first:b])
+        return (float(c[a - first - 1]) if a > first else 0.0), float(c[-1])
+
+
+def grid_levels(rows: list[tuple[list, tuple]], sign: int) -> tuple[np.ndarray, list[tuple]]:
+    """One side's levels of every diff and snapshot of a source, put on one price grid: the sorted
+    keys (sign * price) and, per row, what `_GridSide.update` takes. `rows`: (levels as sent,
+    (prices, qtys) as floats)."""
+    sizes = np.fromiter((len(lv) for lv, _ in rows), dtype=np.int64, count=len(rows))
+    prices = np.fromiter(chain.from_iterable(p for _, (p, _q) in rows), dtype=np.float64, count=int(sizes.sum()))
+    qtys = np.fromiter(chain.from_iterable(q for _, (_p, q) in rows), dtype=np.float64, count=len(prices))
+    flat = list(chain.from_iterable(lv for lv, _ in rows))
+    price_s = np.empty(len(flat), dtype=object)
+    qty_s = np.empty(len(flat), dtype=object)
+    price_s[:] = list(map(itemgetter(0), flat))
+    qty_s[:] = list(map(itemgetter(1), flat))
+    keys = np.unique(sign * prices)
+    idx = np.searchsorted(keys, sign * prices)
+    bounds = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    # rows where a price repeats: adjacent equal (row, index) pairs once sorted
+    row_of = np.repeat(np.arange(len(rows)), sizes)
+    pair = np.sort(row_of * (len(keys) + 1) + idx)
+    repeated = set(np.unique(pair[1:][pair[1:] == pair[:-1]] // (len(keys) + 1)).tolist())
+    # the levels that set a quantity (not 0), per row: their indexes, texts and the lowest index
+    nz = qtys != 0
+    nz_bounds = np.concatenate([[0], np.cumsum(nz)])[bounds]
+    where, price_nz, qty_nz = idx[nz], price_s[nz], qty_s[nz]
+    out = []
+    for k, (a, b, c, d) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), nz_bounds[:-1].tolist(),
+                                         nz_bounds[1:].tolist(), strict=True)):
+        in_order = (list(zip(idx[a:b].tolist(), qtys[a:b].tolist(), price_s[a:b], qty_s[a:b], strict=True))
+                    if k in repeated else None)
+        lowest = int(where[c:d].min()) if d > c else len(keys)
+        out.append((idx[a:b], qtys[a:b], where[c:d], price_nz[c:d], qty_nz[c:d], lowest, in_order))
+    return keys, out
 
 
 @dataclass
@@ -207,8 +319,9 @@ class BookBuilder:
         depth = [None] * 4
         if bid is not None and ask is not None:
             mid = (bid + ask) / 2
-            depth = [self.bids.depth_within(mid * (1 - 0.001)), self.asks.depth_within(mid * (1 + 0.001)),
-                     self.bids.depth_within(mid * (1 - 0.005)), self.asks.depth_within(mid * (1 + 0.005))]
+            bid10, bid50 = self.bids.depths_within(mid * (1 - 0.001), mid * (1 - 0.005))
+            ask10, ask50 = self.asks.depths_within(mid * (1 + 0.001), mid * (1 + 0.005))
+            depth = [bid10, ask10, bid50, ask50]
         self.states.append((d.ts, self.symbol, self.exchange, d.final, self.synced_id, bid, bid_q, ask, ask_q,
                             self.bids.top(self.levels), self.asks.top(self.levels), *depth))
 
@@ -259,23 +372,30 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
         sn = snapshots[(snapshots["symbol"] == symbol) & (snapshots["exchange"] == exchange)]
         feed = sorted([(int(r), 1, i) for i, r in enumerate(du["_row"])]
                       + [(int(r), 0, i) for i, r in enumerate(sn["_row"])])
-        snaps = list(zip(sn["ts"], sn["last_update_id"], sn["bids"], sn["asks"], strict=True))
-        diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],
-                         du["bids"], du["asks"], strict=True))
+        # every row's levels (as sent, and as floats), in feed order, then on one grid per side
+        rows = []
         for row, kind, i in feed:
             lv = parsed.get(row)
+            if lv is None:
+                frame = sn if kind == 0 else du
+                bids, asks = json.loads(frame["bids"].iat[i]), json.loads(frame["asks"].iat[i])
+                lv = (bids, asks, ([float(x[0]) for x in bids], [float(x[1]) for x in bids]),
+                      ([float(x[0]) for x in asks], [float(x[1]) for x in asks]))
+            rows.append(lv)
+        bid_keys, bid_rows = grid_levels([(lv[0], lv[2]) for lv in rows], -1)
+        ask_keys, ask_rows = grid_levels([(lv[1], lv[3]) for lv in rows], 1)
+        book.bids, book.asks = _GridSide(-1, bid_keys), _GridSide(1, ask_keys)
+        snaps = list(zip(sn["ts"], sn["last_update_id"], strict=True))
+        diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],
+                         strict=True))
+        for k, (_row, kind, i) in enumerate(feed):
             if kind == 0:
-                ts, last, bids, asks = snaps[i]
-                if lv is None:
-                    book.snapshot(ts, int(last), json.loads(bids), json.loads(asks))
-                else:
-                    book.snapshot(ts, int(last), *lv)
+                ts, last = snaps[i]
+                book.snapshot(ts, int(last), None, None, bid_rows[k], ask_rows[k])
             else:
-                ts, first, final, prev, bids, asks = diffs[i]
+                ts, first, final, prev = diffs[i]
                 prev = None if prev is pd.NA or prev is None or prev != prev else int(prev)
-                if lv is None:
-                    lv = (json.loads(bids), json.loads(asks))
-                book.diff(Diff(ts, int(first), int(final), prev, *lv))
+                book.diff(Diff(ts, int(first), int(final), prev, None, None, bid_rows[k], ask_rows[k]))
         book.finish()
         s, e = book.take()
         states.append(s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,9 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
         raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
                           f"({first[:80]!r})")
     rows = TickRows(exchange=exchange or "BINANCE", symbol=symbol)
+    exchange = rows.exchange
+    trades, tickers = rows.rows["trades"], rows.rows["book_tickers"]
+    taken = Counter()
     loads = orjson.loads
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
@@ -287,8 +291,41 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
         except ValueError as exc:
             rows.reject(number, "unknown", line, f"not `<receive ns> <json>`: {exc}")
             continue
+        # The bulk of a capture (trades, book tickers) appended here as `TickRows.add` would append
+        # it, without its per-message dispatch; any message this does not take plainly (a field
+        # missing, no symbol, a snapshot) goes through `add`, which takes or rejects it as always.
+        data = message.get("data", message) if type(message) is dict else None
+        if type(data) is dict and "lastUpdateId" not in data:
+            event = data.get("e")
+            try:
+                if event == "trade":
+                    ts, sym, trade_id, price, qty = _TRADE(data)
+                    if type(sym) is str and sym:
+                        trades.append((number, ts, sym, exchange, trade_id, price, qty, data.get("m"),
+                                       data.get("E"), received, line))
+                        taken["trades"] += 1
+                        if rows.symbol is None:
+                            rows.symbol = sym
+                        continue
+                elif event == "bookTicker" and "E" in data:
+                    ts, sym, update_id, bid, bid_qty, ask, ask_qty = _TICKER(data)
+                    if type(sym) is str and sym:
+                        tickers.append((number, ts, sym, exchange, update_id, bid, bid_qty, ask, ask_qty,
+                                        data.get("T"), received, line))
+                        taken["book_tickers"] += 1
+                        if rows.symbol is None:
+                            rows.symbol = sym
+                        continue
+            except KeyError:
+                pass
         rows.add(number, received, message, line)
+    rows.events.update(taken)
     return tick_batch(rows, {"symbol": rows.symbol, "exchange": rows.exchange})
+
+
+# The fields of the two bulk messages, in the order of their rows (see `TickRows.add`).
+_TRADE = itemgetter("T", "s", "t", "p", "q")
+_TICKER = itemgetter("E", "s", "u", "b", "B", "a", "A")
 
 
 TICK_FORMATS["binance-ws"] = FORMATS.pop("binance-ws")
