@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -146,10 +147,13 @@ def _quarantine(rejected: pd.DataFrame, run_id: str, source: str, at: pd.Timesta
     return q[QUARANTINE.column_names]
 
 
-def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.DataFrame,
-                bars: pd.DataFrame | None, run_id: str, started: pd.Timestamp) -> list[SourceReport]:
+def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame | None, events: pd.DataFrame | None,
+                bars: pd.DataFrame | None, run_id: str, started: pd.Timestamp,
+                derived: Future | None = None) -> list[SourceReport]:
     """One source's ticks, book states, sequence events and bars in ONE transaction, with the audit
-    rows of every table written. Returns one report per table (the source's line is their sum)."""
+    rows of every table written. Returns one report per table (the source's line is their sum).
+    `derived`: (states, events, bars) still being computed (by another thread) while the raw tables
+    are written; taken once they are, in the same transaction (a failure there rolls all back)."""
     at = utcnow()
     source = batch.source
     reports: list[SourceReport] = []
@@ -174,9 +178,6 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.D
             part = rej[rej["target_table"] == table.name]
             r.quarantined = len(part)
             r.examples = [f"line {n}: {why}" for n, why in zip(part["row_number"][:5], part["reason"][:5])]
-    # A resync re-emits the state of the diff it restarts from: one row per key (the last).
-    derived = [(t, f.drop_duplicates(subset=list(t.key), keep="last") if f is not None else f)
-               for t, f in ((BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events))]
     with sink.transaction() as tx:
         audit = []
         for table, frame, r in writes:
@@ -184,7 +185,12 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame, events: pd.D
             r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate + r.duplicate
             reports.append(r)
             audit.append((r, table))
-        for table, frame in derived:
+        if derived is not None:
+            states, events, bars = derived.result()
+        # A resync re-emits the state of the diff it restarts from: one row per key (the last).
+        book = [(t, f.drop_duplicates(subset=list(t.key), keep="last") if f is not None else f)
+                for t, f in ((BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events))]
+        for table, frame in book:
             if frame is None or (frame.empty and not batch.events.get("depth_updates")):
                 continue
             r = SourceReport(source=source, loader=BOOK_LOADER, rows_read=len(frame), notes=[table.qualified])
@@ -238,6 +244,18 @@ def coverage(batch: TickBatch) -> tuple[pd.Timestamp | None, pd.Timestamp | None
     return (min(lo), max(hi)) if lo else (None, None)
 
 
+def _derive(batch: TickBatch, bars: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """What the loader computes from a parsed source: book states, sequence events and bars. On
+    shallow copies of the frames it reads (their caches are not shared with the writing thread)."""
+    states, events = bookmod.rebuild(batch.frames["depth_updates"].copy(deep=False),
+                                     batch.frames["depth_snapshots"].copy(deep=False), parsed=batch.levels)
+    batch.levels = {}  # the parsed levels (a million small objects): freed before the write
+    start, end = coverage(batch)
+    trades = batch.frames["trades"].copy(deep=False)
+    bar_frame = bars_from_trades(_dedupe(TRADES, trades)[0], start, end) if bars else None
+    return states, events, bar_frame
+
+
 @contextmanager
 def gc_paused():
     """The cyclic garbage collector off for a file's parse and book fold: they allocate a million small
@@ -269,13 +287,15 @@ def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars
         try:
             with gc_paused():
                 batch = TICK_FORMATS[fmt](path, **opts)
-                states, events = bookmod.rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"],
-                                                 parsed=batch.levels)
-                batch.levels = {}  # the parsed levels (a million small objects): freed before the write
-            start, end = coverage(batch)
-            trades = batch.frames["trades"]
-            bar_frame = bars_from_trades(_dedupe(TRADES, trades)[0], start, end) if bars else None
-            reports = write_ticks(sink, batch, states, events, bar_frame, run_id, started)
+                # The book fold and the bars run on a second thread while the raw tables are written:
+                # the database ingests them meanwhile (its work and waiting release the GIL).
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    later = pool.submit(_derive, batch, bars)
+                    try:
+                        reports = write_ticks(sink, batch, None, None, None, run_id, started, derived=later)
+                    finally:
+                        later.cancel()
+                events = later.result()[1]
         except Exception as exc:
             log.debug("tick load failed", exc_info=True)
             out.append(record_failure(sink, run_id, source, fmt, describe_error(exc, source), started,

@@ -74,6 +74,9 @@ class TickBatch(ParsedBatch):
     levels: dict = field(default_factory=dict)
 
 
+_PRICE, _QTY = itemgetter(0), itemgetter(1)
+
+
 def _levels(value, name: str, parsed: list | None = None) -> str:
     """Validated `[[price, qty], ...]` as compact JSON text (the strings as sent). With `parsed`, the
     levels' prices and quantities as floats are appended to it (the book rebuild reuses them)."""
@@ -84,8 +87,8 @@ def _levels(value, name: str, parsed: list | None = None) -> str:
             parsed.append(((), ()))
         return "[]"
     try:
-        prices = [float(lvl[0]) for lvl in value]
-        qtys = [float(lvl[1]) for lvl in value]
+        prices = list(map(float, map(_PRICE, value)))
+        qtys = list(map(float, map(_QTY, value)))
     except (TypeError, IndexError, KeyError, ValueError):
         bad = next((lvl for lvl in value if not _is_level(lvl)), value[0])
         raise ValueError(f"{name} level {bad!r} is not [price, qty]") from None
@@ -205,12 +208,14 @@ class TickRows:
             self.rows["depth_snapshots"].append((row_number, *row))
         self._pending_snapshots = []
 
-    def _check_columns(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Vectorised field checks (see `_COLUMN_RULES`); failing rows go to `rejected`."""
+    def _check_columns(self, table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+        """Vectorised field checks (see `_COLUMN_RULES`); failing rows go to `rejected`. Returns the
+        rows that pass and, for them, the checked columns as numbers (`frames` reuses them)."""
         reasons = pd.Series("", index=frame.index, dtype=object)
+        numbers = {}
         for column, (rule, label) in _COLUMN_RULES[table].items():
             raw = frame[column]
-            value = pd.to_numeric(raw, errors="coerce")
+            value = numbers[column] = pd.to_numeric(raw, errors="coerce")
             bad = value.isna() & raw.notna() if rule == "optional" else value.isna()
             if rule == "positive":
                 bad |= value <= 0
@@ -223,10 +228,13 @@ class TickRows:
                 why = f"{_EVENT_OF[table]}: {label} " + raw[bad].map(repr) + f" is not {_RULE_TEXT[rule]}"
                 reasons[bad] = np.where(reasons[bad] == "", why, reasons[bad] + "; " + why)
         rejected = reasons != ""
+        if not rejected.any():
+            return frame.drop(columns="_text"), numbers
         for row_number, text, why in zip(frame.loc[rejected, "_row"], frame.loc[rejected, "_text"],
                                          reasons[rejected], strict=True):
             self.rejected.append((int(row_number), table, text, why))
-        return frame.loc[~rejected].drop(columns="_text").reset_index(drop=True)
+        return (frame.loc[~rejected].drop(columns="_text").reset_index(drop=True),
+                {c: v[~rejected].reset_index(drop=True) for c, v in numbers.items()})
 
     def frames(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
         """Typed frames per table (with a `_row` column: the line number) and the rejected rows."""
@@ -235,18 +243,26 @@ class TickRows:
         for table, cols in TICK_COLUMNS.items():
             checked = table in _COLUMN_RULES
             frame = pd.DataFrame(self.rows[table], columns=["_row", *cols, *(["_text"] if checked else [])])
+            numbers: dict[str, pd.Series] = {}
             if checked:
-                frame = self._check_columns(table, frame)
+                frame, numbers = self._check_columns(table, frame)
             for c in cols:
+                # A checked column's numbers are reused where converting the kept rows again would
+                # give the same (floats; integers and times when no row made the column float).
+                number = numbers.get(c)
                 if c in _TIME_COLUMNS:
                     unit = "ns" if c == "received_at" else "ms"
-                    frame[c] = pd.to_datetime(pd.to_numeric(frame[c], errors="coerce"), unit=unit, utc=True)
+                    if number is None or number.dtype.kind not in "iu":
+                        number = pd.to_numeric(frame[c], errors="coerce")
+                    frame[c] = pd.to_datetime(number, unit=unit, utc=True)
                     if unit == "ns":  # the databases keep microseconds
                         frame[c] = frame[c].dt.floor("us")
                 elif c in _INT_COLUMNS:
-                    frame[c] = pd.to_numeric(frame[c]).astype("Int64")
+                    if number is None or number.dtype.kind not in "iu":
+                        number = pd.to_numeric(frame[c])
+                    frame[c] = number.astype("Int64")
                 elif c in ("price", "quantity", "bid_price", "bid_qty", "ask_price", "ask_qty"):
-                    frame[c] = pd.to_numeric(frame[c]).astype("float64")
+                    frame[c] = (pd.to_numeric(frame[c]) if number is None else number).astype("float64")
                 elif c == "is_buyer_maker":
                     frame[c] = frame[c].where(frame[c].isin([True, False])).astype("boolean")
                 else:
