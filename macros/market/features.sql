@@ -15,7 +15,8 @@
     rounded values.
 
     Incremental runs rewrite the bars chosen by mwh_bars_to_rewrite (incremental.sql) and read, before
-    the first of them, the catalog's longest window or, with exponential averages, 4 K + 100 bars
+    the first of them (found per symbol without numbering its whole history; only the bars read are
+    numbered, from the count of bars before them), the catalog's longest window or, with exponential averages, 4 K + 100 bars
     (K = ewm_window_bars: the MACD signal is an average of averages, each reaching back 2 K in its block
     group, see ewm.sql). Cross-sectional and benchmark features depend on every symbol of a session, so
     a version that has them rewrites all symbols from the earliest session any symbol needs. The rows
@@ -34,7 +35,7 @@
 {%- set windows = per_bar | map(attribute='window') | list -%}
 {%- set lookback = [(4 * k + 100) if uses_ewm else 0, (windows | max) + 60] | max -%}
 {%- set digits = var('feature_round_digits') -%}
-{%- set base_columns = ['symbol', 'exchange', 'ts', 'bar_index', 'first_output_index', 'actions_loaded_at',
+{%- set base_columns = ['symbol', 'exchange', 'ts', 'bar_index', 'output_from_ts', 'actions_loaded_at',
     'open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor',
     'previous_close', 'bar_return_1', 'log_return_1', 'gain', 'loss', 'true_range', 'typical_price',
     'log_high_low', 'log_close_open', 'benchmark_return_1'] -%}
@@ -48,27 +49,31 @@ source_bars as (
         exchange,
         ts,
         {%- for name in ['open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor'] %}
-        cast({{ columns[name] }} as {{ mwh_double() }}) as {{ name }},
+        cast({{ columns[name] }} as {{ mwh_double() }}) as {{ name }}{{ "," if not loop.last }}
         {%- endfor %}
-        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
     from {{ bars_relation }}
 
 ),
 
-{{ mwh_bars_to_rewrite('source_bars', var('features_late_window_days'), 0, actions_aware, cross | length > 0 or uses_benchmark) }},
+{{ mwh_bars_to_rewrite('source_bars', var('features_late_window_days'), 0, lookback, actions_aware,
+    cross | length > 0 or uses_benchmark) }},
 
+{# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
 bars_in_scope as (
 
     select
         source_bars.*,
-        rewrite_from.first_output_index,
+        rewrite_from.base_index + row_number() over (
+            partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
+        ) - 1 as bar_index,
+        rewrite_from.output_from_ts,
         rewrite_from.actions_loaded_at
     from source_bars
     inner join rewrite_from
         on
             source_bars.symbol = rewrite_from.symbol
             and source_bars.exchange = rewrite_from.exchange
-    where source_bars.bar_index >= rewrite_from.first_output_index - {{ lookback }}
+    where source_bars.ts >= rewrite_from.scope_from_ts
 
 ),
 
@@ -161,7 +166,7 @@ per_bar_features as (
         exchange,
         ts,
         bar_index,
-        first_output_index,
+        output_from_ts,
         actions_loaded_at,
         {%- for feature in per_bar %}
         {{ mwh_round(feature.sql, digits) }} as {{ feature.name }}{{ "," if not loop.last }}
@@ -173,7 +178,7 @@ per_bar_features as (
 written_rows as (
 
     select * from per_bar_features
-    where bar_index >= first_output_index
+    where ts >= output_from_ts
 
 ),
 

@@ -1,20 +1,32 @@
 {#
-    Which bars a run of an incremental per-symbol model writes: emits CTE `rewrite_from` (symbol,
-    exchange, first_output_index, actions_loaded_at), one row per symbol of `indexed_cte` (a CTE of the
-    caller with symbol, exchange, ts and bar_index, 0-based per symbol over all bars). Helper CTEs are
-    prefixed `rewrite_`; nothing is expected of the caller beyond `indexed_cte`.
+    Which bars a run of an incremental per-symbol model writes, found without numbering any symbol's
+    whole history. Emits CTEs prefixed `rewrite_`, the last one `rewrite_from`, one row per (symbol,
+    exchange) of `bars_relation` (a relation or CTE with symbol, exchange and ts, one row per bar):
 
-    Full refresh: every bar (first_output_index 0). Incremental, per symbol:
-      - not in {{ this }} yet: all its bars;
-      - its corporate actions changed since the last run (actions_aware; their newest loaded_at differs
-        from the `actions_loaded_at` stored in {{ this }}): all its bars;
+      output_from_ts   the run writes the symbol's bars with ts >= this (mwh_min_ts(): all of them)
+      scope_from_ts    with read_lookback_bars: the first bar the run must read, read_lookback_bars bars
+                       before the first written one (mwh_min_ts(): from the first bar)
+      base_index       with read_lookback_bars: the 0-based index of the first bar read within the
+                       symbol's whole series (so `base_index + row_number() over the bars read - 1` is
+                       the bar's index over all its bars: ewm.sql's blocks need that)
+      actions_loaded_at the symbol's current newest action load time (null without actions_aware)
+
+    Full refresh: every bar. Incremental, per symbol:
+      - not in {{ this }} yet, or its corporate actions changed since the last run (actions_aware: their
+        newest loaded_at differs from the `actions_loaded_at` stored in {{ this }}), or none of its bars
+        is in the late window: all its bars;
       - otherwise its bars from `late_window_days` before its newest bar in {{ this }}, minus
-        `lookback_bars` more (labels look 20 bars ahead: a new bar completes 20 earlier labels).
-    across_symbols: every symbol from the earliest session any symbol needs (for features that depend
+        `rewrite_lookback_bars` more (labels look 20 bars ahead: a new bar completes 20 earlier labels).
+    across_symbols: every symbol from the earliest session any symbol writes (for features that depend
     on the whole cross-section of a session: ranks, benchmark returns).
-    actions_loaded_at is the symbol's current newest action load time (null without actions_aware).
+
+    The bars n before a point come from an aggregate per symbol (mwh_nth_ts_before: a top-n list on
+    DuckDB, an index probe on PostgreSQL), not from a row_number() over every bar: the rows and indexes
+    are those a numbering of the whole history gives.
 #}
-{% macro mwh_bars_to_rewrite(indexed_cte, late_window_days, lookback_bars=0, actions_aware=true, across_symbols=false) -%}
+{% macro mwh_bars_to_rewrite(bars_relation, late_window_days, rewrite_lookback_bars=0, read_lookback_bars=0,
+    actions_aware=true, across_symbols=false) -%}
+{%- set min_ts = mwh_min_ts() -%}
 
 rewrite_actions as (
 
@@ -49,74 +61,155 @@ rewrite_built as (
 
 ),
 
-rewrite_per_symbol as (
+rewrite_series as (
 
     select
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
+        symbol,
+        exchange,
+        max(ts) as last_ts
+    from {{ bars_relation }}
+    group by symbol, exchange
+
+),
+
+{# the first point each symbol's rewrite starts from, before the look-back #}
+rewrite_late_start as (
+
+    select
+        rewrite_series.symbol,
+        rewrite_series.exchange,
         rewrite_actions.actions_loaded_at,
         case
-            when rewrite_built.max_ts is null then 0
+            when rewrite_built.max_ts is null then {{ min_ts }}
             {%- if actions_aware %}
             when not (
                 rewrite_built.actions_loaded_at = rewrite_actions.actions_loaded_at
                 or (rewrite_built.actions_loaded_at is null and rewrite_actions.actions_loaded_at is null)
-            ) then 0
+            ) then {{ min_ts }}
             {%- endif %}
-            else greatest(min(
-                case
-                    when {{ indexed_cte }}.ts >= rewrite_built.max_ts - interval '{{ late_window_days }} days'
-                        then {{ indexed_cte }}.bar_index
-                end
-            ) - {{ lookback_bars }}, 0)
-        end as first_output_index
-    from {{ indexed_cte }}
+            {#- no bar left in the late window (its bars were removed): all of them, as before #}
+            when rewrite_series.last_ts < rewrite_built.max_ts - interval '{{ late_window_days }} days' then {{ min_ts }}
+            else rewrite_built.max_ts - interval '{{ late_window_days }} days'
+        end as late_start_ts
+    from rewrite_series
     left join rewrite_built
         on
-            {{ indexed_cte }}.symbol = rewrite_built.symbol
-            and {{ indexed_cte }}.exchange = rewrite_built.exchange
+            rewrite_series.symbol = rewrite_built.symbol
+            and rewrite_series.exchange = rewrite_built.exchange
     left join rewrite_actions
         on
-            {{ indexed_cte }}.symbol = rewrite_actions.symbol
-            and {{ indexed_cte }}.exchange = rewrite_actions.exchange
-    group by
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
-        rewrite_built.max_ts,
-        rewrite_built.actions_loaded_at,
-        rewrite_actions.actions_loaded_at
+            rewrite_series.symbol = rewrite_actions.symbol
+            and rewrite_series.exchange = rewrite_actions.exchange
 
 ),
+
+{% if rewrite_lookback_bars > 0 %}
+
+rewrite_back as (
+
+    {{ mwh_nth_ts_before(bars_relation, 'rewrite_late_start', 'late_start_ts', rewrite_lookback_bars) | indent(4) }}
+
+),
+
+rewrite_per_symbol as (
+
+    select
+        rewrite_late_start.symbol,
+        rewrite_late_start.exchange,
+        rewrite_late_start.actions_loaded_at,
+        case
+            when rewrite_back.bars_before >= {{ rewrite_lookback_bars }} then rewrite_back.nth_ts
+            else {{ min_ts }}
+        end as output_from_ts
+    from rewrite_late_start
+    inner join rewrite_back
+        on
+            rewrite_late_start.symbol = rewrite_back.symbol
+            and rewrite_late_start.exchange = rewrite_back.exchange
+
+),
+
+{% else %}
+
+rewrite_per_symbol as (
+
+    select
+        symbol,
+        exchange,
+        actions_loaded_at,
+        late_start_ts as output_from_ts
+    from rewrite_late_start
+
+),
+
+{% endif %}
 
 {% if across_symbols %}
 
+{# the earliest bar any symbol writes #}
 rewrite_first_ts as (
 
-    select min({{ indexed_cte }}.ts) as first_ts
-    from {{ indexed_cte }}
+    select min(rewrite_bars.ts) as first_ts
+    from {{ bars_relation }} as rewrite_bars
     inner join rewrite_per_symbol
         on
-            {{ indexed_cte }}.symbol = rewrite_per_symbol.symbol
-            and {{ indexed_cte }}.exchange = rewrite_per_symbol.exchange
-            and {{ indexed_cte }}.bar_index = rewrite_per_symbol.first_output_index
+            rewrite_bars.symbol = rewrite_per_symbol.symbol
+            and rewrite_bars.exchange = rewrite_per_symbol.exchange
+            and rewrite_bars.ts >= rewrite_per_symbol.output_from_ts
+
+),
+
+rewrite_output as (
+
+    select
+        rewrite_per_symbol.symbol,
+        rewrite_per_symbol.exchange,
+        rewrite_per_symbol.actions_loaded_at,
+        rewrite_first_ts.first_ts as output_from_ts
+    from rewrite_per_symbol
+    cross join rewrite_first_ts
+
+),
+
+{% else %}
+
+rewrite_output as (
+
+    select * from rewrite_per_symbol
+
+),
+
+{% endif %}
+
+{% if read_lookback_bars > 0 %}
+
+rewrite_read_back as (
+
+    {{ mwh_nth_ts_before(bars_relation, 'rewrite_output', 'output_from_ts', read_lookback_bars) | indent(4) }}
 
 ),
 
 rewrite_from as (
 
     select
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
-        max(rewrite_per_symbol.actions_loaded_at) as actions_loaded_at,
-        coalesce(min(case when {{ indexed_cte }}.ts >= rewrite_first_ts.first_ts then {{ indexed_cte }}.bar_index end),
-            max({{ indexed_cte }}.bar_index) + 1) as first_output_index
-    from {{ indexed_cte }}
-    cross join rewrite_first_ts
-    inner join rewrite_per_symbol
+        rewrite_output.symbol,
+        rewrite_output.exchange,
+        rewrite_output.actions_loaded_at,
+        rewrite_output.output_from_ts,
+        case
+            when rewrite_read_back.bars_before >= {{ read_lookback_bars }} then rewrite_read_back.nth_ts
+            else {{ min_ts }}
+        end as scope_from_ts,
+        case
+            when rewrite_read_back.bars_before >= {{ read_lookback_bars }}
+                then rewrite_read_back.bars_before - {{ read_lookback_bars }}
+            else 0
+        end as base_index
+    from rewrite_output
+    inner join rewrite_read_back
         on
-            {{ indexed_cte }}.symbol = rewrite_per_symbol.symbol
-            and {{ indexed_cte }}.exchange = rewrite_per_symbol.exchange
-    group by {{ indexed_cte }}.symbol, {{ indexed_cte }}.exchange
+            rewrite_output.symbol = rewrite_read_back.symbol
+            and rewrite_output.exchange = rewrite_read_back.exchange
 
 )
 
@@ -124,7 +217,10 @@ rewrite_from as (
 
 rewrite_from as (
 
-    select * from rewrite_per_symbol
+    select
+        *,
+        output_from_ts as scope_from_ts
+    from rewrite_output
 
 )
 
@@ -135,20 +231,107 @@ rewrite_from as (
 rewrite_from as (
 
     select
-        {{ indexed_cte }}.symbol,
-        {{ indexed_cte }}.exchange,
-        max(rewrite_actions.actions_loaded_at) as actions_loaded_at,
-        0 as first_output_index
-    from {{ indexed_cte }}
+        rewrite_series.symbol,
+        rewrite_series.exchange,
+        rewrite_actions.actions_loaded_at,
+        {{ min_ts }} as output_from_ts,
+        {{ min_ts }} as scope_from_ts
+        {%- if read_lookback_bars > 0 %},
+        0 as base_index
+        {%- endif %}
+    from (select distinct symbol, exchange from {{ bars_relation }}) as rewrite_series
     left join rewrite_actions
         on
-            {{ indexed_cte }}.symbol = rewrite_actions.symbol
-            and {{ indexed_cte }}.exchange = rewrite_actions.exchange
-    group by {{ indexed_cte }}.symbol, {{ indexed_cte }}.exchange
+            rewrite_series.symbol = rewrite_actions.symbol
+            and rewrite_series.exchange = rewrite_actions.exchange
 
 )
 
 {% endif %}
+{%- endmacro %}
+
+
+{#
+    Per (symbol, exchange) of `thresholds_cte` (with symbol, exchange and `threshold_column`): how many
+    bars of `bars_relation` lie before the threshold (`bars_before`), and the ts of the n-th of them
+    counting back from it (`nth_ts`; null when there are fewer than n). A select; no window over the
+    whole history on DuckDB (a top-n aggregate) or PostgreSQL (an index probe per symbol on the
+    relation's (symbol, ts desc) index); other engines number the bars before the threshold.
+#}
+{% macro mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+    {{ return(adapter.dispatch('mwh_nth_ts_before', 'market_warehouse')(bars_relation, thresholds_cte, threshold_column, n)) }}
+{%- endmacro %}
+
+{% macro duckdb__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+select
+    thresholds.symbol,
+    thresholds.exchange,
+    count(before_bars.ts) as bars_before,
+    case when count(before_bars.ts) >= {{ n }} then list_min(max(before_bars.ts, {{ n }})) end as nth_ts
+from {{ thresholds_cte }} as thresholds
+left join {{ bars_relation }} as before_bars
+    on
+        thresholds.symbol = before_bars.symbol
+        and thresholds.exchange = before_bars.exchange
+        and before_bars.ts < thresholds.{{ threshold_column }}
+group by thresholds.symbol, thresholds.exchange
+{%- endmacro %}
+
+{% macro postgres__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+select
+    thresholds.symbol,
+    thresholds.exchange,
+    coalesce(counted.bars_before, 0) as bars_before,
+    nth.ts as nth_ts
+from {{ thresholds_cte }} as thresholds
+left join (
+    select
+        counted_thresholds.symbol,
+        counted_thresholds.exchange,
+        count(*) as bars_before
+    from {{ thresholds_cte }} as counted_thresholds
+    inner join {{ bars_relation }} as counted_bars
+        on
+            counted_thresholds.symbol = counted_bars.symbol
+            and counted_thresholds.exchange = counted_bars.exchange
+            and counted_bars.ts < counted_thresholds.{{ threshold_column }}
+    group by counted_thresholds.symbol, counted_thresholds.exchange
+) as counted
+    on
+        thresholds.symbol = counted.symbol
+        and thresholds.exchange = counted.exchange
+left join lateral (
+    select back_bars.ts
+    from {{ bars_relation }} as back_bars
+    where
+        back_bars.symbol = thresholds.symbol
+        and back_bars.exchange = thresholds.exchange
+        and back_bars.ts < thresholds.{{ threshold_column }}
+    order by back_bars.ts desc
+    offset {{ n - 1 }} limit 1
+) as nth on true
+{%- endmacro %}
+
+{% macro default__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+select
+    symbol,
+    exchange,
+    count(ts) as bars_before,
+    max(case when back_rank = {{ n }} then ts end) as nth_ts
+from (
+    select
+        thresholds.symbol,
+        thresholds.exchange,
+        before_bars.ts,
+        row_number() over (partition by thresholds.symbol, thresholds.exchange order by before_bars.ts desc) as back_rank
+    from {{ thresholds_cte }} as thresholds
+    left join {{ bars_relation }} as before_bars
+        on
+            thresholds.symbol = before_bars.symbol
+            and thresholds.exchange = before_bars.exchange
+            and before_bars.ts < thresholds.{{ threshold_column }}
+) as ranked
+group by symbol, exchange
 {%- endmacro %}
 
 

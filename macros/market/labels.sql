@@ -5,6 +5,7 @@
     Incremental: a new bar completes the labels of the 20 bars before it, so a run rewrites each
     symbol's bars from `late_window_days` before its newest built bar minus 20 bars; with
     `actions_aware` (adjusted prices) a symbol whose corporate actions changed is rewritten in full.
+    The 20 bars are found per symbol by mwh_bars_to_rewrite, not by numbering the whole history.
 #}
 {% macro mwh_forward_return_labels(bars_relation, close_column, late_window_days, actions_aware) -%}
 
@@ -16,13 +17,12 @@ all_bars as (
         symbol,
         exchange,
         ts,
-        cast({{ close_column }} as {{ mwh_double() }}) as close,
-        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
+        cast({{ close_column }} as {{ mwh_double() }}) as close
     from {{ bars_relation }}
 
 ),
 
-{{ mwh_bars_to_rewrite('all_bars', late_window_days, 20, actions_aware) }},
+{{ mwh_bars_to_rewrite('all_bars', late_window_days, 20, 0, actions_aware) }},
 
 bars as (
 
@@ -34,7 +34,7 @@ bars as (
         on
             all_bars.symbol = rewrite_from.symbol
             and all_bars.exchange = rewrite_from.exchange
-    where all_bars.bar_index >= rewrite_from.first_output_index
+    where all_bars.ts >= rewrite_from.output_from_ts
 
 ),
 

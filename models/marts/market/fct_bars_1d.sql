@@ -15,17 +15,15 @@
     Daily bars, one per symbol and session, raw and adjusted side by side. Incremental like
     int_market__adjustment_factors: backward adjustment rewrites the whole history of a symbol whenever a new
     dividend or split arrives, so such a symbol is rewritten in full; otherwise only the late-data
-    window is.
+    window is. The bars to write are chosen by ts (mwh_bars_to_rewrite), without numbering any
+    symbol's whole history.
 #}
 
 with
 
 unioned_bars as (
 
-    select
-        *,
-        row_number() over (partition by symbol, exchange order by ts) - 1 as bar_index
-    from {{ ref('int_market__bars_unioned_1d') }}
+    select * from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
 
@@ -41,7 +39,7 @@ daily_bars as (
         on
             unioned_bars.symbol = rewrite_from.symbol
             and unioned_bars.exchange = rewrite_from.exchange
-    where unioned_bars.bar_index >= rewrite_from.first_output_index
+    where unioned_bars.ts >= rewrite_from.output_from_ts
 
 ),
 
