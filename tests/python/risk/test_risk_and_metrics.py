@@ -1,4 +1,5 @@
-"""Risk and market-metrics marts against independent references, on DuckDB and TimescaleDB.
+"""Risk and market-metrics marts against independent references, on DuckDB, TimescaleDB and plain
+PostgreSQL (no extension: the rollups feeding the marts are plain tables there, not continuous aggregates).
 
 Input: the bundled sample, trimmed (AAPL, MSFT, JPM, XOM daily from 2017, the constituents of the seed
 portfolio `us_large_caps`; FILUSDT 1-minute bars of 2023-02-01..07 and 2023-04-27..30, so the series has
@@ -40,7 +41,11 @@ def _input_bars() -> tuple[pd.DataFrame, pd.DataFrame]:
     return bars[keep].reset_index(drop=True), actions
 
 
-@pytest.fixture(scope="module", params=["duckdb", "timescale"])
+@pytest.fixture(scope="module", params=[
+    "duckdb",
+    pytest.param("timescale", marks=pytest.mark.postgres),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+])
 def built(request, tmp_path_factory):
     kind = request.param
     mp = pytest.MonkeyPatch()
@@ -51,9 +56,9 @@ def built(request, tmp_path_factory):
     else:
         request.getfixturevalue("pg_server")  # provisions the server (or skips)
         database = f"mwh_test_risk_{uuid.uuid4().hex[:8]}"
-        pg_create_database(database, timescale=True)
-        mp.setenv("MWH_TARGET", "timescale")
-        mp.setenv("MWH_PG_DATABASE", database)
+        pg_create_database(database, timescale=kind == "timescale")
+        mp.setenv("MWH_TARGET", kind)
+        mp.setenv("MWH_PG_DATABASE" if kind == "timescale" else "MWH_PG_PLAIN_DATABASE", database)
     started = time.monotonic()
     wh = Warehouse(kind)
     wh.create_raw()
