@@ -2,10 +2,12 @@
 data/sample/microstructure/), into TimescaleDB and DuckDB, beside a bare COPY of the same rows into the
 same (empty) hypertables: what the loader's guarantees (validation, one transaction, merge, audit) cost.
 
-Figures: parse (text -> typed frames), write (the raw tick tables through `write_ticks`: the merge
-path, quarantine and audit), COPY (the same rows, no key check: Arrow-encoded CSV blocks through
-psycopg's `copy.write`), and end to end (parse + book rebuild + bars from trades + write, as
-`mwh load ticks` runs) into empty tables and again (a reload: every row a duplicate).
+Figures: parse (text -> typed frames), book fold (the whole file's book states, loaders/book.py),
+write (the raw tick tables through `write_ticks`: the merge path, quarantine and audit), COPY (the
+same rows, no key check: Arrow-encoded CSV blocks through psycopg's `copy.write`, one COPY per table,
+one transaction), and end to end (parse + book rebuild + bars from trades + write, as `mwh load
+ticks` runs: the book and bars on a second thread while the raw tables are written) into empty
+tables and again (a reload: every row a duplicate).
 
 Each line gives wall seconds and this process's CPU seconds (the database server's work is not in
 the latter), and the load average before the section: the machine is shared, so a wall figure is
@@ -18,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from market_warehouse.loaders.book import rebuild
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 from market_warehouse.loaders.sinks.postgres_sink import copy_parts
 from market_warehouse.loaders.sources.binance_ws import TICK_FORMATS
@@ -77,6 +80,9 @@ def run(server) -> list[str]:
     lines = [f"ticks: {CAPTURE.name}, {events:,} messages ({', '.join(f'{k} {v:,}' for k, v in sorted(batch.events.items()))}); "
              f"goal {GOAL:,} events/s into TimescaleDB; load average {load:.1f}",
              _line("parse", t, events)]
+    with _Timer() as t:
+        rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"], parsed=batch.levels)
+    lines.append(_line("book fold", t, events, f"  ({batch.events['depth_updates']:,} diffs)"))
     targets = [("duckdb", None)] + ([("timescale", True)] if server is not None else [])
     for name, timescale in targets:
         sink = _duckdb_sink() if name == "duckdb" else _pg_sink(server, timescale)

@@ -129,6 +129,8 @@ def _dedupe(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     if frame.empty:
         return frame, frame.iloc[:0], 0
     key = list(table.key)
+    if frame[key[2]].is_unique:  # the id alone is unique (the usual case): no two rows share a key
+        return frame, frame.iloc[:0], 0
     data = [c for c in frame.columns if c not in ("_row", "received_at")]
     exact = frame.duplicated(subset=data, keep="first")
     kept = frame[~exact]
