@@ -24,7 +24,7 @@ from market_warehouse.loaders.book import rebuild
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 from market_warehouse.loaders.sinks.postgres_sink import copy_parts
 from market_warehouse.loaders.sources.binance_ws import TICK_FORMATS
-from market_warehouse.loaders.ticks import ALL_TICK_TABLES, TABLES, load_tick_files, write_ticks
+from market_warehouse.loaders.ticks import ALL_TICK_TABLES, TABLES, gc_paused, load_tick_files, write_ticks
 from market_warehouse.runs import new_run_id, utcnow, with_audit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,13 +74,13 @@ def _line(what: str, t: _Timer, events: int, extra: str = "") -> str:
 
 def run(server) -> list[str]:
     load = os.getloadavg()[0]
-    with _Timer() as t:
+    with _Timer() as t, gc_paused():  # as the loader runs it
         batch = TICK_FORMATS["binance-ws"](CAPTURE)
     events = sum(batch.events.values())
     lines = [f"ticks: {CAPTURE.name}, {events:,} messages ({', '.join(f'{k} {v:,}' for k, v in sorted(batch.events.items()))}); "
              f"goal {GOAL:,} events/s into TimescaleDB; load average {load:.1f}",
              _line("parse", t, events)]
-    with _Timer() as t:
+    with _Timer() as t, gc_paused():
         rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"], parsed=batch.levels)
     lines.append(_line("book fold", t, events, f"  ({batch.events['depth_updates']:,} diffs)"))
     targets = [("duckdb", None)] + ([("timescale", True)] if server is not None else [])
@@ -116,9 +116,19 @@ def run(server) -> list[str]:
 
 
 def _duckdb_sink() -> DuckDBSink:
+    """A DuckDB file in a temporary folder, removed when the sink is closed."""
+    import shutil
     import tempfile
 
-    sink = DuckDBSink(str(Path(tempfile.mkdtemp(prefix="mwh_bench_ticks_")) / "w.duckdb"))
+    folder = tempfile.mkdtemp(prefix="mwh_bench_ticks_")
+    sink = DuckDBSink(str(Path(folder) / "w.duckdb"))
+    close = sink.close
+
+    def close_and_remove() -> None:
+        close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    sink.close = close_and_remove
     sink.ensure_tables(ALL_TICK_TABLES)
     return sink
 
