@@ -16,7 +16,7 @@ from market_warehouse.loaders.schema import RAW_SCHEMA, TYPES, Table
 from market_warehouse.loaders.sinks.base import MergeCounts, Sink, Transaction, _key_match, create_table_sql
 
 _stage_ids = itertools.count()
-INSERT_THREADS = 2  # DuckDB threads of the loader's inserts (see _insert_threads)
+INSERT_THREADS = 1  # DuckDB threads of the loader's inserts (see _insert_threads)
 RUN_ROWS = 250_000  # rows of consecutive batches checked and inserted at once (merge_many)
 
 
