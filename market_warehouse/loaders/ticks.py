@@ -246,15 +246,14 @@ def coverage(batch: TickBatch) -> tuple[pd.Timestamp | None, pd.Timestamp | None
     return (min(lo), max(hi)) if lo else (None, None)
 
 
-def _derive(batch: TickBatch, bars: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """What the loader computes from a parsed source: book states, sequence events and bars. On
-    shallow copies of the frames it reads (their caches are not shared with the writing thread)."""
-    states, events = bookmod.rebuild(batch.frames["depth_updates"].copy(deep=False),
-                                     batch.frames["depth_snapshots"].copy(deep=False), parsed=batch.levels)
-    batch.levels = {}  # the parsed levels (a million small objects): freed before the write
-    start, end = coverage(batch)
-    trades = batch.frames["trades"].copy(deep=False)
-    bar_frame = bars_from_trades(_dedupe(TRADES, trades)[0], start, end) if bars else None
+def _derive(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: dict, trades: pd.DataFrame | None,
+            start, end) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """What the loader computes from a parsed source: book states, sequence events and bars (none
+    when `trades` is None). Given shallow copies of the batch's frames, so that nothing it reads is
+    shared with the thread writing the batch."""
+    states, events = bookmod.rebuild(depth_updates, snapshots, parsed=levels)
+    levels.clear()  # the parsed levels (a million small objects): freed before the bars
+    bar_frame = bars_from_trades(_dedupe(TRADES, trades)[0], start, end) if trades is not None else None
     return states, events, bar_frame
 
 
@@ -291,8 +290,12 @@ def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars
                 batch = TICK_FORMATS[fmt](path, **opts)
                 # The book fold and the bars run on a second thread while the raw tables are written:
                 # the database ingests them meanwhile (its work and waiting release the GIL).
+                start, end = coverage(batch)
+                levels, batch.levels = batch.levels, {}
                 with ThreadPoolExecutor(max_workers=1) as pool:
-                    later = pool.submit(_derive, batch, bars)
+                    later = pool.submit(_derive, batch.frames["depth_updates"].copy(deep=False),
+                                        batch.frames["depth_snapshots"].copy(deep=False), levels,
+                                        batch.frames["trades"].copy(deep=False) if bars else None, start, end)
                     try:
                         reports = write_ticks(sink, batch, None, None, None, run_id, started, derived=later)
                     finally:
