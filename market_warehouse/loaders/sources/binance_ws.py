@@ -47,14 +47,14 @@ _EVENT_TABLE = {"trade": "trades", "depthUpdate": "depth_updates", "bookTicker":
 _COLUMN_RULES = {
     "trades": {"ts": ("integer", "trade time `T`"), "trade_id": ("integer", "trade id `t`"),
                "price": ("positive", "price `p`"), "quantity": ("positive", "quantity `q`"),
-               "event_ts": ("optional", "event time `E`")},
+               "event_ts": ("optional", "event time `E`"), "is_buyer_maker": ("boolean", "buyer-maker flag `m`")},
     "book_tickers": {"ts": ("integer", "event time `E`"), "update_id": ("integer", "update id `u`"),
                      "bid_price": ("positive", "bid `b`"), "bid_qty": ("non_negative", "bid qty `B`"),
                      "ask_price": ("positive", "ask `a`"), "ask_qty": ("non_negative", "ask qty `A`"),
                      "transaction_ts": ("optional", "transaction time `T`")},
 }
 _RULE_TEXT = {"integer": "an integer", "optional": "an integer", "positive": "a positive number",
-              "non_negative": "a non-negative number"}
+              "non_negative": "a non-negative number", "boolean": "true, false or absent"}
 _EVENT_OF = {"trades": "trade", "book_tickers": "bookTicker"}
 
 # Tick formats are kept apart from the bar formats of `mwh load csv` (see `TICK_FORMATS`).
@@ -215,15 +215,18 @@ class TickRows:
         numbers = {}
         for column, (rule, label) in _COLUMN_RULES[table].items():
             raw = frame[column]
-            value = numbers[column] = pd.to_numeric(raw, errors="coerce")
-            bad = value.isna() & raw.notna() if rule == "optional" else value.isna()
-            if rule == "positive":
-                bad |= value <= 0
-            elif rule == "non_negative":
-                bad |= value < 0
-            elif rule in ("integer", "optional"):
-                bad |= value.notna() & (value != value.round())
-            bad |= ~np.isfinite(value.fillna(0).astype("float64"))
+            if rule == "boolean":  # JSON true/false only: 1 or "yes" is not a flag
+                bad = raw.notna() & ~raw.map(lambda v: type(v) is bool)
+            else:
+                value = numbers[column] = pd.to_numeric(raw, errors="coerce")
+                bad = value.isna() & raw.notna() if rule == "optional" else value.isna()
+                if rule == "positive":
+                    bad |= value <= 0
+                elif rule == "non_negative":
+                    bad |= value < 0
+                elif rule in ("integer", "optional"):
+                    bad |= value.notna() & (value != value.round())
+                bad |= ~np.isfinite(value.fillna(0).astype("float64"))
             if bad.any():
                 why = f"{_EVENT_OF[table]}: {label} " + raw[bad].map(repr) + f" is not {_RULE_TEXT[rule]}"
                 reasons[bad] = np.where(reasons[bad] == "", why, reasons[bad] + "; " + why)

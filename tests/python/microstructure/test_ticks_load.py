@@ -21,6 +21,8 @@ BAD_LINES = [
     '1723161300000000001 {"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT"}}',  # unknown event
     '1723161300000000002 {"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT",'
     '"b":"61800.2","B":"x","a":"61800.3","A":"1","T":1723161300001,"E":1723161300001}}',  # bad bid qty
+    '1723161300000000003 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161300001,"T":1723161300001,'
+    '"s":"BTCUSDT","t":2,"p":"61800.2","q":"0.1","m":1}}',  # a number for the buyer-maker flag
 ]
 
 
@@ -49,11 +51,12 @@ def test_load_idempotent_quarantine_book_and_bars(target, tmp_path, capsys):
         assert _count(sink, "depth_snapshots") == expected["snapshot"] == 1
         q = sink.query("select row_number, target_table, reason from raw.quarantine order by row_number")
         n = len(rows)
-        assert [r[0] for r in q] == [n + 1, n + 2, n + 3, n + 4]
+        assert [r[0] for r in q] == [n + 1, n + 2, n + 3, n + 4, n + 5]
         assert "not `<receive ns> <json>`" in q[0][2]
         assert q[1][1] == "raw.trades" and "price `p` '-5' is not a positive number" in q[1][2]
         assert q[2][1] == "unknown" and "unknown event type 'aggTrade'" in q[2][2]
         assert q[3][1] == "raw.book_tickers" and "bid qty `B` 'x'" in q[3][2]
+        assert q[4][1] == "raw.trades" and "buyer-maker flag `m` 1 is not true, false or absent" in q[4][2]
         first = {t: _count(sink, t) for t in ("book_states", "book_sequence_events", "bars", "loader_runs")}
         assert first["book_states"] > 1000
         assert sink.query("select event from raw.book_sequence_events") == [("synced",)]
