@@ -100,19 +100,19 @@ class DuckDBTransaction(Transaction):
                  for frame, encoded in seen if not frame.empty]
         if not items:
             return [MergeCounts() for _ in seen]
-        # Runs of one kind (Arrow with one schema, or pandas): one registered frame per run.
-        runs: list[list] = []
+        # Consecutive items of one kind (Arrow with one schema, or pandas): one registered frame each.
+        pieces: list[list] = []
         for item in items:
-            last = runs[-1][-1] if runs else None
+            last = pieces[-1][-1] if pieces else None
             same = last is not None and type(item) is type(last) and (
                 not isinstance(item, pa.Table) or item.schema.equals(last.schema))
-            (runs[-1].append(item) if same else runs.append([item]))
+            (pieces[-1].append(item) if same else pieces.append([item]))
         names = []
         try:
-            for run in runs:
+            for piece in pieces:
                 name = f"_frame_{next(_stage_ids)}"
-                self.con.register(name, pa.concat_tables(run) if isinstance(run[0], pa.Table)
-                                  else pd.concat(run, ignore_index=True))
+                self.con.register(name, pa.concat_tables(piece) if isinstance(piece[0], pa.Table)
+                                  else pd.concat(piece, ignore_index=True))
                 names.append(name)
             keys = self._typed(table, names, table.key)
             key = ", ".join(table.key)
