@@ -55,7 +55,7 @@ source_bars as (
 
 ),
 
-{{ mwh_bars_to_rewrite('source_bars', var('features_late_window_days'), 0, lookback, actions_aware,
+{{ mwh_bars_to_rewrite(bars_relation, var('features_late_window_days'), 0, lookback, actions_aware,
     cross | length > 0 or uses_benchmark) }},
 
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}

