@@ -177,6 +177,16 @@
 {%- endmacro %}
 
 
+{#- The rows' physical order for a mart analysts read one symbol at a time: on DuckDB an `order by`
+    on the model's last select, so each row group holds few symbols and its zone maps skip the rest
+    (DuckDB's equivalent of the PostgreSQL index mwh_indexes declares); nothing elsewhere. -#}
+{% macro mwh_physical_order(columns) -%}
+    {%- if target.type == 'duckdb' %}
+order by {{ columns }}
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- Session settings for every market model (a pre-hook). PostgreSQL's JIT compiles any query whose
     estimated cost passes jit_above_cost; the window-heavy feature and gap queries pass it, and the
     compilation (2-3 s) costs more than an incremental run's whole query. -#}

@@ -91,4 +91,4 @@ final as (
 
 )
 
-select * from final
+select * from final{{ mwh_physical_order("symbol, exchange, ts") }}
