@@ -22,8 +22,7 @@
       volume_factor     1 / split_factor: older volumes scale up in a split
 
     Cumulative products are sums of logs over the events only (few rows, the same in a full and an
-    incremental run), looked up by each bar (mwh_bars_with_events_in_force, macros/market/adjustments.sql),
-    then rounded to 12 decimals.
+    incremental run), looked up by each bar, then rounded to 12 decimals.
 
     Incremental (the rule of mwh_bars_to_rewrite in macros/market/incremental.sql, without its bar
     numbering): a run rewrites every bar of a symbol that is new or whose actions changed, and
@@ -142,22 +141,27 @@ symbol_totals as (
 bars_cumulated as (
 
     select
-        in_force.symbol,
-        in_force.exchange,
-        in_force.ts,
-        in_force.session_date,
-        in_force.actions_loaded_at,
-        in_force.log_factor_to_date,
-        in_force.log_split_to_date,
+        bars_in_scope.symbol,
+        bars_in_scope.exchange,
+        bars_in_scope.ts,
+        bars_in_scope.session_date,
+        bars_in_scope.actions_loaded_at,
+        coalesce(events_cumulated.log_factor_to_date, 0) as log_factor_to_date,
+        coalesce(events_cumulated.log_split_to_date, 0) as log_split_to_date,
         coalesce(symbol_totals.log_factor_total, 0) as log_factor_total,
         coalesce(symbol_totals.log_split_total, 0) as log_split_total
-    from (
-        {{ mwh_bars_with_events_in_force('bars_in_scope', 'events_cumulated') | indent(8) }}
-    ) as in_force
+    from bars_in_scope
+    left join events_cumulated
+        on
+            bars_in_scope.symbol = events_cumulated.symbol
+            and bars_in_scope.exchange = events_cumulated.exchange
+            and bars_in_scope.session_date >= events_cumulated.session_date
+            {#- no OR here: `next is null or ...` made DuckDB join by a nested loop (5M bars x 56k events) #}
+            and bars_in_scope.session_date < coalesce(events_cumulated.next_session_date, cast('9999-12-31' as date))
     left join symbol_totals
         on
-            in_force.symbol = symbol_totals.symbol
-            and in_force.exchange = symbol_totals.exchange
+            bars_in_scope.symbol = symbol_totals.symbol
+            and bars_in_scope.exchange = symbol_totals.exchange
 
 ),
 
