@@ -14,10 +14,11 @@ import pytest
 from market_fixtures import Warehouse, assert_frames_match, dbt, load_sample, read_table
 
 SYMBOLS = ["AAPL", "KO"]
-SELECTION = ["--select", "+fct_features_daily", "+fct_labels_daily",
+# v1 only: v2 shares the same mwh_bars_to_rewrite scope and read-back, and its cross-sectional ranks would
+# triple the test's time (test_market_incremental checks v2's incremental equality on a shorter history)
+SELECTION = ["--select", "+fct_features_daily.v1", "+fct_labels_daily",
              "--exclude-resource-type", "test", "unit_test"]
-KEYED = ["marts.fct_bars_1d", "marts.fct_labels_daily", "marts.fct_features_daily_v1",
-         "marts.fct_features_daily_v2"]
+KEYED = ["marts.fct_bars_1d", "marts.fct_labels_daily", "marts.fct_features_daily_v1"]
 KEY = ["symbol", "exchange", "ts"]
 
 
