@@ -44,6 +44,13 @@ class Replay:
         self.sent = 0
         self.to_send = sum(1 for i, s in enumerate(self.is_snapshot) if not s and i != self.skip)
         self.snapshots_served = []
+        self.hold_after = -1  # index of an item after which sending waits for the client's next snapshot
+
+    async def _await_snapshot(self, served: int) -> None:
+        for _ in range(1000):  # up to 10 s
+            if len(self.snapshots_served) > served:
+                return
+            await asyncio.sleep(0.01)
 
     async def handler(self, ws):
         self.connections += 1
@@ -51,16 +58,14 @@ class Replay:
         # Like the exchange's, our snapshot is the book at the server's position. Sending starts once
         # the client has asked for its snapshot, so that the snapshot is at the (re)connect point and
         # the gap further on is one the client must detect.
-        served = len(self.snapshots_served)
-        for _ in range(1000):
-            if len(self.snapshots_served) > served:
-                break
-            await asyncio.sleep(0.01)
+        await self._await_snapshot(len(self.snapshots_served))
         i = self.sent_upto
         while i < len(self.items):
             if not self.is_snapshot[i] and i != self.skip:
                 await ws.send(self.texts[i])
                 self.sent += 1
+            if i == self.hold_after:  # the client asks for a snapshot once it has seen the gap
+                await self._await_snapshot(len(self.snapshots_served))
             i += 1
             self.sent_upto = i
             if first and self.sent == DISCONNECT_AFTER:

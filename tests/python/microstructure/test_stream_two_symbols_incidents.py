@@ -51,6 +51,10 @@ class TwoSymbolIncidents(Replay):
         diffs = [i for i, m in enumerate(self.items)
                  if m.get("data", {}).get("e") == "depthUpdate" and m["data"]["s"] == GAP_SYMBOL]
         self.skip = diffs[GAP_DIFF]
+        # The client sees the gap at the symbol's next diff, when its writer takes that batch (every
+        # 0.5 s); sending waits there for the resync snapshot, or the stream could reach its message
+        # limit first (the full suite once stopped it with the resync still pending: 4 snapshots, not 5).
+        self.hold_after = diffs[GAP_DIFF + 1]
         self.to_send = sum(1 for i, s in enumerate(self.is_snapshot) if not s and i != self.skip)
         self.disconnected_at: int | None = None  # index of the first item the second connection sends
 
