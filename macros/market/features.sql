@@ -20,7 +20,7 @@
     (K = ewm_window_bars: the MACD signal is an average of averages, each reaching back 2 K in its block
     group, see ewm.sql). Cross-sectional and benchmark features depend on every symbol of a session, so
     a version that has them rewrites all symbols from the earliest session any symbol needs. The rows
-    written are exactly what a full refresh computes.
+    written are what a full refresh computes, to floating-point accuracy (see ewm.sql).
 #}
 {% macro mwh_market_features(bars_relation, columns, feature_version, actions_aware=false) -%}
 {%- set features = mwh_features_of_version(feature_version) -%}
