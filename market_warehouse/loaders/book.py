@@ -50,6 +50,11 @@ def book_levels() -> int:
     return n
 
 
+def level_floats(levels) -> tuple[list[float], list[float]]:
+    """The (prices, quantities) of `[[price, qty], ...]` levels as floats, in order."""
+    return [float(lvl[0]) for lvl in levels], [float(lvl[1]) for lvl in levels]
+
+
 class _Side:
     """Price -> qty with the prices kept sorted (bids negated, so best is always first) and the
     quantities in a parallel list (so that a depth is one C-level sum over a slice)."""
@@ -68,7 +73,7 @@ class _Side:
         price, any other sets it. `parsed`: their (prices, qtys) as floats when the parser has them
         already. The hot loop of the rebuild, kept inline."""
         if parsed is None:
-            parsed = ([float(lvl[0]) for lvl in levels], [float(lvl[1]) for lvl in levels])
+            parsed = level_floats(levels)
         keys, qtys, text, sign = self.keys, self.qtys, self.text, self.sign
         for (price_s, qty_s), price, qty in zip(levels, parsed[0], parsed[1], strict=True):
             key = sign * price
@@ -379,8 +384,7 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
             if lv is None:
                 frame = sn if kind == 0 else du
                 bids, asks = json.loads(frame["bids"].iat[i]), json.loads(frame["asks"].iat[i])
-                lv = (bids, asks, ([float(x[0]) for x in bids], [float(x[1]) for x in bids]),
-                      ([float(x[0]) for x in asks], [float(x[1]) for x in asks]))
+                lv = (bids, asks, level_floats(bids), level_floats(asks))
             rows.append(lv)
         bid_keys, bid_rows = grid_levels([(lv[0], lv[2]) for lv in rows], -1)
         ask_keys, ask_rows = grid_levels([(lv[1], lv[3]) for lv in rows], 1)
