@@ -26,14 +26,14 @@ class TwoSymbolReplay(Replay):
     """Every stream message followed by its ETHUSDT copy; the snapshot (Replay's) is the BTCUSDT book,
     the copy's book being the same."""
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], disconnect: bool = False):
         doubled = []
         for line in lines:
             doubled.append(line)
             if "lastUpdateId" not in line:
                 ns, body = line.split(" ", 1)
                 doubled.append(f"{ns} {_renamed(body)}")
-        super().__init__(doubled, gap=False, disconnect=False)
+        super().__init__(doubled, gap=False, disconnect=disconnect)
 
 
 def test_two_symbols_each_equal_the_file_load(duckdb_target: Target, tmp_path, monkeypatch):

@@ -30,24 +30,18 @@ from tests.python.microstructure.test_stream_replay import (
     _frame,
     _stream,
 )
-from tests.python.microstructure.test_stream_two_symbols import _renamed
+from tests.python.microstructure.test_stream_two_symbols import TwoSymbolReplay
 
 LINES = 8_000  # the snapshot (line 55), 617 diffs, ~30 s of market time: 15,998 messages doubled
 GAP_SYMBOL, OTHER = "ETHUSDT", "BTCUSDT"
 GAP_DIFF = 400  # GAP_SYMBOL's n-th depth diff is never sent (after the disconnect: ~ message 10,400)
 
 
-class TwoSymbolIncidents(Replay):
+class TwoSymbolIncidents(TwoSymbolReplay):
     """Every message followed by its ETHUSDT copy, with Replay's disconnect; the gap is GAP_SYMBOL's."""
 
     def __init__(self, lines: list[str]):
-        doubled = []
-        for line in lines:
-            doubled.append(line)
-            if "lastUpdateId" not in line:
-                ns, body = line.split(" ", 1)
-                doubled.append(f"{ns} {_renamed(body)}")
-        super().__init__(doubled, gap=False, disconnect=True)
+        super().__init__(lines, disconnect=True)
         diffs = [i for i, m in enumerate(self.items)
                  if m.get("data", {}).get("e") == "depthUpdate" and m["data"]["s"] == GAP_SYMBOL]
         self.skip = diffs[GAP_DIFF]
