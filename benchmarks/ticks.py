@@ -17,6 +17,8 @@ only comparable with the others of the same run.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,8 +86,20 @@ def run(server) -> list[str]:
         rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"], parsed=batch.levels)
     lines.append(_line("book fold", t, events, f"  ({batch.events['depth_updates']:,} diffs)"))
     targets = [("duckdb", None)] + ([("timescale", True)] if server is not None else [])
+    tmp = Path(tempfile.mkdtemp(prefix="mwh_bench_ticks_"))  # the DuckDB files, removed at the end
+    try:
+        lines += _run_targets(server, batch, events, targets, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if server is not None:
+            server.drop_all()
+    return lines
+
+
+def _run_targets(server, batch, events: int, targets: list, tmp: Path) -> list[str]:
+    lines = []
     for name, timescale in targets:
-        sink = _duckdb_sink() if name == "duckdb" else _pg_sink(server, timescale)
+        sink = _duckdb_sink(tmp / "load.duckdb") if name == "duckdb" else _pg_sink(server, timescale)
         try:
             lines.append(f"  {name}: load average {os.getloadavg()[0]:.1f}")
             with _Timer() as t:
@@ -103,32 +117,18 @@ def run(server) -> list[str]:
         finally:
             sink.close()
         # the raw tick tables only, into empty ones (no book, no bars): the loader's write path
-        fresh = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink()
+        fresh = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink(tmp / "write.duckdb")
         try:
             with _Timer() as t:
                 _write_raw(fresh, batch)
             lines.append(_line(f"{name} write (merge) raw only", t, events))
         finally:
             fresh.close()
-    if server is not None:
-        server.drop_all()
     return lines
 
 
-def _duckdb_sink() -> DuckDBSink:
-    """A DuckDB file in a temporary folder, removed when the sink is closed."""
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="mwh_bench_ticks_")
-    sink = DuckDBSink(str(Path(folder) / "w.duckdb"))
-    close = sink.close
-
-    def close_and_remove() -> None:
-        close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-    sink.close = close_and_remove
+def _duckdb_sink(path: Path) -> DuckDBSink:
+    sink = DuckDBSink(str(path))
     sink.ensure_tables(ALL_TICK_TABLES)
     return sink
 
