@@ -25,11 +25,13 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from benchmarks.scale import bulk, generate
 from market_warehouse.loaders.schema import BARS, MARKET_TABLES
@@ -251,31 +253,43 @@ def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
     return out
 
 
-def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None) -> list[str]:
-    """--only queries --warehouse PATH|DB: the latencies alone, on a warehouse built before (DuckDB: the file,
-    opened read-only; PostgreSQL: the database name on the server), with the same queries as a full run."""
-    if target == "duckdb":
-        if not Path(warehouse).is_file():
-            raise SystemExit(f"bench-scale: --warehouse {warehouse}: no such DuckDB file")
-        con = duckdb.connect(warehouse, read_only=True, config={"threads": "2"})
-        size = sum(p.stat().st_size for p in Path(warehouse).parent.glob(Path(warehouse).name + "*") if p.is_file())
+@contextmanager
+def opened_warehouse(duckdb_path: Path | None = None, conninfo: str | None = None):
+    """A built warehouse opened for the latency queries: (q, its size on disk in bytes). DuckDB read-only
+    (the file and its WAL), or a PostgreSQL database (pg_database_size)."""
+    if duckdb_path is not None:
+        con = duckdb.connect(str(duckdb_path), read_only=True, config={"threads": "2"})
+        size = sum(p.stat().st_size for p in duckdb_path.parent.glob(duckdb_path.name + "*") if p.is_file())
 
         def q(sql):
             return con.execute(sql).fetchall()
     else:
-        con = psycopg.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"],
-                              dbname=warehouse, autocommit=True)
+        con = psycopg.connect(conninfo, autocommit=True)
         size = con.execute("select pg_database_size(current_database())").fetchone()[0]
 
         def q(sql):
             cur = con.execute(sql)
             return cur.fetchall() if cur.description else []
     try:
+        yield q, size
+    finally:
+        con.close()
+
+
+def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None) -> list[str]:
+    """--only queries --warehouse PATH|DB: the latencies alone, on a warehouse built before (DuckDB: the file,
+    opened read-only; PostgreSQL: the database name on the server), with the same queries as a full run."""
+    if target == "duckdb":
+        if not Path(warehouse).is_file():
+            raise SystemExit(f"bench-scale: --warehouse {warehouse}: no such DuckDB file")
+        opened = opened_warehouse(duckdb_path=Path(warehouse))
+    else:
+        opened = opened_warehouse(conninfo=make_conninfo(host=pg["host"], port=pg["port"], user=pg["user"],
+                                                         password=pg["password"], dbname=warehouse))
+    with opened as (q, size):
         n = q("select count(*) from raw.bars where interval = '1d'")[0][0]
         return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
                 *latency_lines(q, symbols, LAST_DAY, runs)]
-    finally:
-        con.close()
 
 
 # ---- one target -----------------------------------------------------------------------------------
@@ -390,27 +404,13 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
         log(out[-1])
 
         # 4. size and latency
-        if server:
-            conninfo = admin.replace("dbname=postgres", f"dbname={db}")
-            conn = psycopg.connect(conninfo, autocommit=True)
-            size = conn.execute("select pg_database_size(current_database())").fetchone()[0]
-
-            def q(sql):
-                cur = conn.execute(sql)
-                return cur.fetchall() if cur.description else []
-        else:
-            size = sum(p.stat().st_size for p in work.glob("warehouse.duckdb*") if p.is_file())
-            con = duckdb.connect(str(wh), read_only=True, config={"threads": "2"})
-
-            def q(sql):
-                return con.execute(sql).fetchall()
-        out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
-        log(out[-1])
-        symbols = manifest["daily_symbols"]
-        for line in latency_lines(q, symbols, LAST_DAY, runs):
-            out.append(line)
-            log(line)
-        (conn if server else con).close()
+        with opened_warehouse(conninfo=admin.replace("dbname=postgres", f"dbname={db}")) if server \
+                else opened_warehouse(duckdb_path=wh) as (q, size):
+            out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
+            log(out[-1])
+            for line in latency_lines(q, manifest["daily_symbols"], LAST_DAY, runs):
+                out.append(line)
+                log(line)
     finally:
         if server and not keep:
             with psycopg.connect(admin, autocommit=True) as c:
