@@ -7,8 +7,9 @@ Per target (duckdb, timescale): generate the data if needed (benchmarks/scale/ge
    build, models then tests;
 3. peak memory: each `mwh` process's peak RSS (wait4) and, on PostgreSQL, the peak summed PSS of
    every server process (sampled from /proc every 0.5 s; the server is shared with other work);
-4. size on disk; query latencies p50/p95 over `--runs` warm runs, beside the same question asked
-   naively of raw (or, with no raw equivalent, of the underlying mart).
+4. size on disk; query latencies p50/p95 over `--runs` warm runs, asked as an analyst's Python client asks
+   them (the read API, market_warehouse/read.py: a pandas DataFrame, the rows' conversion included), beside
+   the same question asked naively of raw (or, with no raw equivalent, of the underlying mart).
 
 Other jobs may share the machine: compare each figure with its baseline from the same run.
 """
@@ -30,12 +31,15 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from benchmarks.scale import bulk, generate
+from market_warehouse.config import Target
 from market_warehouse.loaders.schema import BARS, MARKET_TABLES
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
+from market_warehouse.read import Reader
 
 REPO = Path(__file__).resolve().parents[2]
 MWH = str(Path(sys.executable).with_name("mwh"))
@@ -184,96 +188,92 @@ def bulk_land_warehouse(target: str, folder: Path, work: Path, admin: str | None
 
 
 # ---- latency --------------------------------------------------------------------------------------
+# Every question is asked the way an analyst's Python client asks it: through the read API
+# (market_warehouse/read.py: DuckDB results through Arrow into pandas; PostgreSQL through psycopg's binary
+# protocol on prepared statements into pandas), so each time includes the rows' conversion into a
+# DataFrame. The naive form of each question goes through the same client (Reader.query).
 
-def _relations(q) -> set[str]:
-    rows = q("select table_schema || '.' || table_name from information_schema.tables "
-             "where table_schema in ('marts', 'raw')")
-    return {r[0] for r in rows}
-
-
-def latency_queries(q, symbols: list[str], last_day: str) -> list[tuple[str, str, str, str, str]]:
-    """(question, mart relation, mart SQL, naive label, naive SQL). Uses the latest-bar and
-    latest-feature marts when the project has them, else the same question of the big marts."""
-    rels = _relations(q)
-    one = symbols[0]
-    hundred = ", ".join(f"'{s}'" for s in symbols[:100])
-    five_years = f"timestamp '{last_day}' - interval '5 years'"
-    latest_bar = next((r for r in sorted(rels) if r.startswith("marts.") and "latest" in r and "bar" in r), None)
-    latest_feat = next((r for r in sorted(rels) if r.startswith("marts.") and "latest" in r and "feature" in r),
-                       None)
-    naive_latest_bar = ("select * from (select *, row_number() over (partition by symbol, exchange "
+def latency_queries(r: Reader, symbols: list[str], last_day: str) -> list[tuple[str, str, object, str, object]]:
+    """(question, what the read API reads, its call, naive label, the naive call)."""
+    one, hundred = symbols[0], symbols[:100]
+    start = str(np.datetime64(last_day) - np.timedelta64(5 * 365 + 1, "D"))  # 5 years back
+    bar_cols = "symbol, exchange, ts, open, high, low, close, volume, vwap"
+    naive_latest_bar = (f"select {bar_cols} from (select *, row_number() over (partition by symbol, exchange "
                         "order by ts desc) as rn from raw.bars where interval = '1d') as x where rn = 1")
-    by_max = ("select b.* from {t} as b join (select symbol, exchange, max(ts) as ts from {t} "
-              "group by symbol, exchange) as m on b.symbol = m.symbol and b.exchange = m.exchange and b.ts = m.ts")
-    stats = ("select count(*), min(low), max(high), avg(close), sum(volume) from {t} where symbol = '{s}'{f} "
-             "and ts > (select max(ts) from {t} where symbol = '{s}'{f}) - interval '30 days'")
+    naive_stats = ("select count(*), min(low), max(high), avg(close), sum(volume) from raw.bars "
+                   "where symbol = ? and interval = '1d' and ts > (select max(ts) from raw.bars "
+                   "where symbol = ? and interval = '1d') - interval '30 days'")
     return [
-        ("last 1,000 bars of a symbol", "marts.fct_bars_1d",
-         f"select * from marts.fct_bars_1d where symbol = '{one}' order by ts desc limit 1000",
-         "raw.bars", f"select * from raw.bars where symbol = '{one}' and interval = '1d' order by ts desc limit 1000"),
-        ("latest bar of every symbol", latest_bar or "marts.fct_bars_1d (max ts per symbol)",
-         f"select * from {latest_bar}" if latest_bar else by_max.format(t="marts.fct_bars_1d"),
-         "raw.bars (row_number)", naive_latest_bar),
-        ("30-day stats of a symbol", "marts.fct_bars_1d", stats.format(t="marts.fct_bars_1d", s=one, f=""),
-         "raw.bars", stats.format(t="raw.bars", s=one, f=" and interval = '1d'")),
-        ("latest features of all symbols", latest_feat or "marts.fct_features_daily (max ts per symbol)",
-         f"select * from {latest_feat}" if latest_feat else by_max.format(t="marts.fct_features_daily"),
+        ("last 1,000 bars of a symbol", "read.bars(last=1000): fct_bars_1d",
+         lambda: r.bars(one, last=1000),
+         "raw.bars", lambda: r.query(f"select {bar_cols} from raw.bars where symbol = ? and interval = '1d' "
+                                     "order by ts desc limit 1000", [one])),
+        ("latest bar of every symbol", "read.latest_bars(): fct_latest_bars", r.latest_bars,
+         "raw.bars (row_number)", lambda: r.query(naive_latest_bar)),
+        ("30-day stats of a symbol", "read.price_stats(days=30): fct_bars_1d", lambda: r.price_stats(one, 30),
+         "raw.bars", lambda: r.query(naive_stats, [one, one])),
+        ("latest features of all symbols", "fct_latest_features_daily",
+         lambda: r.query("select * from marts.fct_latest_features_daily"),
          "fct_features_daily (row_number)",
-         "select * from (select *, row_number() over (partition by symbol, exchange order by ts desc) as rn "
-         "from marts.fct_features_daily) as x where rn = 1"),
-        ("training set, 100 symbols x 5 years", "marts.fct_training_set_daily",
-         f"select * from marts.fct_training_set_daily where symbol in ({hundred}) and ts >= {five_years}",
+         lambda: r.query("select * from (select *, row_number() over (partition by symbol, exchange "
+                         "order by ts desc) as rn from marts.fct_features_daily) as x where rn = 1")),
+        ("training set, 100 symbols x 5 years", "read.training_set(): fct_training_set_daily",
+         lambda: r.training_set(hundred, start=start),
          "raw.bars (bars only)",
-         f"select * from raw.bars where interval = '1d' and symbol in ({hundred}) and ts >= {five_years}"),
+         lambda: r.query("select * from raw.bars where interval = '1d' and list_contains(?, symbol) and ts >= ?"
+                         if r.dialect == "duckdb" else
+                         "select * from raw.bars where interval = '1d' and symbol = any(?) and ts >= ?",
+                         [hundred, pd.Timestamp(start, tz="UTC")])),
     ]
 
 
-def timed(q, sql: str, runs: int) -> tuple[float, float, int]:
+def timed(call, runs: int) -> tuple[float, float, int]:
     for _ in range(3):  # warm
-        rows = q(sql)
+        frame = call()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        rows = q(sql)
+        frame = call()
         times.append((time.perf_counter() - t) * 1000)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(rows)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(frame)
 
 
-def latency_lines(q, symbols: list[str], last_day: str, runs: int) -> list[str]:
-    out = [f"  {'query (p50 / p95 ms, ' + str(runs) + ' warm runs)':<40} {'mart':>17}   {'naive':>17}  rows"]
-    for question, mart, sql, naive, naive_sql in latency_queries(q, symbols, last_day):
+def latency_lines(r: Reader, symbols: list[str], last_day: str, runs: int) -> list[str]:
+    out = [f"  {'query (p50 / p95 ms, ' + str(runs) + ' warm runs, read API)':<40} {'mart':>17}   "
+           f"{'naive':>17}  rows"]
+    for question, mart, call, naive, naive_call in latency_queries(r, symbols, last_day):
+        # Seconds-long questions (the training extract, the naive whole-history numbering) run fewer times.
+        bulky = "training" in question
+        m_runs = max(3, runs // 10) if bulky else runs
+        n_runs = max(3, runs // 10) if bulky else max(5, runs // 5) if "row_number" in naive else runs
         try:
-            m50, m95, n = timed(q, sql, runs)
-            r50, r95, _ = timed(q, naive_sql, max(5, runs // 5) if "row_number" in naive else runs)
+            m50, m95, n = timed(call, m_runs)
+            r50, r95, _ = timed(naive_call, n_runs)
         except Exception as exc:  # noqa: BLE001 - a mart this checkout does not build: say so
             out.append(f"  {question:<40} failed: {str(exc).splitlines()[0][:120]}")
             continue
+        runs_note = f", {m_runs}/{n_runs} runs" if (m_runs, n_runs) != (runs, runs) else ""
         out.append(f"  {question:<40} {m50:>8.1f} / {m95:>7.1f}   {r50:>8.1f} / {r95:>7.1f}  {n:,}"
-                   f"   ({mart} | {naive})")
+                   f"   ({mart} | {naive}{runs_note})")
     return out
 
 
 @contextmanager
 def opened_warehouse(duckdb_path: Path | None = None, conninfo: str | None = None):
-    """A built warehouse opened for the latency queries: (q, its size on disk in bytes). DuckDB read-only
-    (the file and its WAL), or a PostgreSQL database (pg_database_size)."""
+    """A built warehouse opened for the latency queries: (a read API Reader on it, its size on disk in
+    bytes). DuckDB read-only (the file and its WAL), or a PostgreSQL database (pg_database_size)."""
     if duckdb_path is not None:
-        con = duckdb.connect(str(duckdb_path), read_only=True, config={"threads": "2"})
+        r = Reader(Target(name="bench", type="duckdb", path=str(duckdb_path)))
         size = sum(p.stat().st_size for p in duckdb_path.parent.glob(duckdb_path.name + "*") if p.is_file())
-
-        def q(sql):
-            return con.execute(sql).fetchall()
     else:
-        con = psycopg.connect(conninfo, autocommit=True)
-        size = con.execute("select pg_database_size(current_database())").fetchone()[0]
-
-        def q(sql):
-            cur = con.execute(sql)
-            return cur.fetchall() if cur.description else []
+        parts = conninfo_to_dict(conninfo)
+        r = Reader(Target(name="bench", type="postgres", host=parts.get("host"), port=int(parts.get("port", 5432)),
+                          user=parts.get("user"), password=parts.get("password"), dbname=parts.get("dbname")))
+        size = int(r.query("select pg_database_size(current_database()) as n")["n"][0])
     try:
-        yield q, size
+        yield r, size
     finally:
-        con.close()
+        r.close()
 
 
 def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None) -> list[str]:
@@ -286,10 +286,10 @@ def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg:
     else:
         opened = opened_warehouse(conninfo=make_conninfo(host=pg["host"], port=pg["port"], user=pg["user"],
                                                          password=pg["password"], dbname=warehouse))
-    with opened as (q, size):
-        n = q("select count(*) from raw.bars where interval = '1d'")[0][0]
+    with opened as (r, size):
+        n = int(r.query("select count(*) as n from raw.bars where interval = '1d'")["n"][0])
         return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
-                *latency_lines(q, symbols, LAST_DAY, runs)]
+                *latency_lines(r, symbols, LAST_DAY, runs)]
 
 
 # ---- one target -----------------------------------------------------------------------------------
@@ -405,10 +405,10 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
 
         # 4. size and latency
         with opened_warehouse(conninfo=admin.replace("dbname=postgres", f"dbname={db}")) if server \
-                else opened_warehouse(duckdb_path=wh) as (q, size):
+                else opened_warehouse(duckdb_path=wh) as (r, size):
             out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
             log(out[-1])
-            for line in latency_lines(q, manifest["daily_symbols"], LAST_DAY, runs):
+            for line in latency_lines(r, manifest["daily_symbols"], LAST_DAY, runs):
                 out.append(line)
                 log(line)
     finally:
