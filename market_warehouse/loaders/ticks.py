@@ -39,6 +39,7 @@ from market_warehouse.loaders.schema import (
     Table,
 )
 from market_warehouse.loaders.sinks import Sink
+from market_warehouse.loaders.sinks.ticks_pg import binary_copies
 from market_warehouse.loaders.sources import binance_ws, trades_csv  # noqa: F401 (register)
 from market_warehouse.loaders.sources.binance_ws import TICK_FORMATS, TickBatch
 from market_warehouse.loaders.sources.common import ParsedBatch, assemble_bars
@@ -181,9 +182,10 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame | None, event
             r.quarantined = len(part)
             r.examples = [f"line {n}: {why}" for n, why in zip(part["row_number"][:5], part["reason"][:5])]
     with sink.transaction() as tx:
+        ticks = binary_copies(tx)  # the tick tables by binary COPY on PostgreSQL (same merge, same transaction)
         audit = []
         for table, frame, r in writes:
-            c = tx.merge(table, frame)
+            c = ticks.merge(table, frame)
             r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate + r.duplicate
             reports.append(r)
             audit.append((r, table))
@@ -196,7 +198,7 @@ def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame | None, event
             if frame is None or (frame.empty and not batch.events.get("depth_updates")):
                 continue
             r = SourceReport(source=source, loader=BOOK_LOADER, rows_read=len(frame), notes=[table.qualified])
-            c = tx.merge(table, with_audit(frame, source, run_id, at)[table.column_names])
+            c = ticks.merge(table, with_audit(frame, source, run_id, at)[table.column_names])
             r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate
             reports.append(r)
             audit.append((r, table))
