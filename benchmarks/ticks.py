@@ -4,8 +4,9 @@ same (empty) hypertables: what the loader's guarantees (validation, one transact
 
 Figures: parse (text -> typed frames), book fold (the whole file's book states, loaders/book.py),
 write (the raw tick tables through `write_ticks`: the merge path, quarantine and audit), COPY (the
-same rows, no key check: Arrow-encoded CSV blocks through psycopg's `copy.write`, one COPY per table,
-one transaction), and end to end (parse + book rebuild + bars from trades + write, as `mwh load
+same rows, one COPY per table, one transaction: as CSV (Arrow-encoded blocks through psycopg's
+`copy.write`) and as binary (the loader's encoding, sinks/ticks_pg.py) into tables with no key, and
+binary into tables with the raw tables' primary key), and end to end (parse + book rebuild + bars from trades + write, as `mwh load
 ticks` runs: the book and bars on a second thread while the raw tables are written) into empty
 tables and again (a reload: every row a duplicate).
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from market_warehouse.loaders.book import rebuild
 from market_warehouse.loaders.sinks import DuckDBSink, PostgresSink
 from market_warehouse.loaders.sinks.postgres_sink import copy_parts
+from market_warehouse.loaders.sinks.ticks_pg import copy_binary
 from market_warehouse.loaders.sources.binance_ws import TICK_FORMATS
 from market_warehouse.loaders.ticks import ALL_TICK_TABLES, TABLES, gc_paused, load_tick_files, write_ticks
 from market_warehouse.runs import new_run_id, utcnow, with_audit
@@ -41,23 +43,34 @@ def _pg_sink(server, timescale: bool) -> PostgresSink:
     return sink
 
 
-def _copy_tables(sink: PostgresSink, batch) -> dict:
-    """The parsed rows (audit columns set) and empty tables shaped like the raw ones for them."""
-    frames = {n: with_audit(f.drop(columns="_row"), "bench", "bench", utcnow())[t.column_names]
+# The bare COPYs: (label, format, with the raw tables' primary key)
+COPIES = (("csv", "csv", False), ("binary", "binary", False), ("binary+key", "binary", True))
+
+
+def _copy_tables(sink: PostgresSink, batch, suffix: str, key: bool) -> dict:
+    """The parsed rows (audit columns set, the source named as the loader names it) and empty tables
+    shaped like the raw ones for them (with their primary key if `key`)."""
+    frames = {n: with_audit(f.drop(columns="_row"), str(CAPTURE), new_run_id(), utcnow())[t.column_names]
               for n, t in TABLES.items() if len(f := batch.frames[n])}
     with sink.conn.transaction():
         for name in frames:
-            sink.conn.execute(f"create table raw.copy_{name} (like raw.{name})")
+            sink.conn.execute(f"create table raw.copy_{name}_{suffix} (like raw.{name}"
+                              f"{' including indexes' if key else ''})")
             if sink.timescale:
-                sink.conn.execute(f"select create_hypertable('raw.copy_{name}', by_range('ts', interval '1 day'))")
+                sink.conn.execute(f"select create_hypertable('raw.copy_{name}_{suffix}', "
+                                  "by_range('ts', interval '1 day'))")
     return frames
 
 
-def _copy(sink: PostgresSink, frames: dict) -> None:
-    """COPY the rows into the tables of `_copy_tables`, one COPY per table, one transaction."""
+def _copy(sink: PostgresSink, frames: dict, suffix: str, fmt: str) -> None:
+    """COPY the rows into the tables of `_copy_tables`, one COPY per table, one transaction: CSV
+    (Arrow-encoded blocks) or binary (sinks/ticks_pg.py, the loader's own encoding)."""
     with sink.conn.transaction(), sink.conn.cursor() as cur:
         for name, frame in frames.items():
-            copy_parts(cur, f"raw.copy_{name}", TABLES[name].column_names, [(frame, None)])
+            if fmt == "csv":
+                copy_parts(cur, f"raw.copy_{name}_{suffix}", TABLES[name].column_names, [(frame, None)])
+            else:
+                copy_binary(cur, f"raw.copy_{name}_{suffix}", TABLES[name], frame)
 
 
 class _Timer:
@@ -107,10 +120,11 @@ def _run_targets(server, batch, events: int, targets: list, tmp: Path) -> list[s
             lines.append(_line(f"{name} end to end, first load", t, events,
                                f"  {report.loaded:,} new, book + bars included"))
             if name != "duckdb":
-                frames = _copy_tables(sink, batch)
-                with _Timer() as t:
-                    _copy(sink, frames)
-                lines.append(_line(f"{name} COPY same rows", t, events))
+                for label, fmt, key in COPIES:
+                    frames = _copy_tables(sink, batch, label.replace("+", "_"), key)
+                    with _Timer() as t:
+                        _copy(sink, frames, label.replace("+", "_"), fmt)
+                    lines.append(_line(f"{name} COPY same rows, {label}", t, events))
             with _Timer() as t:
                 [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # a reload: every row a duplicate
             lines.append(_line(f"{name} end to end, reload", t, events, f"  {report.duplicate:,} duplicates"))

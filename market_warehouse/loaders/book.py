@@ -20,7 +20,6 @@ the same states, to the bit (tests/python/microstructure/test_book_grid.py).
 from __future__ import annotations
 
 import bisect
-import json
 import os
 from bisect import bisect_left  # the rebuild's hot loop: a local name, no attribute lookup
 from collections import deque
@@ -30,6 +29,7 @@ from operator import itemgetter
 from typing import ClassVar
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from market_warehouse.loaders.sources.common import compact_json
@@ -383,7 +383,7 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
             lv = parsed.get(row)
             if lv is None:
                 frame = sn if kind == 0 else du
-                bids, asks = json.loads(frame["bids"].iat[i]), json.loads(frame["asks"].iat[i])
+                bids, asks = orjson.loads(frame["bids"].iat[i]), orjson.loads(frame["asks"].iat[i])
                 lv = (bids, asks, level_floats(bids), level_floats(asks))
             rows.append(lv)
         bid_keys, bid_rows = grid_levels([(lv[0], lv[2]) for lv in rows], -1)

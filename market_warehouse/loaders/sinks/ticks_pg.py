@@ -40,14 +40,22 @@ def _fixed_cells(kind: str, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     elif kind == "double":
         data = pd.to_numeric(values).to_numpy(dtype="float64", na_value=np.nan)
         null = np.isnan(data)  # NaN is stored as null, as the CSV path (Arrow) writes it
+    elif kind == "boolean":
+        null = values.isna().to_numpy()
+        data = values.to_numpy(dtype="bool", na_value=False)
     else:
         null = values.isna().to_numpy()
-        data = values.to_numpy(dtype="float64" if kind != "boolean" else "bool", na_value=0)
-        if kind != "boolean":
-            data = data.astype("int64")
-            if not np.array_equal(data[~null], values[~null].to_numpy(dtype="float64")):
+        if values.dtype.kind in "iu":  # numpy or pandas' nullable integers: exact
+            data = values.to_numpy(dtype="int64", na_value=0)
+        else:
+            number = pd.to_numeric(values).to_numpy(dtype="float64", na_value=np.nan)
+            if not (np.isfinite(number[~null]).all() and (number[~null] == np.round(number[~null])).all()):
                 raise ValueError(f"column {values.name}: a value is not a whole number")
-    return null, np.ascontiguousarray(data.astype(_FIXED[kind])).view("u1").reshape(len(values), -1)
+            data = np.where(null, 0, number).astype("int64")
+        if kind == "integer" and ((data < -2**31) | (data >= 2**31)).any():
+            raise ValueError(f"column {values.name}: a value is out of the integer range")
+    width = np.dtype(_FIXED[kind]).itemsize
+    return null, np.ascontiguousarray(data.astype(_FIXED[kind])).view("u1").reshape(len(values), width)
 
 
 def _bytes_array(cells: np.ndarray, keep: np.ndarray | None = None) -> pa.Array:

@@ -10,6 +10,8 @@ quarantine with its line number and the reason; nothing is dropped silently.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -242,37 +244,42 @@ class TickRows:
     def frames(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
         """Typed frames per table (with a `_row` column: the line number) and the rejected rows."""
         self._take_snapshots()
-        out = {}
-        for table, cols in TICK_COLUMNS.items():
-            checked = table in _COLUMN_RULES
-            frame = pd.DataFrame(self.rows[table], columns=["_row", *cols, *(["_text"] if checked else [])])
-            numbers: dict[str, pd.Series] = {}
-            if checked:
-                frame, numbers = self._check_columns(table, frame)
-            for c in cols:
-                # A checked column's numbers are reused where converting the kept rows again would
-                # give the same (floats; integers and times when no row made the column float).
-                number = numbers.get(c)
-                if c in _TIME_COLUMNS:
-                    unit = "ns" if c == "received_at" else "ms"
-                    if number is None or number.dtype.kind not in "iu":
-                        number = pd.to_numeric(frame[c], errors="coerce")
-                    frame[c] = pd.to_datetime(number, unit=unit, utc=True)
-                    if unit == "ns":  # the databases keep microseconds
-                        frame[c] = frame[c].dt.floor("us")
-                elif c in _INT_COLUMNS:
-                    if number is None or number.dtype.kind not in "iu":
-                        number = pd.to_numeric(frame[c])
-                    frame[c] = number.astype("Int64")
-                elif c in ("price", "quantity", "bid_price", "bid_qty", "ask_price", "ask_qty"):
-                    frame[c] = (pd.to_numeric(frame[c]) if number is None else number).astype("float64")
-                elif c == "is_buyer_maker":
-                    frame[c] = frame[c].where(frame[c].isin([True, False])).astype("boolean")
-                else:
-                    frame[c] = frame[c].astype(object)
-            out[table] = frame
-        rejected = pd.DataFrame(self.rejected, columns=["row_number", "target_table", "record", "reason"])
-        return out, rejected
+        out = {table: self.typed(table) for table in TICK_COLUMNS}
+        return out, self.rejected_frame()
+
+    def rejected_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rejected, columns=["row_number", "target_table", "record", "reason"])
+
+    def typed(self, table: str) -> pd.DataFrame:
+        """One table's rows as a typed frame, after the column checks (failing rows to `rejected`)."""
+        cols = TICK_COLUMNS[table]
+        checked = table in _COLUMN_RULES
+        frame = pd.DataFrame(self.rows[table], columns=["_row", *cols, *(["_text"] if checked else [])])
+        numbers: dict[str, pd.Series] = {}
+        if checked:
+            frame, numbers = self._check_columns(table, frame)
+        for c in cols:
+            # A checked column's numbers are reused where converting the kept rows again would
+            # give the same (floats; integers and times when no row made the column float).
+            number = numbers.get(c)
+            if c in _TIME_COLUMNS:
+                unit = "ns" if c == "received_at" else "ms"
+                if number is None or number.dtype.kind not in "iu":
+                    number = pd.to_numeric(frame[c], errors="coerce")
+                frame[c] = pd.to_datetime(number, unit=unit, utc=True)
+                if unit == "ns":  # the databases keep microseconds
+                    frame[c] = frame[c].dt.floor("us")
+            elif c in _INT_COLUMNS:
+                if number is None or number.dtype.kind not in "iu":
+                    number = pd.to_numeric(frame[c])
+                frame[c] = number.astype("Int64")
+            elif c in ("price", "quantity", "bid_price", "bid_qty", "ask_price", "ask_qty"):
+                frame[c] = (pd.to_numeric(frame[c]) if number is None else number).astype("float64")
+            elif c == "is_buyer_maker":
+                frame[c] = frame[c].where(frame[c].isin([True, False])).astype("boolean")
+            else:
+                frame[c] = frame[c].astype(object)
+        return frame
 
 
 def empty_bars() -> pd.DataFrame:
@@ -294,12 +301,41 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
     if not (ns.isdigit() and body.lstrip().startswith("{")):
         raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
                           f"({first[:80]!r})")
-    rows = TickRows(exchange=exchange or "BINANCE", symbol=symbol)
+    exchange = exchange or "BINANCE"
+    cut = _cut(text) if parse_processes() > 1 else -1
+    if cut < 0:
+        rows = TickRows(exchange=exchange, symbol=symbol)
+        _scan(rows, text, 1)
+        return tick_batch(rows, {"symbol": rows.symbol, "exchange": rows.exchange})
+    return _parse_split(text, cut, exchange, symbol)
+
+
+# A capture larger than this is parsed by two processes, a half each (MWH_TICK_PARSE_PROCESSES=1: one).
+SPLIT_MIN_CHARS = 4_000_000
+
+
+def parse_processes() -> int:
+    """Processes for the parse of one capture: MWH_TICK_PARSE_PROCESSES, default 2 on 2+ cores."""
+    raw = os.environ.get("MWH_TICK_PARSE_PROCESSES", "2" if (os.cpu_count() or 1) > 1 else "1")
+    if raw not in ("1", "2"):
+        raise ValueError(f"MWH_TICK_PARSE_PROCESSES={raw!r}: 1 or 2")
+    return int(raw)
+
+
+def _cut(text: str) -> int:
+    """Where to split `text` in two: the newline nearest its middle (-1: too small, or no newline)."""
+    if len(text) < SPLIT_MIN_CHARS:
+        return -1
+    return text.find("\n", len(text) // 2)
+
+
+def _scan(rows: TickRows, text: str, first_number: int) -> None:
+    """The lines of `text` (the first numbered `first_number`) into `rows`."""
     exchange = rows.exchange
     trades, tickers = rows.rows["trades"], rows.rows["book_tickers"]
     taken = Counter()
     loads = orjson.loads
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_number):
         line = line.rstrip("\r")
         if not line.strip():
             continue
@@ -339,7 +375,81 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
                 pass
         rows.add(number, received, message, line)
     rows.events.update(taken)
-    return tick_batch(rows, {"symbol": rows.symbol, "exchange": rows.exchange})
+
+
+_STREAM_TABLES = ("trades", "depth_updates", "book_tickers")  # typed per half; snapshots once, at the end
+
+
+def _half(text: str, first_number: int, exchange: str, symbol: str | None) -> dict:
+    """One half of a split parse: its rows typed and checked, what it rejected (the parse's and each
+    table's checks' apart, to be put back in the one-process order), and its snapshots still pending
+    (they take the file's symbol, which the first half may name)."""
+    rows = TickRows(exchange=exchange, symbol=symbol)
+    _scan(rows, text, first_number)
+    out = {"symbol": rows.symbol, "events": rows.events, "levels": rows.levels,
+           "pending": rows._pending_snapshots, "rejected": rows.rejected, "frames": {}, "checks": {}}
+    for table in _STREAM_TABLES:
+        rows.rejected = []
+        out["frames"][table] = rows.typed(table)
+        out["checks"][table] = rows.rejected
+    return out
+
+
+def _second_half(conn, text: str, first_number: int, exchange: str, symbol: str | None) -> None:
+    try:
+        half = _half(text, first_number, exchange, symbol)
+        # Its depth levels are not sent back (a million small objects: pickling them costs more than
+        # the book fold's reading them again from the rows' JSON text, see book.rebuild).
+        half["levels"] = {}
+        conn.send(("ok", half))
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it as its own
+        conn.send(("error", exc))
+    finally:
+        conn.close()
+
+
+def _parse_split(text: str, cut: int, exchange: str, symbol: str | None) -> TickBatch:
+    """The capture parsed by two processes: this one the lines before `cut`, a forked one the lines
+    after it (numbered on from the first half's). The halves are put together in line order, with
+    the rows, rejections, counts and levels one process would give (tests/python/microstructure/
+    test_tick_parse_split.py compares them)."""
+    head, tail = text[:cut], text[cut + 1:]
+    context = multiprocessing.get_context("fork")  # the child reads `tail` from the parent's memory
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_second_half, args=(send, tail, head.count("\n") + 2, exchange, symbol),
+                            daemon=True)
+    child.start()
+    send.close()
+    try:
+        first = _half(head, 1, exchange, symbol)
+        try:
+            status, second = receive.recv()
+        except EOFError:
+            raise RuntimeError(f"the second parse process ended without a result (exit code "
+                               f"{child.exitcode})") from None
+    finally:
+        receive.close()
+        child.join()
+    if status == "error":
+        raise second
+    rows = TickRows(exchange=exchange, symbol=first["symbol"] or second["symbol"])
+    rows.rejected = first["rejected"] + second["rejected"]
+    rows.events = first["events"] + second["events"]
+    rows.levels = {**first["levels"], **second["levels"]}
+    rows._pending_snapshots = first["pending"] + second["pending"]
+    rows._take_snapshots()
+    frames = {}
+    for table in _STREAM_TABLES:
+        rows.rejected += first["checks"][table] + second["checks"][table]
+        parts = [h["frames"][table] for h in (first, second) if len(h["frames"][table])]
+        frames[table] = (pd.concat(parts, ignore_index=True) if len(parts) > 1 else
+                         parts[0] if parts else first["frames"][table])
+    frames["depth_snapshots"] = rows.typed("depth_snapshots")
+    bars = empty_bars()
+    return TickBatch(bars=bars, raw=pd.DataFrame(index=bars.index), row_numbers=pd.Series(dtype="int64"),
+                     parse_errors=pd.Series(dtype=object), frames={t: frames[t] for t in TICK_COLUMNS},
+                     rejected=rows.rejected_frame(), events=rows.events,
+                     parameters={"symbol": rows.symbol, "exchange": rows.exchange}, levels=rows.levels)
 
 
 # The fields of the two bulk messages, in the order of their rows (see `TickRows.add`).
