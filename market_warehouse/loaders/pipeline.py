@@ -44,9 +44,13 @@ __all__ = ["FORMATS", "SourceReport", "load_files", "new_run_id", "prepare_batch
 @dataclass
 class PreparedBatch:
     """A source ready to write: validated, audit columns set, and the rows already encoded for the
-    sink's bulk path (so that this CPU work can run while the previous source is being written)."""
+    sink's bulk path (so that this CPU work can run while the previous source is being written).
+    A file of a group holds slices of the group's frames (its checked rows carry the audit columns
+    too, and its rejected rows are its quarantine rows), not a copy of its parsed batch."""
 
-    batch: ParsedBatch
+    source: str
+    loader: str
+    source_parameters: dict
     checked: Validated
     at: pd.Timestamp
     bars: pd.DataFrame
@@ -59,7 +63,7 @@ class PreparedBatch:
 
     def parameters(self) -> dict:
         extra = {"collides_with": self.collisions} if self.collisions else {}
-        return {**self.batch.parameters, **extra}
+        return {**self.source_parameters, **extra}
 
 
 def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
@@ -68,7 +72,7 @@ def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
     at = utcnow()
     bars = with_audit(v.bars, batch.source, run_id, at)[BARS.column_names]
     return PreparedBatch(
-        batch=batch, checked=v, at=at, bars=bars,
+        source=batch.source, loader=batch.loader, source_parameters=batch.parameters, checked=v, at=at, bars=bars,
         actions=with_audit(v.actions, batch.source, run_id, at)[CORPORATE_ACTIONS.column_names],
         quarantine=quarantine_frame(v.rejected, run_id, batch.source, BARS, at),
         encoded_bars=sink.encode(BARS, bars),
@@ -77,7 +81,7 @@ def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
 
 def _report(prep: PreparedBatch) -> SourceReport:
     v = prep.checked
-    return SourceReport(source=prep.batch.source, loader=prep.batch.loader, rows_read=v.rows_read,
+    return SourceReport(source=prep.source, loader=prep.loader, rows_read=v.rows_read,
                         quarantined=len(v.rejected), examples=examples(v.rejected), notes=list(prep.notes))
 
 
@@ -88,13 +92,13 @@ def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
     read is written and the audit row says `partial` with the error."""
     started = started or utcnow()
     prep = batch if isinstance(batch, PreparedBatch) else prepare_batch(sink, batch, run_id)
-    batch, v = prep.batch, prep.checked
+    v = prep.checked
     report = _report(prep)
     if partial_error:
         report.status, report.error = "partial", partial_error
     with sink.transaction() as tx:
         log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
-                 batch.source, len(prep.bars), len(prep.actions), len(prep.quarantine))
+                 prep.source, len(prep.bars), len(prep.actions), len(prep.quarantine))
         counts = tx.merge(BARS, prep.bars, encoded=prep.encoded_bars)
         tx.merge(CORPORATE_ACTIONS, prep.actions)
         if len(prep.quarantine):
@@ -129,28 +133,42 @@ def _prepare_group(sink: Sink, run_id: str, group: ParsedGroup, started: pd.Time
     quarantine stay per file exactly as with `prepare_batch`."""
     g = validate_many(group.batch, group.bounds, group.sources, group.malformed)
     v, at = g.checked, utcnow()
-    sources = np.array(group.sources, dtype=object)
-    with_source = {**{c: v.bars[c].array for c in v.bars.columns},
-                   "source": sources[g.bar_part], "run_id": run_id, "loaded_at": at}
+    # source and run_id as categoricals: codes the group has already (each row's file), no string per
+    # row to build here, and none for the sink to hash again when it encodes them.
+    file_codes, file_names = pd.factorize(pd.Series(group.sources, dtype=object))
+    names = pd.Index(file_names, dtype=object)
+
+    def by_file(part: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(file_codes[part], categories=names)
+
+    with_source = {**{c: v.bars[c].array for c in v.bars.columns}, "source": by_file(g.bar_part),
+                   "run_id": pd.Categorical.from_codes(np.zeros(len(v.bars), dtype="int8"), categories=[run_id]),
+                   "loaded_at": at}
     bars = pd.DataFrame({c: with_source[c] for c in BARS.column_names}, index=v.bars.index,
                         copy=False)  # the group's columns as they are: no copy of a million rows
-    actions = v.actions.assign(source=sources[g.action_part], run_id=run_id,
+    actions = v.actions.assign(source=np.asarray(group.sources, dtype=object)[g.action_part], run_id=run_id,
                                loaded_at=at)[CORPORATE_ACTIONS.column_names]
-    rejected = v.rejected.assign(run_id=run_id, source=sources[g.rejected_part],
-                                 target_table=BARS.qualified, quarantined_at=at)
+    quarantine = v.rejected.assign(run_id=run_id, source=np.asarray(group.sources, dtype=object)[g.rejected_part],
+                                   target_table=BARS.qualified, quarantined_at=at)[QUARANTINE.column_names]
     n = len(group.sources)
     cuts = [g.slices(k) for k in range(n)]
     encoded = sink.encode_parts(BARS, bars, [0, *[c[0].stop for c in cuts]])
+    no_actions, no_quarantine = actions.iloc[:0], quarantine.iloc[:0]
     out: list[PreparedBatch | _FailedSource] = []
     for k, (b, a, r) in enumerate(cuts):
         if k in g.refused:
             out.append(_FailedSource(group.sources[k], g.refused[k], started))
             continue
-        checked = Validated(bars=v.bars.iloc[b], actions=v.actions.iloc[a], rejected=v.rejected.iloc[r],
+        # One slice per frame and file (slicing a frame of many columns is most of the per-file cost).
+        file_bars = bars.iloc[b]
+        file_actions = actions.iloc[a] if a.stop > a.start else no_actions
+        file_quarantine = quarantine.iloc[r] if r.stop > r.start else no_quarantine
+        checked = Validated(bars=file_bars, actions=file_actions, rejected=file_quarantine,
                             duplicates_in_source=int(g.duplicates[k]))
-        out.append(PreparedBatch(batch=group.part(k), checked=checked, at=at, bars=bars.iloc[b],
-                                 actions=actions.iloc[a], quarantine=rejected.iloc[r][QUARANTINE.column_names],
-                                 encoded_bars=encoded[k], started=started))
+        out.append(PreparedBatch(source=group.sources[k], loader=group.batch.loader,
+                                 source_parameters=group.parameters[k], checked=checked, at=at, bars=file_bars,
+                                 actions=file_actions, quarantine=file_quarantine, encoded_bars=encoded[k],
+                                 started=started))
     return out
 
 
@@ -200,7 +218,7 @@ def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSo
                 continue
             taken.append((i, item))
             log.info("writing %s: %d bars, %d actions, %d quarantined (transaction open)",
-                     item.batch.source, len(item.bars), len(item.actions), len(item.quarantine))
+                     item.source, len(item.bars), len(item.actions), len(item.quarantine))
             yield item.bars, item.encoded_bars
             rows += len(item.bars)
             if rows >= max_rows:
@@ -229,8 +247,8 @@ def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSo
             if audit:
                 tx.append(LOADER_RUNS, pd.concat(audit, ignore_index=True))
     except Exception as exc:  # noqa: BLE001 - the whole group rolled back: each of its files failed
-        out = [(i, record_failure(sink, run_id, prep.batch.source, loader,
-                                  describe_error(exc, prep.batch.source), prep.started, parameters, BARS))
+        out = [(i, record_failure(sink, run_id, prep.source, loader,
+                                  describe_error(exc, prep.source), prep.started, parameters, BARS))
                for i, prep in taken]
     out += [(i, record_failure(sink, run_id, f.source, loader, f.error, f.started, parameters, BARS))
             for i, f in failed]
@@ -276,9 +294,9 @@ class CollisionTracker:
             return
         key = list(BARS.key)
         series = key[:-1]  # symbol, exchange, interval
-        first = bars.iloc[0]
-        if all((bars[c].to_numpy() == first[c]).all() for c in series):  # one series: no groupby
-            parts = [(tuple(first[c] for c in series), bars)]
+        first = [bars[c].iat[0] for c in series]
+        if all((bars[c].to_numpy() == v).all() for c, v in zip(series, first, strict=True)):  # one series
+            parts = [(tuple(first), bars)]
         else:
             parts = bars.groupby(series, sort=False)
         for group, part in parts:
@@ -289,13 +307,13 @@ class CollisionTracker:
                 n = int(np.isin(hashes, seen).sum())
                 if n:
                     prep.collisions[source] = prep.collisions.get(source, 0) + n
-            earlier.append((prep.batch.source, hashes))
-        me = Path(prep.batch.source)
+            earlier.append((prep.source, hashes))
+        me = Path(prep.source)
         for source, n in prep.collisions.items():
             rule = ("it is the repaired twin" if repaired_twin_of(me) == Path(source).name
                     else "later on the command line")
             prep.notes.append(f"shares {n:,} bars with {source}: this file's values are kept ({rule})")
-            log.warning("%s %s", prep.batch.source, prep.notes[-1])
+            log.warning("%s %s", prep.source, prep.notes[-1])
 
 
 def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | None = None,

@@ -109,6 +109,16 @@ def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None,
                         missing_symbol: np.ndarray | None = None) -> pd.Series:
     """Per row: '' or the '; '-joined reasons the bar is invalid (parse errors not included).
     missing_symbol: the rows without a symbol, when the caller knows them already."""
+    failing, texts = _rule_failures(bars, now, missing_symbol)
+    reasons = np.full(len(bars), "", dtype=object)
+    reasons[failing] = texts
+    return pd.Series(reasons, index=bars.index, dtype=object)
+
+
+def _rule_failures(bars: pd.DataFrame, now: pd.Timestamp | None = None,
+                   missing_symbol: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`bar_rule_violations` as (positions of the rows that fail a rule, their '; '-joined reasons):
+    no text at all for the rows that pass, which is nearly every row."""
     now = now or pd.Timestamp.now(tz="UTC")
     o, h, l, c, v = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume"))
     with np.errstate(invalid="ignore"):  # NaN (unparsed) compares False: its parse error says why
@@ -121,13 +131,14 @@ def bar_rule_violations(bars: pd.DataFrame, now: pd.Timestamp | None = None,
             ((_stripped(bars["symbol"]) == "").to_numpy(dtype=bool) if missing_symbol is None
              else missing_symbol, "missing symbol"),
         ]
-    reasons = pd.Series("", index=bars.index, dtype=object)
     failing = [(m, text) for m, text in checks if m.any()]
-    if failing:  # the rare path: build the messages only for rows that fail something
-        any_bad = np.logical_or.reduce([m for m, _ in failing])
-        for i in np.flatnonzero(any_bad):
-            reasons.iat[i] = "; ".join(text for m, text in failing if m[i])
-    return reasons
+    if not failing:
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype=object)
+    # the rare path: build the messages only for rows that fail something
+    rows = np.flatnonzero(np.logical_or.reduce([m for m, _ in failing]))
+    texts = np.array(["; ".join(text for m, text in failing if m[i]) for i in rows] + [None],
+                     dtype=object)[:-1]
+    return rows, texts
 
 
 def _records(batch: ParsedBatch, index: pd.Index) -> list[str]:
@@ -282,17 +293,25 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
     n_parts = len(sources)
     part = np.repeat(np.arange(n_parts), np.diff(bounds))
     codes = {c: _codes(bars[c]) for c in ("symbol", "exchange", "interval")}
+    # Reasons are joined only where a row fails something; `failed` says which rows do, so that
+    # nothing compares a million empty strings.
     reasons = batch.parse_errors.to_numpy(dtype=object)
+    failed = reasons != ""
     vocab, refused = _vocabulary_by_part(codes, part, sources)
     if vocab is not None:
         reasons = _join_reasons(reasons, vocab)
+        failed |= vocab != ""
     sym_codes, sym_text = codes["symbol"]
     missing_symbol = np.array([t == "" for t in sym_text], dtype=bool)[sym_codes]
-    reasons = _join_reasons(reasons, bar_rule_violations(bars, now, missing_symbol).to_numpy(dtype=object))
+    rule_rows, rule_texts = _rule_failures(bars, now, missing_symbol)
+    if len(rule_rows):
+        reasons = reasons.copy()
+        reasons[rule_rows] = _join_reasons(reasons[rule_rows], rule_texts)
+        failed[rule_rows] = True
     reasons = pd.Series(reasons, index=bars.index, dtype=object)
     kept = ~np.isin(part, list(refused))  # a refused file: none of its rows is loaded or quarantined
 
-    ok = (reasons == "").to_numpy() & kept
+    ok = ~failed & kept
     key = list(BARS.key)
     pkey = ["_part", *key]
     duplicates = np.zeros(n_parts, dtype="int64")
@@ -302,12 +321,16 @@ def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
     dup_rows = ok_rows[_duplicated_keys(codes, ts, part, ok_rows)]
     if len(dup_rows):
         dups = bars.iloc[dup_rows].assign(_part=part[dup_rows])
+        for c in ("symbol", "exchange", "interval"):  # categoricals would group by every combination
+            if isinstance(dups[c].dtype, pd.CategoricalDtype):
+                dups[c] = dups[c].astype(object)
         identical, repeat = _sort_out_duplicates(dups, pkey, lines, reasons)
+        failed[dup_rows] = (reasons.to_numpy()[dup_rows] != "")
         duplicates = np.bincount(identical["_part"][repeat].to_numpy(), minlength=n_parts).astype("int64")
-        ok = (reasons == "").to_numpy() & kept
+        ok = ~failed & kept
         ok[identical.index[repeat.values]] = False
 
-    bad = np.flatnonzero((reasons != "").to_numpy() & kept)
+    bad = np.flatnonzero(failed & kept)
     raw = batch.raw.reset_index(drop=True)
     rejected = pd.DataFrame({
         "row_number": lines.to_numpy()[bad].astype("int64"),

@@ -160,6 +160,11 @@ class DuckDBSink(Sink):
         columns = {}
         for name in table.column_names:
             values = frame[name]
+            if isinstance(values.dtype, pd.CategoricalDtype):  # codes known already (a group's files)
+                codes = values.cat.codes.to_numpy().astype("int32")
+                columns[name] = pa.DictionaryArray.from_arrays(
+                    pa.array(codes, mask=codes < 0), pa.array(values.cat.categories, type=pa.string()))
+                continue
             if values.dtype == object:
                 codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
                 if len(uniques) * 4 <= len(values) and all(isinstance(u, str) for u in uniques):

@@ -61,9 +61,10 @@ def _symbol(path: Path, symbol: str | None) -> str:
     return symbol
 
 
-def _typed(raw: pd.DataFrame, rows: pd.Series, symbol: str | np.ndarray, exchange: str, interval: str,
-           parameters: dict) -> ParsedBatch:
-    """The typed batch of one file's or a group's fields (symbol: one, or one per row)."""
+def _typed(raw: pd.DataFrame, rows: pd.Series, symbol: str | pd.Categorical, exchange: str | pd.Categorical,
+           interval: str | pd.Categorical, parameters: dict) -> ParsedBatch:
+    """The typed batch of one file's or a group's fields (symbol, exchange, interval: one, or one per
+    row as a Categorical)."""
     p = FieldParser(raw)
     ts = p.times("timestamp", date_label=True)
     adjusted = "adjusted_close" in raw
@@ -82,6 +83,11 @@ def _typed(raw: pd.DataFrame, rows: pd.Series, symbol: str | np.ndarray, exchang
                        parameters=parameters)
 
 
+def _one(value: str, n: int) -> pd.Categorical:
+    """`value` for n rows, as a Categorical of one category."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=pd.Index([value], dtype=object))
+
+
 def parse_many(paths: list[Path], symbol: str | None = None, exchange: str | None = None,
                interval: str | None = None) -> list:
     """Consecutive files with the same header as one batch (`ParsedGroup`); a file that cannot be
@@ -97,10 +103,14 @@ def parse_many(paths: list[Path], symbol: str | None = None, exchange: str | Non
         tables = [r[2] for r in run]
         counts = np.array([t.num_rows for t in tables], dtype="int64")
         raw = pa.concat_tables(tables).to_pandas(types_mapper=pd.ArrowDtype)
-        symbols = np.repeat(np.array([r[5] for r in run], dtype=object), counts)
+        # The group's symbol as a Categorical (each file's symbol repeated by code, not by string);
+        # exchange and interval too. The rules, the encoding and the writers read the codes.
+        codes, names = pd.factorize(pd.Series([r[5] for r in run], dtype=object))
+        symbols = pd.Categorical.from_codes(np.repeat(codes, counts), categories=pd.Index(names, dtype=object))
         rows = pd.Series(np.concatenate([r[3] for r in run]), index=raw.index, dtype="int64")
         params = [{"symbol": r[5], "exchange": exchange, "interval": interval} for r in run]
-        batch = _typed(raw, rows, symbols, exchange, interval, params[0])
+        n = int(counts.sum())
+        batch = _typed(raw, rows, symbols, _one(exchange, n), _one(interval, n), params[0])
         batch.source, batch.loader = str(run[0][1]), "alphavantage"
         out.append(([r[0] for r in run], ParsedGroup(
             batch=batch, sources=[str(r[1]) for r in run],

@@ -222,7 +222,16 @@ class FieldParser:
 
     def number(self, column: str, name: str | None = None, required: bool = True) -> pd.Series:
         name = name or column
-        arr = pc.utf8_trim_whitespace(pa.array(self.raw[column].array, type=pa.string()))
+        fields = pa.array(self.raw[column].array, type=pa.string())
+        try:  # the usual column: every field a number as written (Arrow's cast refuses blanks and spaces)
+            quick = pc.cast(fields, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            quick = None
+        if quick is not None and not np.isnan(quick).any():  # NaN/'nan' (or null) take the checks below
+            if not np.isfinite(quick).all():
+                quick[np.isinf(quick)] = np.nan
+            return pd.Series(quick, index=self.raw.index, dtype="float64")
+        arr = pc.utf8_trim_whitespace(fields)
         empty = pc.is_in(arr, value_set=pa.array(["", "null", "NaN", "nan", "None"]))
         empty_np = empty.to_numpy(zero_copy_only=False)
         nulled = pc.if_else(empty, pa.scalar(None, pa.string()), arr) if empty_np.any() else arr
@@ -252,8 +261,14 @@ class FieldParser:
               date_label: bool = False, name: str = "time") -> pd.Series:
         """UTC timestamps. date_label: keep only the local calendar date and stamp it 00:00 UTC
         (daily bars are labelled by session date, whatever the vendor's offset)."""
-        arr = pc.utf8_trim_whitespace(pa.array(self.raw[column].array, type=pa.string()))
+        fields = pa.array(self.raw[column].array, type=pa.string())
         index = self.raw.index
+        if date_label and not epoch_unit:  # the usual column: every field starts with its date, no spaces
+            day = pc.strptime(pc.utf8_slice_codeunits(fields, 0, 10), format="%Y-%m-%d", unit="s",
+                              error_is_null=True)
+            if day.null_count == 0:
+                return pd.Series(day.cast(pa.timestamp("ns", tz="UTC")).to_pandas(), index=index)
+        arr = pc.utf8_trim_whitespace(fields)
         if epoch_unit:
             try:
                 num = pd.Series(pc.cast(pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr),
@@ -330,7 +345,7 @@ def empty_actions() -> pd.DataFrame:
 def actions_from(dates: pd.Series, symbol: str | np.ndarray, exchange: str | np.ndarray,
                  dividends: pd.Series | None, splits: pd.Series | None) -> pd.DataFrame:
     """Corporate-action rows from per-bar dividend and split columns (split ratio > 0, != 1).
-    symbol, exchange: one value, or one per bar (a group of files)."""
+    symbol, exchange: one value, or one per bar (a group of files; an array or a Categorical)."""
     parts = []
     for action, values, mask in (
         ("dividend", dividends, None if dividends is None else dividends.to_numpy() > 0),
@@ -345,8 +360,9 @@ def actions_from(dates: pd.Series, symbol: str | np.ndarray, exchange: str | np.
         # `_src` keeps the index of the bar row the action came from, so that validation can drop
         # the action together with a rejected row (the row itself lands in quarantine).
         parts.append(pd.DataFrame({"ex_date": when.to_numpy(),
-                                   "symbol": symbol if isinstance(symbol, str) else symbol[mask],
-                                   "exchange": exchange if isinstance(exchange, str) else exchange[mask],
+                                   "symbol": symbol if isinstance(symbol, str) else np.asarray(symbol[mask], dtype=object),
+                                   "exchange": exchange if isinstance(exchange, str)
+                                   else np.asarray(exchange[mask], dtype=object),
                                    "action": action, "value": values[mask].to_numpy(),
                                    "_src": dates.index[mask]}))
     if not parts:
@@ -366,6 +382,7 @@ def assemble_bars(index: pd.Index, **columns) -> pd.DataFrame:
                          else pd.Series(val, index=index).astype("Int64").array)
         elif col in ("symbol", "exchange", "interval"):
             data[col] = (np.full(n, val, dtype=object) if isinstance(val, str)
+                         else val if isinstance(val, pd.Categorical)  # a group's: codes, no string per row
                          else pd.Series(val, index=index).astype(object).to_numpy())
         elif col == "ts":
             data[col] = val
