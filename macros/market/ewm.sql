@@ -24,6 +24,12 @@
     window sum over [t-K+1, t] is a running sum minus the running sum K rows earlier, both inside the
     group that holds t in its second half. O(rows), the same on every target.
 
+    Continuing from a stored state (incremental runs of int_market__ewm_states_*, mwh_ewm_states): the
+    average y_b stored for bar b enters the same seed form as z_b = y_b / alpha (as TA-Lib's seed mean
+    enters at s), the bars after b are inputs: y_t = alpha * sum_{i=b..t} r^(t-i) z_i is the recursion
+    continued from y_b. The window sum covers the seed until it is K bars old; after that it is left out
+    like any earlier term (weight < 2^-60). So the series is read from b, never from its first bar.
+
     Arguments:
       cte_name    name of the CTE this emits (helper CTEs are prefixed with it)
       from_cte    CTE with the partition columns, `bar_index` (0-based, gapless) and the inputs' columns
@@ -31,10 +37,14 @@
       specs       list of {'name', 'expr' (SQL over from_cte), 'alpha', 'seed_index', 'seed_period'}
       passthrough list of from_cte columns to keep
       window      K
+      resume_index optional from_cte column: the bar_index b of the partition's stored state (null:
+                  none, seed as TA-Lib from the first bar); with it, from_cte has a column
+                  `resume__<name>` per spec holding the stored average y_b (on every row of the
+                  partition), and every row read has bar_index >= b
     Emits CTEs (call it after a comma; it ends without one). The last CTE has the passthrough columns
     plus one column per spec, null before its seed bar.
 #}
-{% macro mwh_ema_ctes(cte_name, from_cte, partition, specs, passthrough, window) -%}
+{% macro mwh_ema_ctes(cte_name, from_cte, partition, specs, passthrough, window, resume_index=none) -%}
 {%- set part = partition | join(', ') -%}
 {%- for spec in specs -%}
     {%- set residual = (1 - spec.alpha) ** window -%}
@@ -49,6 +59,13 @@
         *,
         {%- for spec in specs %}
         case
+            {%- if resume_index %}
+            when {{ resume_index }} is not null
+                then case
+                    when bar_index = {{ resume_index }} then resume__{{ spec.name }} / {{ spec.alpha }}
+                    when bar_index > {{ resume_index }} then {{ spec.expr }}
+                end
+            {%- endif %}
             when bar_index = {{ spec.seed_index }}
                 then avg({{ spec.expr }}) over (
                     partition by {{ part }} order by bar_index
@@ -111,4 +128,133 @@
     from {{ cte_name }}_windowed
     where block_offset = 0
 )
+{%- endmacro %}
+
+
+{#
+    The exponential averages of a bar series' features, as state: the body of the incremental models
+    int_market__ewm_states_daily / _hourly (series 'daily' | 'hourly', mwh_feature_series), one row per
+    bar with its 0-based bar_index and the six unrounded averages every feature version reads
+    (TA-Lib's EMA 12 and 26 of the close, Wilder's 14-bar averages of gain, loss and true range, and the
+    9-bar EMA of the MACD line, macd_signal), null before their seed bars.
+
+    Full refresh: mwh_ema_ctes over every symbol's whole series. Incremental: the bars that
+    mwh_bars_to_rewrite selects (the same late window and corporate-action rule as the features), each
+    symbol continued from its stored row of the last bar before them (ewm.sql's header: the stored y_b
+    enters as the seed z_b = y_b / alpha), so a run reads one bar before the rewrite point, not the
+    whole history. A symbol without a usable stored row (new; rewritten from its first bar because its
+    corporate actions changed; its stored bar_index not that bar's index; or the row before the MACD
+    signal's seed bar) is computed from its first bar, as in a full refresh.
+#}
+{% macro mwh_ewm_states(series) -%}
+{%- set s = mwh_feature_series(series) -%}
+{%- set k = var('ewm_window_bars') -%}
+{%- set averages = ['ema_fast_12', 'ema_slow_26', 'wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14',
+    'macd_signal'] -%}
+{%- set kept = ['symbol', 'exchange', 'ts', 'bar_index', 'output_from_ts', 'actions_loaded_at', 'resume_index',
+    'resume__macd_signal'] -%}
+
+with
+
+source_bars as (
+
+    {{ mwh_feature_source_bars(s) | indent(4) }}
+
+),
+
+{{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, 1, s.actions_aware) }},
+
+{# per symbol: the stored row of the bar before the rewrite point (scope_from_ts, the one bar read
+   back, numbered base_index), when it is that bar's row and every average has started #}
+resume_from as (
+
+    select
+        rewrite_from.symbol,
+        rewrite_from.exchange,
+        rewrite_from.actions_loaded_at,
+        rewrite_from.output_from_ts,
+        {%- if is_incremental() %}
+        case when stored.bar_index is not null then rewrite_from.scope_from_ts else {{ mwh_min_ts() }} end
+            as scope_from_ts,
+        coalesce(stored.bar_index, 0) as base_index,
+        stored.bar_index as resume_index,
+        {%- for name in averages %}
+        stored.{{ name }} as resume__{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from rewrite_from
+    left join {{ this }} as stored
+        on
+            rewrite_from.symbol = stored.symbol
+            and rewrite_from.exchange = stored.exchange
+            and rewrite_from.scope_from_ts = stored.ts
+            and rewrite_from.base_index = stored.bar_index
+            and stored.macd_signal is not null
+        {%- else %}
+        rewrite_from.scope_from_ts,
+        rewrite_from.base_index,
+        cast(null as bigint) as resume_index,
+        {%- for name in averages %}
+        cast(null as {{ mwh_double() }}) as resume__{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from rewrite_from
+        {%- endif %}
+
+),
+
+bars_in_scope as (
+
+    select
+        source_bars.*,
+        resume_from.base_index + row_number() over (
+            partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
+        ) - 1 as bar_index,
+        resume_from.output_from_ts,
+        resume_from.actions_loaded_at,
+        resume_from.resume_index,
+        {%- for name in averages %}
+        resume_from.resume__{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from source_bars
+    inner join resume_from
+        on
+            source_bars.symbol = resume_from.symbol
+            and source_bars.exchange = resume_from.exchange
+    where source_bars.ts >= resume_from.scope_from_ts
+
+),
+
+{{ mwh_market_base_ctes('bars_in_scope') }},
+
+{{ mwh_ema_ctes('averaged', 'with_returns', ['symbol', 'exchange'], [
+    {'name': 'ema_fast_12', 'expr': 'close', 'alpha': 2 / 13, 'seed_index': 25, 'seed_period': 12},
+    {'name': 'ema_slow_26', 'expr': 'close', 'alpha': 2 / 27, 'seed_index': 25, 'seed_period': 26},
+    {'name': 'wilder_gain_14', 'expr': 'gain', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+    {'name': 'wilder_loss_14', 'expr': 'loss', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+    {'name': 'wilder_true_range_14', 'expr': 'true_range', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
+], kept, k, 'resume_index') }},
+
+with_macd_line as (
+
+    select
+        *,
+        ema_fast_12 - ema_slow_26 as macd_line
+    from averaged
+
+),
+
+{{ mwh_ema_ctes('signalled', 'with_macd_line', ['symbol', 'exchange'], [
+    {'name': 'macd_signal', 'expr': 'macd_line', 'alpha': 2 / 10, 'seed_index': 33, 'seed_period': 9},
+], kept + averages[:5], k, 'resume_index') }}
+
+select
+    symbol,
+    exchange,
+    ts,
+    bar_index,
+    {%- for name in averages %}
+    {{ name }},
+    {%- endfor %}
+    actions_loaded_at
+from signalled
+where ts >= output_from_ts
 {%- endmacro %}

@@ -1,28 +1,25 @@
 {#
-    A feature-set version, per symbol and bar, for any bar series (daily or hourly): the columns of
-    every catalog entry (macros/market/mwh_feature_catalog.sql) that carries `feature_version`.
+    A feature-set version, per symbol and bar, for a bar series (series 'daily' | 'hourly',
+    mwh_feature_series): the columns of every catalog entry (macros/market/mwh_feature_catalog.sql) that
+    carries `feature_version`; `feature_version` is written to every row.
 
-    bars_relation   a relation with symbol, exchange, ts and the columns named in `columns`
-    columns         dict of SQL expressions over bars_relation: open, high, low, close, volume, vwap
-                    (daily: point-in-time adjusted), traded_close, traded_volume (as traded), and
-                    pit_price_factor (adjusted / traded price; '1' when unadjusted)
-    feature_version integer written to every row; selects the catalog entries
-    actions_aware   true for adjusted prices: a symbol whose corporate actions changed is rewritten
-
-    Stages: source bars -> `base` (lags, returns, true range, the benchmark's return) -> exponential
-    averages (mwh_ema_ctes, TA-Lib's definitions) -> the per-bar features, rounded to
+    Stages: source bars (mwh_feature_source_bars) -> `base` (mwh_market_base_ctes: lags, returns, true
+    range; then the benchmark's return) -> the exponential averages, joined from the series' state model
+    int_market__ewm_states_<series> (mwh_ewm_states in ewm.sql: TA-Lib's definitions, computed once for
+    every version, carried between incremental runs) -> the per-bar features, rounded to
     var feature_round_digits -> cross-sectional ranks and z-scores per exchange and session, over the
     rounded values.
 
     Incremental runs rewrite the bars chosen by mwh_bars_to_rewrite (incremental.sql) and read, before
     the first of them (found per symbol without numbering its whole history; only the bars read are
-    numbered, from the count of bars before them), the catalog's longest window or, with exponential averages, 4 K + 100 bars
-    (K = ewm_window_bars: the MACD signal is an average of averages, each reaching back 2 K in its block
-    group, see ewm.sql). Cross-sectional and benchmark features depend on every symbol of a session, so
-    a version that has them rewrites all symbols from the earliest session any symbol needs. The rows
-    written are what a full refresh computes, to floating-point accuracy (see ewm.sql).
+    numbered, from the count of bars before them), the catalog's longest window + 60 bars (the averages
+    come from the state model, which carries them, so no exponential read-back). Cross-sectional and
+    benchmark features depend on every symbol of a session, so a version that has them rewrites all
+    symbols from the earliest session any symbol needs. The rows written are what a full refresh
+    computes, to floating-point accuracy after rounding (see ewm.sql).
 #}
-{% macro mwh_market_features(bars_relation, columns, feature_version, actions_aware=false) -%}
+{% macro mwh_market_features(series, feature_version) -%}
+{%- set s = mwh_feature_series(series) -%}
 {%- set features = mwh_features_of_version(feature_version) -%}
 {%- set per_bar = [] -%}
 {%- set cross = [] -%}
@@ -31,31 +28,19 @@
 {%- endfor -%}
 {%- set uses_ewm = per_bar | selectattr('ewm', 'defined') | list | length > 0 -%}
 {%- set uses_benchmark = per_bar | selectattr('family', 'equalto', 'benchmark') | list | length > 0 -%}
-{%- set k = var('ewm_window_bars') -%}
 {%- set windows = per_bar | map(attribute='window') | list -%}
-{%- set lookback = [(4 * k + 100) if uses_ewm else 0, (windows | max) + 60] | max -%}
+{%- set lookback = (windows | max) + 60 -%}
 {%- set digits = var('feature_round_digits') -%}
-{%- set base_columns = ['symbol', 'exchange', 'ts', 'bar_index', 'output_from_ts', 'actions_loaded_at',
-    'open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor',
-    'previous_close', 'bar_return_1', 'log_return_1', 'gain', 'loss', 'true_range', 'typical_price',
-    'log_high_low', 'log_close_open', 'benchmark_return_1'] -%}
 
 with
 
 source_bars as (
 
-    select
-        symbol,
-        exchange,
-        ts,
-        {%- for name in ['open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor'] %}
-        cast({{ columns[name] }} as {{ mwh_double() }}) as {{ name }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from {{ bars_relation }}
+    {{ mwh_feature_source_bars(s) | indent(4) }}
 
 ),
 
-{{ mwh_bars_to_rewrite(bars_relation, var('features_late_window_days'), 0, lookback, actions_aware,
+{{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, lookback, s.actions_aware,
     cross | length > 0 or uses_benchmark) }},
 
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
@@ -77,35 +62,7 @@ bars_in_scope as (
 
 ),
 
-with_previous as (
-
-    select
-        *,
-        lag(close) over bar_order as previous_close
-    from bars_in_scope
-    window bar_order as (partition by symbol, exchange order by ts)
-
-),
-
-with_returns as (
-
-    select
-        *,
-        {{ mwh_safe_divide('close', 'previous_close') }} - 1 as bar_return_1,
-        {{ mwh_safe_ln(mwh_safe_divide('close', 'previous_close')) }} as log_return_1,
-        case when close > previous_close then close - previous_close when previous_close is not null then 0 end as gain,
-        case when close < previous_close then previous_close - close when previous_close is not null then 0 end as loss,
-        {# TA-Lib's true range starts at bar 1 (it needs the previous close) #}
-        case
-            when previous_close is not null
-                then greatest(high - low, abs(high - previous_close), abs(low - previous_close))
-        end as true_range,
-        coalesce(vwap, (high + low + close) / 3) as typical_price,
-        {{ mwh_safe_ln(mwh_safe_divide('high', 'low')) }} as log_high_low,
-        {{ mwh_safe_ln(mwh_safe_divide('close', 'open')) }} as log_close_open
-    from with_previous
-
-),
+{{ mwh_market_base_ctes('bars_in_scope') }},
 
 base as (
 
@@ -128,26 +85,41 @@ base as (
 ),
 
 {% if uses_ewm %}
-{{ mwh_ema_ctes('averaged', 'base', ['symbol', 'exchange'], [
-    {'name': 'ema_fast_12', 'expr': 'close', 'alpha': 2 / 13, 'seed_index': 25, 'seed_period': 12},
-    {'name': 'ema_slow_26', 'expr': 'close', 'alpha': 2 / 27, 'seed_index': 25, 'seed_period': 26},
-    {'name': 'wilder_gain_14', 'expr': 'gain', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
-    {'name': 'wilder_loss_14', 'expr': 'loss', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
-    {'name': 'wilder_true_range_14', 'expr': 'true_range', 'alpha': 1 / 14, 'seed_index': 14, 'seed_period': 14},
-], base_columns, k) }},
 
-with_macd_line as (
+{# the averages from the state model (built before this one), from the first bar any symbol writes #}
+states_read as (
 
     select
-        *,
-        ema_fast_12 - ema_slow_26 as macd_line
-    from averaged
+        symbol,
+        exchange,
+        ts,
+        wilder_gain_14,
+        wilder_loss_14,
+        wilder_true_range_14,
+        ema_fast_12 - ema_slow_26 as macd_line,
+        macd_signal
+    from {{ ref('int_market__ewm_states_' ~ series) }}
+    where ts >= (select min(rewrite_from.output_from_ts) from rewrite_from)
 
 ),
 
-{{ mwh_ema_ctes('signalled', 'with_macd_line', ['symbol', 'exchange'], [
-    {'name': 'macd_signal', 'expr': 'macd_line', 'alpha': 2 / 10, 'seed_index': 33, 'seed_period': 9},
-], base_columns + ['wilder_gain_14', 'wilder_loss_14', 'wilder_true_range_14', 'macd_line'], k) }},
+signalled as (
+
+    select
+        base.*,
+        states_read.wilder_gain_14,
+        states_read.wilder_loss_14,
+        states_read.wilder_true_range_14,
+        states_read.macd_line,
+        states_read.macd_signal
+    from base
+    left join states_read
+        on
+            base.symbol = states_read.symbol
+            and base.exchange = states_read.exchange
+            and base.ts = states_read.ts
+
+),
 
 {% else %}
 
@@ -214,12 +186,19 @@ select * from final
 {%- endmacro %}
 
 
-{#- A daily feature-set version over fct_bars_1d on point-in-time adjusted prices (the body of every
-    fct_features_daily_v* model). -#}
-{% macro mwh_daily_features(feature_version) -%}
-{{ mwh_market_features(
-    ref('fct_bars_1d'),
-    {
+{#
+    A bar series' feature inputs (series 'daily' | 'hourly'), for the features and their state models:
+      bars          the bars relation (fct_bars_1d | fct_bars_1h)
+      columns       SQL over it for open, high, low, close, volume, vwap (daily: point-in-time
+                    adjusted), traded_close, traded_volume (as traded), pit_price_factor (adjusted /
+                    traded price; '1' when unadjusted)
+      actions_aware true for adjusted prices: a symbol whose corporate actions changed is rewritten
+#}
+{% macro mwh_feature_series(series) -%}
+{%- if series == 'daily' -%}
+{{ return({
+    'bars': ref('fct_bars_1d'),
+    'columns': {
         'open': 'open * pit_price_factor',
         'high': 'high * pit_price_factor',
         'low': 'low * pit_price_factor',
@@ -230,9 +209,80 @@ select * from final
         'traded_volume': 'volume',
         'pit_price_factor': 'pit_price_factor',
     },
-    feature_version,
-    actions_aware=true
-) }}
+    'actions_aware': true,
+}) }}
+{%- elif series == 'hourly' -%}
+{#- traded (unadjusted) hourly prices -#}
+{{ return({
+    'bars': ref('fct_bars_1h'),
+    'columns': {
+        'open': 'open', 'high': 'high', 'low': 'low', 'close': 'close', 'volume': 'volume', 'vwap': 'vwap',
+        'traded_close': 'close', 'traded_volume': 'volume', 'pit_price_factor': '1',
+    },
+    'actions_aware': false,
+}) }}
+{%- else -%}
+{{ exceptions.raise_compiler_error("feature series '" ~ series ~ "' is not one of: daily, hourly") }}
+{%- endif -%}
+{%- endmacro %}
+
+
+{#- The source bars of a series (mwh_feature_series' dict): symbol, exchange, ts and the inputs as doubles (a select). -#}
+{% macro mwh_feature_source_bars(s) -%}
+select
+    symbol,
+    exchange,
+    ts,
+    {%- for name in ['open', 'high', 'low', 'close', 'volume', 'vwap', 'traded_close', 'traded_volume', 'pit_price_factor'] %}
+    cast({{ s.columns[name] }} as {{ mwh_double() }}) as {{ name }}{{ "," if not loop.last }}
+    {%- endfor %}
+from {{ s.bars }}
+{%- endmacro %}
+
+
+{#
+    The base stage of a series' bars, for the features and the exponential state models alike: CTEs
+    `with_previous` (previous_close) and `with_returns` (bar_return_1, log_return_1, gain, loss,
+    true_range, typical_price, log_high_low, log_close_open) over `from_cte` (mwh_feature_source_bars'
+    columns, one row per bar read).
+#}
+{% macro mwh_market_base_ctes(from_cte) -%}
+with_previous as (
+
+    select
+        *,
+        lag(close) over bar_order as previous_close
+    from {{ from_cte }}
+    window bar_order as (partition by symbol, exchange order by ts)
+
+),
+
+with_returns as (
+
+    select
+        *,
+        {{ mwh_safe_divide('close', 'previous_close') }} - 1 as bar_return_1,
+        {{ mwh_safe_ln(mwh_safe_divide('close', 'previous_close')) }} as log_return_1,
+        case when close > previous_close then close - previous_close when previous_close is not null then 0 end as gain,
+        case when close < previous_close then previous_close - close when previous_close is not null then 0 end as loss,
+        {# TA-Lib's true range starts at bar 1 (it needs the previous close) #}
+        case
+            when previous_close is not null
+                then greatest(high - low, abs(high - previous_close), abs(low - previous_close))
+        end as true_range,
+        coalesce(vwap, (high + low + close) / 3) as typical_price,
+        {{ mwh_safe_ln(mwh_safe_divide('high', 'low')) }} as log_high_low,
+        {{ mwh_safe_ln(mwh_safe_divide('close', 'open')) }} as log_close_open
+    from with_previous
+
+)
+{%- endmacro %}
+
+
+{#- A daily feature-set version over fct_bars_1d on point-in-time adjusted prices (the body of every
+    fct_features_daily_v* model). -#}
+{% macro mwh_daily_features(feature_version) -%}
+{{ mwh_market_features('daily', feature_version) }}
 {%- endmacro %}
 
 

@@ -1,7 +1,10 @@
 """Incremental daily marts on whole histories (about 5,400 bars a symbol): longer than the features'
-read-back (4 K + 100 = 2,500 bars) and the labels' 20 bars, so the incremental run takes the bounded path
-of mwh_bars_to_rewrite (the bars before the rewrite point found per symbol, the bars read numbered from
-their count, never a numbering of the whole history). Its rows must be those of a full refresh. tests/python/models/test_market_incremental.py covers late dividends, minute bars and the other
+read-back (longest window + 60 bars), the exponential averages' window (ewm_window_bars 600; the state
+model int_market__ewm_states_daily continues each symbol from its stored row, reading one bar back) and
+the labels' 20 bars, so the incremental run takes the bounded path of mwh_bars_to_rewrite (the bars
+before the rewrite point found per symbol, the bars read numbered from their count, never a numbering of
+the whole history). Its rows must be those of a full refresh, and the averages it writes must continue
+the stored state (a changed stored row changes the next bar's average by the recursion's step). tests/python/models/test_market_incremental.py covers late dividends, minute bars and the other
 marts on a shorter history (700 bars a symbol: every feature run reads from the first bar there)."""
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ SYMBOLS = ["AAPL", "KO"]
 # triple the test's time (test_market_incremental checks v2's incremental equality on a shorter history)
 SELECTION = ["--select", "+fct_features_daily.v1", "+fct_labels_daily",
              "--exclude-resource-type", "test", "unit_test"]
-KEYED = ["marts.fct_bars_1d", "marts.fct_labels_daily", "marts.fct_features_daily_v1"]
+STATES = "intermediate.int_market__ewm_states_daily"
+KEYED = ["marts.fct_bars_1d", "marts.fct_labels_daily", "marts.fct_features_daily_v1", STATES]
 KEY = ["symbol", "exchange", "ts"]
 
 
@@ -49,3 +53,35 @@ def test_long_history_incremental_equals_full_refresh(kind, request):
         # differs in its last bits between incremental and full refresh, with the previous whole-history
         # numbering as with this one (the same value and row; measured on both)
         assert_frames_match(incremental[rel], full, f"{kind}:{rel}")
+    check_states_continue_from_stored_row(wh, kind)
+
+
+def check_states_continue_from_stored_row(wh: Warehouse, kind: str) -> None:
+    """The state model reads its stored row of the bar before the rewrite point (here > 5,000 bars into
+    KO's history, far beyond the 600-bar window) and continues from it: change that row, rerun, and KO's
+    first rewritten bar must be one recursion step from the changed values, y = y_b + alpha (x - y_b).
+    Fails if the stored row is ignored (recomputed from the first bar: the old value) or seeded wrongly."""
+    states = read_table(wh, STATES, KEY)
+    ko = states[states["symbol"] == "KO"].reset_index(drop=True)
+    # the run rewrites from features_late_window_days (7) before the newest bar; b is the bar before that
+    b = int((ko["ts"] < ko["ts"].max() - pd.Timedelta(days=7)).sum()) - 1
+    assert b > 5_000 and ko.loc[b, "bar_index"] == b
+    changed = {"ema_fast_12": 1.5, "ema_slow_26": 0.5, "macd_signal": 3.0}
+    wh.execute(f"update {STATES} set " + ", ".join(f"{c} = {c} * {f}" for c, f in changed.items())
+               + f" where symbol = 'KO' and ts = '{ko.loc[b, 'ts'].isoformat()}'")
+    dbt("run", "--select", "int_market__ewm_states_daily")
+    after = read_table(wh, STATES, KEY)
+    after = after[after["symbol"] == "KO"].reset_index(drop=True)
+    close = wh.query(f"select close * pit_price_factor as x from marts.fct_bars_1d "
+                     f"where symbol = 'KO' and ts = '{ko.loc[b + 1, 'ts'].isoformat()}'")["x"][0]
+    y = {c: ko.loc[b, c] * changed.get(c, 1.0) for c in ["ema_fast_12", "ema_slow_26", "macd_signal"]}
+    fast = y["ema_fast_12"] + 2 / 13 * (close - y["ema_fast_12"])
+    slow = y["ema_slow_26"] + 2 / 27 * (close - y["ema_slow_26"])
+    signal = y["macd_signal"] + 0.2 * ((fast - slow) - y["macd_signal"])
+    for col, want in (("ema_fast_12", fast), ("ema_slow_26", slow), ("macd_signal", signal)):
+        got = after.loc[b + 1, col]
+        assert abs(got - want) <= 1e-12 * abs(want), f"{kind}: KO {col} at bar {b + 1}: {got} != {want}"
+        assert abs(got - ko.loc[b + 1, col]) > 1e-6 * abs(want), f"{kind}: KO {col} ignored the stored row"
+    # the Wilder averages' stored values are unchanged, so their bars are too
+    assert_frames_match(after[["wilder_gain_14", "wilder_true_range_14"]],
+                        ko[["wilder_gain_14", "wilder_true_range_14"]], f"{kind}: KO Wilder averages")
