@@ -73,14 +73,20 @@ def quarantine_frame(rejected: pd.DataFrame, run_id: str, source: str, table: Ta
 def audit_row(report: SourceReport, run_id: str, table: Table | str, parameters: dict,
               started: pd.Timestamp, finished: pd.Timestamp) -> pd.DataFrame:
     """The source's raw.loader_runs row."""
-    return pd.DataFrame([{
+    return pd.DataFrame([audit_record(report, run_id, table, parameters, started, finished)])
+
+
+def audit_record(report: SourceReport, run_id: str, table: Table | str, parameters: dict,
+                 started: pd.Timestamp, finished: pd.Timestamp) -> dict:
+    """`audit_row` as a dict (many files' rows make one frame: a frame per file cost more than its file)."""
+    return {
         "run_id": run_id, "source": report.source, "loader": report.loader,
         "target_table": table if isinstance(table, str) else table.qualified,
         "parameters": json.dumps(parameters, default=str, sort_keys=True),
         "rows_read": report.rows_read, "rows_loaded": report.loaded, "rows_replaced": report.replaced,
         "rows_duplicate": report.duplicate, "rows_quarantined": report.quarantined,
         "status": report.status, "error": report.error, "started_at": started, "finished_at": finished,
-    }])
+    }
 
 
 def record_failure(sink: Sink, run_id: str, source: str, loader: str, error: str, started: pd.Timestamp,

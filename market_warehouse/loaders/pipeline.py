@@ -24,6 +24,7 @@ from market_warehouse.loaders.sources.common import GROUP_FORMATS, ParsedBatch, 
 from market_warehouse.loaders.validate import Validated, validate, validate_many
 from market_warehouse.runs import (
     SourceReport,
+    audit_record,
     audit_row,
     describe_error,
     examples,
@@ -242,10 +243,10 @@ def write_group(sink: Sink, items: Iterator[tuple[int, PreparedBatch | _FailedSo
                 r.loaded, r.replaced = c.loaded, c.replaced
                 r.duplicate = c.duplicate + prep.checked.duplicates_in_source
                 r.seconds = (finished - prep.started).total_seconds()
-                audit.append(audit_row(r, run_id, BARS, prep.parameters(), prep.started, finished))
+                audit.append(audit_record(r, run_id, BARS, prep.parameters(), prep.started, finished))
                 out.append((i, r))
             if audit:
-                tx.append(LOADER_RUNS, pd.concat(audit, ignore_index=True))
+                tx.append(LOADER_RUNS, pd.DataFrame(audit))
     except Exception as exc:  # noqa: BLE001 - the whole group rolled back: each of its files failed
         out = [(i, record_failure(sink, run_id, prep.source, loader,
                                   describe_error(exc, prep.source), prep.started, parameters, BARS))
@@ -279,6 +280,12 @@ def order_repaired_last(paths: list[Path]) -> list[Path]:
     return [p for _, p in sorted(enumerate(paths), key=rank)]
 
 
+def _one_value(column: pd.Series) -> bool:
+    """Whether every row holds the first row's value (a Categorical: by its codes)."""
+    values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+    return bool((values == values[0]).all())
+
+
 class CollisionTracker:
     """Bars that several files of one command share (same symbol, exchange, interval and time). The
     files are written in order and the newest write wins: the later file's values are kept, and a
@@ -294,9 +301,8 @@ class CollisionTracker:
             return
         key = list(BARS.key)
         series = key[:-1]  # symbol, exchange, interval
-        first = [bars[c].iat[0] for c in series]
-        if all((bars[c].to_numpy() == v).all() for c, v in zip(series, first, strict=True)):  # one series
-            parts = [(tuple(first), bars)]
+        if all(_one_value(bars[c]) for c in series):  # one series: no groupby
+            parts = [(tuple(bars[c].iat[0] for c in series), bars)]
         else:
             parts = bars.groupby(series, sort=False)
         for group, part in parts:

@@ -278,7 +278,29 @@ def _duplicated_keys(codes: dict[str, tuple[np.ndarray, list[str]]], ts: np.ndar
     ints = {c: codes[c][0][rows] for c in ("symbol", "exchange", "interval")}
     ints["ts"] = ts[rows]
     ints["_part"] = part[rows]
+    if _no_repeated_key(ints):
+        return np.zeros(len(rows), dtype=bool)
     return pd.DataFrame(ints).duplicated(keep=False).to_numpy()
+
+
+def _no_repeated_key(ints: dict[str, np.ndarray]) -> bool:
+    """True when no key can repeat, told in one pass: every series (file, symbol, exchange, interval)
+    is one contiguous run of rows and its times strictly rise (or all strictly fall) along it, as a
+    vendor file's rows are. False: not shown, so the caller hashes the keys."""
+    if len(ints["ts"]) < 2:
+        return True
+    cols = [ints[c].astype("int64") for c in ("_part", "symbol", "exchange", "interval")]
+    if min(int(c.min()) for c in cols) < 0 or np.prod([float(c.max()) + 1 for c in cols]) >= 2**62:
+        return False  # a null code, or too many combinations to pack into one integer: hash instead
+    series = np.zeros(len(ints["ts"]), dtype="int64")
+    for col in cols:
+        series = series * (int(col.max()) + 1) + col
+    same = series[1:] == series[:-1]
+    runs = len(series) - int(same.sum())
+    if runs != len(pd.unique(series)):
+        return False
+    step = np.diff(ints["ts"])[same]
+    return bool((step > 0).all() or (step < 0).all())
 
 
 def validate_many(batch: ParsedBatch, bounds: np.ndarray, sources: list[str],
