@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ mwh_forget_changed_daily(ref('int_market__bars_unioned_1d')) }}",
+        post_hook="{{ mwh_mark_checked_through() }}",
+    )
+}}
+
 {#
     One row per adjustment event of a daily series: each bar where a corporate action applies, and
     each bar where the vendor's own adjusted series steps without an action we know of.
@@ -14,17 +24,47 @@
     one, else the split alone. A vendor step with no action is not applied (nothing we know explains
     it) and is flagged. Every doubtful case is listed in `int_market__adjustment_issues`.
 
+    Incremental (macros/market/incremental_tables.sql): a run recomputes, per series with daily bars, 1m
+    bars or corporate actions loaded since the table's high-water mark (checked_through_loaded_at), the
+    events from its first changed bar on, reading 30 days before it (the previous close, and the bars an
+    action's ex-date can land on); the pre-hook forgets those events first. A full history is read only
+    for a series whose corporate actions changed, or that is new. The same rows as a full refresh.
+
     Vendors that send closes already split-adjusted (Yahoo) show no step at a split: the split part the
     vendor applied (`applied_split_ratio`) is the ratio or 1, whichever its factor is closer to.
 #}
 
+-- depends_on: {{ ref('stg_market__bars') }}
+
 with
 
+{% if is_incremental() -%}
+changed_window as (
+
+    {{ mwh_daily_changed_window(this, ref('int_market__bars_unioned_1d')) | indent(4) }}
+
+),
+
+unioned_bars as (
+
+    select unioned_all.*
+    from {{ ref('int_market__bars_unioned_1d') }} as unioned_all
+    inner join changed_window
+        on
+            unioned_all.symbol = changed_window.symbol
+            and unioned_all.exchange = changed_window.exchange
+            and unioned_all.ts >= changed_window.read_from_ts
+
+),
+
+{% else -%}
 unioned_bars as (
 
     select * from {{ ref('int_market__bars_unioned_1d') }}
 
 ),
+
+{% endif -%}
 
 actions as (
 
@@ -165,9 +205,18 @@ final as (
             when is_vendor_plausible then 'vendor'
             when computed_factor is not null then 'computed'
             else 'split_only'
-        end as factor_source
+        end as factor_source,
+        (select max(staged.loaded_at) from {{ ref('stg_market__bars') }} as staged) as checked_through_loaded_at
     from estimated
 
 )
 
-select * from final
+select final.*
+from final
+{% if is_incremental() -%}
+inner join changed_window
+    on
+        final.symbol = changed_window.symbol
+        and final.exchange = changed_window.exchange
+        and final.ts >= changed_window.first_changed_ts
+{%- endif %}

@@ -1,0 +1,199 @@
+{#
+    Data tests on what changed (issue #14 item 3). dbt hands every generic test its model through
+    `get_where_subquery` (dbt-core's where_subquery.sql); this project's version keeps dbt's `where`
+    config and, for the relations of var `mwh_test_scoped_models` (each with symbol, exchange and ts),
+    narrows the test to the rows the last build could have written:
+
+      each (symbol, exchange) with bars or corporate actions loaded into staging since the older mark of
+      int_market__build_marks (the build before this one), from `mwh_test_scope_days` days before its
+      first such bar on (from its first bar when its corporate actions changed: its whole adjusted
+      history is rewritten)
+
+    `mwh_test_scope_days` covers what an incremental run rewrites behind a new bar: the labels' 20-bar
+    horizon and the features' late window. Nothing is narrowed when `mwh_full_tests` is true (the
+    nightly job), on a full refresh, when the build marks do not exist yet or hold one build (a first
+    build), or for the tests of var `mwh_test_unscoped_tests`, which judge a whole series or table
+    (completeness and rollups bound themselves with mwh_test_window).
+
+    Relations are looked up in the graph, not by ref(): dbt's built-in not_null/unique tests are not
+    rendered at parse time, so a ref() here would be a dependency dbt never recorded. A load run that
+    started before the mark and committed after it counts: the bars loaded from its start on are in scope.
+#}
+{% macro get_where_subquery(relation) -%}
+    {%- if config.get('where', '') -%}
+        {%- do return(adapter.dispatch('get_where_subquery', 'dbt')(relation)) -%}
+    {%- endif -%}
+    {%- if not execute or var('mwh_full_tests', false) or flags.FULL_REFRESH -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- if ((relation.identifier or '') | lower) not in var('mwh_test_scoped_models', []) -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- set test_metadata = model.get('test_metadata') if model is mapping else none -%}
+    {%- if test_metadata and test_metadata.get('name') in var('mwh_test_unscoped_tests', []) -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- set marks = mwh_graph_relation('model.market_warehouse.int_market__build_marks') -%}
+    {%- if marks is none -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- do return(mwh_test_scope(relation, marks)) -%}
+{%- endmacro %}
+
+
+{#- The relation of a graph node (model or source) as it exists in the warehouse, or none. -#}
+{% macro mwh_graph_relation(unique_id) -%}
+    {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
+    {%- if node is none -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- do return(adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.identifier or node.alias or node.name)) -%}
+{%- endmacro %}
+
+
+{#- The scoped relation of get_where_subquery (a subquery with an alias). -#}
+{% macro mwh_test_scope(relation, marks) -%}
+    {%- set bars = mwh_graph_relation('model.market_warehouse.stg_market__bars') -%}
+    {%- set actions = mwh_graph_relation('model.market_warehouse.stg_market__corporate_actions') -%}
+    {%- set runs = mwh_graph_relation('source.market_warehouse.market.loader_runs') -%}
+    {%- if bars is none or actions is none or runs is none -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- set min_ts = mwh_min_ts() -%}
+    {#- the older of the two marks (none yet: everything), moved back to the start of any load run that
+        finished after it -#}
+    {%- set since -%}
+        (
+            select least(mark_row.mark, coalesce(min(cast(mark_runs.started_at as {{ mwh_timestamptz() }})), mark_row.mark))
+            from (
+                select case when count(*) >= 2 then min(built_marks.built_at) else {{ min_ts }} end as mark
+                from {{ marks }} as built_marks
+            ) as mark_row
+            left join {{ runs }} as mark_runs
+                on mark_runs.finished_at >= mark_row.mark
+            group by mark_row.mark
+        )
+    {%- endset -%}
+    {%- set scoped -%}
+    (
+        select scoped_rows.*
+        from {{ relation }} as scoped_rows
+        inner join (
+            select
+                changed_rows.symbol,
+                changed_rows.exchange,
+                min(changed_rows.changed_ts) as changed_from_ts
+            from (
+                select
+                    changed_bars.symbol,
+                    changed_bars.exchange,
+                    changed_bars.ts as changed_ts
+                from {{ bars }} as changed_bars
+                where changed_bars.loaded_at >= {{ since }}
+                union all
+                select
+                    changed_actions.symbol,
+                    changed_actions.exchange,
+                    {{ min_ts }} as changed_ts
+                from {{ actions }} as changed_actions
+                where changed_actions.loaded_at >= {{ since }}
+            ) as changed_rows
+            group by changed_rows.symbol, changed_rows.exchange
+        ) as changed_series
+            on
+                scoped_rows.symbol = changed_series.symbol
+                and scoped_rows.exchange = changed_series.exchange
+                and scoped_rows.ts >= changed_series.changed_from_ts - interval '{{ var("mwh_test_scope_days", 35) }} days'
+    ) as mwh_test_scope
+    {%- endset -%}
+    {%- do return(scoped) -%}
+{%- endmacro %}
+
+
+{#
+    What changed in the daily series since a table's high-water mark (the newest staged load it has
+    seen: `checked_through_loaded_at` of `marked_relation`; none, or an empty table: everything). A
+    select, one row per changed (symbol, exchange):
+
+      first_changed_ts  the first daily bar that may differ: the first 1d bar loaded since the mark, the
+                        day before the first 1m bar loaded since (its session's rolled-up bar), or the
+                        series' first bar when its corporate actions changed (mwh_loaded_since: a load
+                        run that finished after the mark counts)
+      read_from_ts      where a run recomputing from first_changed_ts reads `daily_bars` from: 30 days
+                        earlier (the previous bar, for lag(), and every bar an action's 10-day ex-date
+                        window can land on), or the series' first bar when no bar lies in those 30 days
+#}
+{% macro mwh_daily_changed_window(marked_relation, daily_bars) -%}
+{%- set min_ts = mwh_min_ts() -%}
+{%- set mark = '(select coalesce(max(marked.checked_through_loaded_at), ' ~ min_ts ~ ') from '
+    ~ marked_relation ~ ' as marked)' -%}
+select
+    changed.symbol,
+    changed.exchange,
+    changed.first_changed_ts,
+    case
+        when exists (
+            select 1
+            from {{ daily_bars }} as before_bars
+            where
+                before_bars.symbol = changed.symbol
+                and before_bars.exchange = changed.exchange
+                and before_bars.ts < changed.first_changed_ts
+                and before_bars.ts >= changed.first_changed_ts - interval '30 days'
+        ) then changed.first_changed_ts - interval '30 days'
+        else {{ min_ts }}
+    end as read_from_ts
+from (
+    select
+        changes.symbol,
+        changes.exchange,
+        min(changes.changed_ts) as first_changed_ts
+    from (
+        select
+            changed_bars.symbol,
+            changed_bars.exchange,
+            case
+                when changed_bars.bar_interval = '1d' then changed_bars.ts
+                else changed_bars.ts - interval '1 day'
+            end as changed_ts
+        from {{ ref('stg_market__bars') }} as changed_bars
+        where
+            changed_bars.bar_interval in ('1d', '1m')
+            and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id') }}
+        union all
+        select
+            changed_actions.symbol,
+            changed_actions.exchange,
+            {{ min_ts }} as changed_ts
+        from {{ ref('stg_market__corporate_actions') }} as changed_actions
+        where {{ mwh_loaded_since(mark, 'changed_actions.loaded_at', 'changed_actions.run_id') }}
+    ) as changes
+    group by changes.symbol, changes.exchange
+) as changed
+{%- endmacro %}
+
+
+{#- Pre-hook of a table kept by mwh_daily_changed_window: on an incremental run, forget its rows of the
+    changed series from their first changed bar on (the run writes them again). -#}
+{% macro mwh_forget_changed_daily(daily_bars) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as kept
+    where exists (
+        select 1
+        from ({{ mwh_daily_changed_window(this, daily_bars) }}) as changed_window
+        where
+            kept.symbol = changed_window.symbol
+            and kept.exchange = changed_window.exchange
+            and kept.ts >= changed_window.first_changed_ts
+    )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Post-hook: the table has seen every staged load up to now (its new high-water mark). -#}
+{% macro mwh_mark_checked_through() -%}
+    {%- if is_incremental() -%}
+    update {{ this }} set checked_through_loaded_at = (select max(loaded_at) from {{ ref('stg_market__bars') }})
+    {%- endif -%}
+{%- endmacro %}
