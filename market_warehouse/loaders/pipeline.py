@@ -83,7 +83,8 @@ def prepare_batch(sink: Sink, batch: ParsedBatch, run_id: str) -> PreparedBatch:
 def _report(prep: PreparedBatch) -> SourceReport:
     v = prep.checked
     return SourceReport(source=prep.source, loader=prep.loader, rows_read=v.rows_read,
-                        quarantined=len(v.rejected), examples=examples(v.rejected), notes=list(prep.notes))
+                        quarantined=len(v.rejected), examples=examples(v.rejected) if len(v.rejected) else [],
+                        notes=list(prep.notes))
 
 
 def write_batch(sink: Sink, batch: ParsedBatch | PreparedBatch, run_id: str,
@@ -282,7 +283,7 @@ def order_repaired_last(paths: list[Path]) -> list[Path]:
 
 def _one_value(column: pd.Series) -> bool:
     """Whether every row holds the first row's value (a Categorical: by its codes)."""
-    values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+    values = column.array.codes if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
     return bool((values == values[0]).all())
 
 
