@@ -7,7 +7,8 @@
                    cross_section
       versions     feature-set versions that carry it (fct_features_daily_v1, _v2, ...)
       window       bars of history it reads (the bar itself counts as one): drives the incremental
-                   look-back. Exponential features read `ewm` instead (see macros/market/ewm.sql)
+                   look-back. `ewm: true`: it reads the exponential averages, joined from
+                   int_market__ewm_states_* (mwh_ewm_states, macros/market/ewm.sql)
       sql          its definition: one SQL expression over the columns of the `base` stage of
                    mwh_market_features (macros/market/features.sql), with helpers
                    mwh_rolling(agg, expr, n) (null until n values) and mwh_lag(expr, n). A
