@@ -2,7 +2,7 @@
 data/sample/microstructure/), into TimescaleDB and DuckDB, beside a bare COPY of the same rows into the
 same (empty) hypertables: what the loader's guarantees (validation, one transaction, merge, audit) cost.
 
-Figures: parse (text -> typed frames), book fold (the whole file's book states, loaders/book.py),
+Figures: parse (text -> typed frames; again with MWH_TICK_PARSE_PROCESSES=2), book fold (the whole file's book states, loaders/book.py),
 write (the raw tick tables through `write_ticks`: the merge path, quarantine and audit), COPY (the
 same rows, one COPY per table, one transaction: as CSV (Arrow-encoded blocks through psycopg's
 `copy.write`) and as binary (the loader's encoding, sinks/ticks_pg.py) into tables with no key, and
@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from market_warehouse.loaders.book import rebuild
@@ -79,6 +80,19 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+@contextmanager
+def _env(name: str, value: str):
+    was = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if was is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = was
+
+
 class _Timer:
     def __enter__(self):
         self.wall, self.cpu = time.perf_counter(), _cpu()
@@ -101,6 +115,9 @@ def run(server) -> list[str]:
     lines = [f"ticks: {CAPTURE.name}, {events:,} messages ({', '.join(f'{k} {v:,}' for k, v in sorted(batch.events.items()))}); "
              f"goal {GOAL:,} events/s into TimescaleDB; load average {load:.1f}",
              _line("parse", t, events)]
+    with _Timer() as t, gc_paused(), _env("MWH_TICK_PARSE_PROCESSES", "2"):
+        TICK_FORMATS["binance-ws"](CAPTURE)
+    lines.append(_line("parse, 2 processes", t, events, "  (MWH_TICK_PARSE_PROCESSES=2)"))
     with _Timer() as t, gc_paused():
         rebuild(batch.frames["depth_updates"], batch.frames["depth_snapshots"], parsed=batch.levels)
     lines.append(_line("book fold", t, events, f"  ({batch.events['depth_updates']:,} diffs)"))

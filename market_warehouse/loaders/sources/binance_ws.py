@@ -310,13 +310,16 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
     return _parse_split(text, cut, exchange, symbol)
 
 
-# A capture larger than this is parsed by two processes, a half each (MWH_TICK_PARSE_PROCESSES=1: one).
+# With MWH_TICK_PARSE_PROCESSES=2, a capture larger than this is parsed by two processes, a half each.
 SPLIT_MIN_CHARS = 4_000_000
 
 
 def parse_processes() -> int:
-    """Processes for the parse of one capture: MWH_TICK_PARSE_PROCESSES, default 2 on 2+ cores."""
-    raw = os.environ.get("MWH_TICK_PARSE_PROCESSES", "2" if (os.cpu_count() or 1) > 1 else "1")
+    """Processes for the parse of one capture: MWH_TICK_PARSE_PROCESSES, 1 (default) or 2. Two cost
+    about 0.3-0.45 s more CPU on the 94k-message capture (the second half's frames pickled back) and
+    gain wall time only with a core to spare: at load 12-17 on 2 cores they were slower (see
+    docs/microstructure.md, Throughput), so one is the default."""
+    raw = os.environ.get("MWH_TICK_PARSE_PROCESSES", "1")
     if raw not in ("1", "2"):
         raise ValueError(f"MWH_TICK_PARSE_PROCESSES={raw!r}: 1 or 2")
     return int(raw)

@@ -1,6 +1,7 @@
 """The two throughput paths of `mwh load ticks` give what the plain paths give:
 
-- the parse split across two processes (sources/binance_ws.py `_parse_split`) equals the one-process
+- the parse split across two processes (sources/binance_ws.py `_parse_split`, MWH_TICK_PARSE_PROCESSES=2)
+  equals the one-process
   parse: frames, rejected lines in the same order, counts, the file's symbol, the rebuilt book;
 - binary COPY (sinks/ticks_pg.py) stores what CSV COPY stores, nulls, non-ASCII text and NaN included,
   on PostgreSQL (plain: no TimescaleDB needed for the encoding), and the merge through it keeps its
@@ -57,7 +58,7 @@ def test_split_parse_equals_one_process(tmp_path, monkeypatch):
     rows[diffs[-5]] = rows[diffs[-5]].split(" ", 1)[0] + " " + json.dumps(broken)
     rows = rows[:100] + _bad(1) + rows[100:18_000] + [snap] + _bad(2) + rows[18_000:]
     path = capture.write(tmp_path / "capture.txt", rows)
-    monkeypatch.setattr(binance_ws, "SPLIT_MIN_CHARS", 1_000)
+    monkeypatch.setattr(binance_ws, "SPLIT_MIN_CHARS", 1_000)  # the split path, here on a small file
 
     one = _parse(path, "1", monkeypatch)
     two = _parse(path, "2", monkeypatch)
@@ -82,6 +83,8 @@ def test_split_parse_equals_one_process(tmp_path, monkeypatch):
 
 
 def test_parse_processes_setting(monkeypatch, tmp_path):
+    monkeypatch.delenv("MWH_TICK_PARSE_PROCESSES", raising=False)
+    assert binance_ws.parse_processes() == 1  # the default: two were not faster on a loaded machine
     monkeypatch.setenv("MWH_TICK_PARSE_PROCESSES", "3")
     with pytest.raises(ValueError, match="MWH_TICK_PARSE_PROCESSES='3': 1 or 2"):
         binance_ws.parse_processes()
