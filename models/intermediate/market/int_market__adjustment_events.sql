@@ -34,9 +34,14 @@
     vendor applied (`applied_split_ratio`) is the ratio or 1, whichever its factor is closer to.
 #}
 
--- depends_on: {{ ref('stg_market__bars') }}
-
 with
+
+high_water as (
+
+    select max(loaded_at) as checked_through_loaded_at
+    from {{ ref('stg_market__bars') }}
+
+),
 
 {% if is_incremental() -%}
 changed_window as (
@@ -206,8 +211,9 @@ final as (
             when computed_factor is not null then 'computed'
             else 'split_only'
         end as factor_source,
-        (select max(staged.loaded_at) from {{ ref('stg_market__bars') }} as staged) as checked_through_loaded_at
+        high_water.checked_through_loaded_at
     from estimated
+    cross join high_water
 
 )
 
