@@ -130,6 +130,14 @@
 #}
 {% macro mwh_daily_changed_window(marked_relation, daily_bars) -%}
 {%- set min_ts = mwh_min_ts() -%}
+{#- A table built by an earlier version of the project has no mark column: say what to run, in one line,
+    instead of the engine's binder error (an in-place upgrade, ALTER then insert, failed on DuckDB). -#}
+{%- if execute and 'checked_through_loaded_at' not in (adapter.get_columns_in_relation(marked_relation)
+        | map(attribute='name') | map('lower') | list) -%}
+    {{ exceptions.raise_compiler_error(marked_relation ~ " was built by an earlier version of the project (no "
+        ~ "checked_through_loaded_at column): run `mwh build --full-refresh --select "
+        ~ marked_relation.identifier ~ "` once, then build as usual") }}
+{%- endif -%}
 {%- set mark = '(select coalesce(max(marked.checked_through_loaded_at), ' ~ min_ts ~ ') from '
     ~ marked_relation ~ ' as marked)' -%}
 select
