@@ -84,15 +84,20 @@ class PostgresTransaction(Transaction):
             self.cur.execute(sql)
         return self.cur.fetchall() if self.cur.description else []
 
+    def copy(self, target: str, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        """COPY one frame of `table`'s rows into `target` (the table or its stage): CSV here; a
+        subclass may send another format (sinks/ticks_pg.py: binary)."""
+        copy_parts(self.cur, target, table.column_names, [(frame, encoded)])
+
     def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
         stage = f"_stage_{table.name}_{next(_stage_ids)}"
         self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
-        copy_parts(self.cur, stage, table.column_names, [(frame, encoded)])
+        self.copy(stage, table, frame, encoded)
         self.cur.execute(f"analyze {stage}")
         return stage
 
     def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
-        copy_parts(self.cur, table.qualified, table.column_names, [(frame, encoded)])
+        self.copy(table.qualified, table, frame, encoded)
 
     def merge_many(self, table: Table, parts: Iterable[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
         """Optimistic, streamed: every batch goes into ONE COPY under a savepoint, written as soon

@@ -5,7 +5,7 @@ cost the server less than as CSV (measured in benchmarks/ticks.py, which COPYs b
 are encoded column by column with numpy, not row by row in Python: every cell's bytes are written at
 its place in one buffer (see `encode_binary`).
 
-`BinaryCopyTransaction` is the sink's transaction with its two COPYs (`append`, `stage`) in binary:
+`BinaryCopyTransaction` is the sink's transaction with its COPY (`copy`: used by `append` and `stage`) in binary:
 the merge itself (optimistic COPY under a savepoint, else stage, count, replace, insert) is the
 sinks' shared one, so the guarantees are the same as every other table's.
 """
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from market_warehouse.loaders.schema import Table
-from market_warehouse.loaders.sinks.postgres_sink import PostgresTransaction, _stage_ids
+from market_warehouse.loaders.sinks.postgres_sink import PostgresTransaction
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -129,18 +129,12 @@ def copy_binary(cur: psycopg.Cursor, target: str, table: Table, frame: pd.DataFr
 
 class BinaryCopyTransaction(PostgresTransaction):
     """A PostgreSQL transaction whose COPYs (the optimistic append and the merge's stage) are binary;
-    everything else (the merge, counts, history, the savepoint) is `PostgresTransaction`'s. Opened on
-    the connection of a transaction already running: its writes are part of it."""
+    everything else (the merge, counts, history, the savepoint, the stage table) is
+    `PostgresTransaction`'s. Opened on the connection of a transaction already running: its writes are
+    part of it."""
 
-    def stage(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> str:
-        stage = f"_stage_{table.name}_{next(_stage_ids)}"
-        self.cur.execute(f"create temp table {stage} (like {table.qualified}) on commit drop")
-        copy_binary(self.cur, stage, table, frame)
-        self.cur.execute(f"analyze {stage}")
-        return stage
-
-    def append(self, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
-        copy_binary(self.cur, table.qualified, table, frame)
+    def copy(self, target: str, table: Table, frame: pd.DataFrame, encoded: object = None) -> None:
+        copy_binary(self.cur, target, table, frame)
 
 
 def binary_copies(tx):
