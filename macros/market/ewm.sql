@@ -201,25 +201,12 @@ resume_from as (
 
 ),
 
+{%- set resume_columns = [] -%}
+{%- for name in averages -%}{%- do resume_columns.append('resume__' ~ name) -%}{%- endfor %}
 bars_in_scope as (
 
-    select
-        source_bars.*,
-        resume_from.base_index + row_number() over (
-            partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
-        ) - 1 as bar_index,
-        resume_from.output_from_ts,
-        resume_from.actions_loaded_at,
-        resume_from.resume_index,
-        {%- for name in averages %}
-        resume_from.resume__{{ name }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from source_bars
-    inner join resume_from
-        on
-            source_bars.symbol = resume_from.symbol
-            and source_bars.exchange = resume_from.exchange
-    where source_bars.ts >= resume_from.scope_from_ts
+    {{ mwh_bars_read('resume_from', ['output_from_ts', 'actions_loaded_at', 'resume_index'] + resume_columns)
+        | indent(4) }}
 
 ),
 

@@ -46,19 +46,7 @@ source_bars as (
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
 bars_in_scope as (
 
-    select
-        source_bars.*,
-        rewrite_from.base_index + row_number() over (
-            partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
-        ) - 1 as bar_index,
-        rewrite_from.output_from_ts,
-        rewrite_from.actions_loaded_at
-    from source_bars
-    inner join rewrite_from
-        on
-            source_bars.symbol = rewrite_from.symbol
-            and source_bars.exchange = rewrite_from.exchange
-    where source_bars.ts >= rewrite_from.scope_from_ts
+    {{ mwh_bars_read('rewrite_from', ['output_from_ts', 'actions_loaded_at']) | indent(4) }}
 
 ),
 
@@ -237,6 +225,27 @@ select
     cast({{ s.columns[name] }} as {{ mwh_double() }}) as {{ name }}{{ "," if not loop.last }}
     {%- endfor %}
 from {{ s.bars }}
+{%- endmacro %}
+
+
+{#- The bars a run reads (a select): `source_bars` from each symbol's scope_from_ts in `scope_cte` on,
+    numbered over the symbol's whole series (bar_index = the scope's base_index, the bars before them,
+    plus the row's place), with the scope's `scope_columns`. -#}
+{% macro mwh_bars_read(scope_cte, scope_columns) -%}
+select
+    source_bars.*,
+    {{ scope_cte }}.base_index + row_number() over (
+        partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
+    ) - 1 as bar_index,
+    {%- for column in scope_columns %}
+    {{ scope_cte }}.{{ column }}{{ "," if not loop.last }}
+    {%- endfor %}
+from source_bars
+inner join {{ scope_cte }}
+    on
+        source_bars.symbol = {{ scope_cte }}.symbol
+        and source_bars.exchange = {{ scope_cte }}.exchange
+where source_bars.ts >= {{ scope_cte }}.scope_from_ts
 {%- endmacro %}
 
 
