@@ -317,10 +317,11 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
 {%- endmacro %}
 
 
-{#- The config every feature model shares: incremental by (symbol, exchange, ts), a fixed schema (a
-    change is a new version), indexes for one symbol's history and one day across symbols, and the
-    unversioned latest-version view re-pointed after each build. -#}
-{% macro mwh_feature_model_config() -%}
+{#- The config every feature model and exponential state model shares: incremental by (symbol, exchange,
+    ts), a fixed schema (a change is a new version), indexes for one symbol's history and one day across
+    symbols; for a feature version (latest_view), the unversioned latest-version view re-pointed after
+    each build. -#}
+{% macro mwh_feature_model_config(latest_view=true) -%}
     {{ config(
         materialized=mwh_incremental_materialization(),
         incremental_strategy=mwh_incremental_strategy(),
@@ -330,7 +331,7 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
         post_hook=[
             "{{ mwh_latest_version_view_sql('drop') }}",
             "{{ mwh_latest_version_view_sql('create') }}",
-        ],
+        ] if latest_view else [],
     ) }}
 {%- endmacro %}
 

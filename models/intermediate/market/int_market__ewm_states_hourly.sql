@@ -1,10 +1,4 @@
-{{ config(
-    materialized=mwh_incremental_materialization(),
-    incremental_strategy=mwh_incremental_strategy(),
-    unique_key=['symbol', 'exchange', 'ts'],
-    on_schema_change='fail',
-    indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),
-) }}
+{{ mwh_feature_model_config(latest_view=false) }}
 
 {#
     The exponential averages every hourly feature version reads, per symbol and bar, carried between
