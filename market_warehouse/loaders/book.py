@@ -108,6 +108,9 @@ class _Side:
         return self.depth_within(near), self.depth_within(far)
 
 
+_accumulate = np.add.accumulate  # np.cumsum without its wrapper: sequential, the same floats
+
+
 class _GridSide:
     """One side of the book over a fixed price grid: `keys`, every price (times the side's sign, as
     `_Side`'s keys) the source quotes on this side, sorted, so best is the lowest index holding a
@@ -116,6 +119,7 @@ class _GridSide:
 
     def __init__(self, sign: int, keys: np.ndarray):
         self.sign, self.grid = sign, keys
+        self.grid_list = keys.tolist()  # bisect on a list: a search costs less than a numpy call
         n = len(keys)
         self.qty = np.zeros(n)
         self.price_text = np.empty(n, dtype=object)
@@ -134,7 +138,7 @@ class _GridSide:
                 q[i] = v
                 if v != 0:
                     self.price_text[i], self.qty_text[i] = p, t
-            nz = np.flatnonzero(q)
+            nz = q.nonzero()[0]
             self.first = int(nz[0]) if len(nz) else len(q)
             return
         q[idx] = qty
@@ -145,9 +149,9 @@ class _GridSide:
             if lowest < first:
                 first = lowest
         if first < len(q) and q[first] == 0:  # the best level went: the next one holding a quantity
-            ahead = np.flatnonzero(q[first:first + 64])
+            ahead = q[first:first + 64].nonzero()[0]
             if not len(ahead):
-                ahead = np.flatnonzero(q[first:])
+                ahead = q[first:].nonzero()[0]
             first = first + int(ahead[0]) if len(ahead) else len(q)
         self.first = first
 
@@ -158,9 +162,9 @@ class _GridSide:
 
     def top(self, n: int) -> str:
         q, first = self.qty, self.first
-        at = np.flatnonzero(q[first:first + 8 * n])
+        at = q[first:first + 8 * n].nonzero()[0]
         if len(at) < n:
-            at = np.flatnonzero(q[first:])
+            at = q[first:].nonzero()[0]
         at = (at[:n] + first).tolist()
         price_text, qty_text = self.price_text, self.qty_text
         return compact_json([(price_text[i], qty_text[i]) for i in at])
@@ -168,12 +172,18 @@ class _GridSide:
     def depths_within(self, near: float, far: float) -> tuple[float, float]:
         """`_Side.depths_within`: one sequential cumulative sum, best first (the same floats, bit for
         bit, as summing the levels in order; empty prices add 0)."""
-        first = self.first
-        a, b = np.searchsorted(self.grid, (self.sign * near, self.sign * far), side="right").tolist()
+        first, grid, sign = self.first, self.grid_list, self.sign
+        a, b = bisect.bisect_right(grid, sign * near), bisect.bisect_right(grid, sign * far)
         if b <= first:
             return 0.0, 0.0
-        c = np.cumsum(self.qty[first:b])
-        return (float(c[a - first - 1]) if a > first else 0.0), float(c[-1])
+        # the sum runs over the levels held only: adding the empty prices' zeros changes no bit
+        held = self.qty[first:b]
+        mask = held != 0
+        c = _accumulate(held[mask])
+        if not len(c):
+            return 0.0, 0.0
+        k = int(np.count_nonzero(mask[:a - first])) if a > first else 0
+        return (float(c[k - 1]) if k else 0.0), float(c[-1])
 
 
 def grid_levels(rows: list[tuple[list, tuple]], sign: int) -> tuple[np.ndarray, list[tuple]]:
@@ -188,26 +198,49 @@ def grid_levels(rows: list[tuple[list, tuple]], sign: int) -> tuple[np.ndarray, 
     qty_s = np.empty(len(flat), dtype=object)
     price_s[:] = list(map(itemgetter(0), flat))
     qty_s[:] = list(map(itemgetter(1), flat))
+    return grid_levels_flat(sizes, prices, qtys, price_s, qty_s, sign)
+
+
+def grid_levels_flat(sizes: np.ndarray, prices: np.ndarray, qtys: np.ndarray, price_s: np.ndarray,
+                     qty_s: np.ndarray, sign: int) -> tuple[np.ndarray, list[tuple]]:
+    """`grid_levels` of rows given flat: row k's levels are the next sizes[k] of prices, qtys and their
+    texts (price_s, qty_s: object arrays of the strings as sent)."""
+    n_rows = len(sizes)
     keys = np.unique(sign * prices)
     idx = np.searchsorted(keys, sign * prices)
-    bounds = np.zeros(len(rows) + 1, dtype=np.int64)
+    bounds = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(sizes, out=bounds[1:])
     # rows where a price repeats: adjacent equal (row, index) pairs once sorted
-    row_of = np.repeat(np.arange(len(rows)), sizes)
+    row_of = np.repeat(np.arange(n_rows), sizes)
     pair = np.sort(row_of * (len(keys) + 1) + idx)
     repeated = set(np.unique(pair[1:][pair[1:] == pair[:-1]] // (len(keys) + 1)).tolist())
     # the levels that set a quantity (not 0), per row: their indexes, texts and the lowest index
     nz = qtys != 0
     nz_bounds = np.concatenate([[0], np.cumsum(nz)])[bounds]
     where, price_nz, qty_nz = idx[nz], price_s[nz], qty_s[nz]
+    # each row's lowest index that sets a quantity (len(keys): none), at once
+    lowest = np.full(n_rows, len(keys), dtype=np.int64)
+    has = nz_bounds[1:] > nz_bounds[:-1]
+    if len(where):
+        lowest[has] = np.minimum.reduceat(where, nz_bounds[:-1][has])
     out = []
-    for k, (a, b, c, d) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), nz_bounds[:-1].tolist(),
-                                         nz_bounds[1:].tolist(), strict=True)):
+    for k, (a, b, c, d, low) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), nz_bounds[:-1].tolist(),
+                                              nz_bounds[1:].tolist(), lowest.tolist(), strict=True)):
         in_order = (list(zip(idx[a:b].tolist(), qtys[a:b].tolist(), price_s[a:b], qty_s[a:b], strict=True))
                     if k in repeated else None)
-        lowest = int(where[c:d].min()) if d > c else len(keys)
-        out.append((idx[a:b], qtys[a:b], where[c:d], price_nz[c:d], qty_nz[c:d], lowest, in_order))
+        out.append((idx[a:b], qtys[a:b], where[c:d], price_nz[c:d], qty_nz[c:d], low, in_order))
     return keys, out
+
+
+def _gather(parts: list[tuple], spans: np.ndarray, sizes: np.ndarray) -> tuple:
+    """Rows' levels taken from flat pools: `parts`, per pool (prices, qtys, price texts, qty texts),
+    concatenated; row k is the `sizes[k]` levels from `spans[k]` in that concatenation."""
+    pool = [np.concatenate([p[i] for p in parts]) if len(parts) > 1 else parts[0][i] for i in range(4)]
+    total = int(sizes.sum())
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    take = np.arange(total, dtype=np.int64) + np.repeat(spans - bounds[:-1], sizes)
+    return sizes, *(a[take] for a in pool)
 
 
 @dataclass
@@ -377,17 +410,45 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
         sn = snapshots[(snapshots["symbol"] == symbol) & (snapshots["exchange"] == exchange)]
         feed = sorted([(int(r), 1, i) for i, r in enumerate(du["_row"])]
                       + [(int(r), 0, i) for i, r in enumerate(sn["_row"])])
-        # every row's levels (as sent, and as floats), in feed order, then on one grid per side
-        rows = []
-        for row, kind, i in feed:
-            lv = parsed.get(row)
+        # every row's levels (prices and quantities, as floats and as sent), in feed order, then on one
+        # grid per side: the diffs the columnar parse took from its flat arrays, the others from the
+        # parser's tuples (or, without them, from the rows' JSON text)
+        flat = getattr(parsed, "flat", None)
+        rows = getattr(parsed, "rows", parsed)
+        extra: dict[str, list] = {"bids": [], "asks": []}
+        spans = {"bids": np.zeros(len(feed), dtype=np.int64), "asks": np.zeros(len(feed), dtype=np.int64)}
+        sizes = {"bids": np.zeros(len(feed), dtype=np.int64), "asks": np.zeros(len(feed), dtype=np.int64)}
+        used = {"bids": 0, "asks": 0}
+        for k, (row, kind, i) in enumerate(feed):
+            at = flat.index.get(row) if flat is not None and kind == 1 else None
+            if at is not None:
+                for side, fs in (("bids", flat.bids), ("asks", flat.asks)):
+                    spans[side][k], sizes[side][k] = fs.offsets[at], fs.offsets[at + 1] - fs.offsets[at]
+                continue
+            lv = rows.get(row)
             if lv is None:
                 frame = sn if kind == 0 else du
                 bids, asks = orjson.loads(frame["bids"].iat[i]), orjson.loads(frame["asks"].iat[i])
                 lv = (bids, asks, level_floats(bids), level_floats(asks))
-            rows.append(lv)
-        bid_keys, bid_rows = grid_levels([(lv[0], lv[2]) for lv in rows], -1)
-        ask_keys, ask_rows = grid_levels([(lv[1], lv[3]) for lv in rows], 1)
+            for side, sent, (p, q) in (("bids", lv[0], lv[2]), ("asks", lv[1], lv[3])):
+                extra[side].append((sent, p, q))
+                spans[side][k], sizes[side][k] = -1 - used[side], len(p)  # negative: from the extra pool
+                used[side] += len(p)
+        grids = {}
+        for side, sign in (("bids", -1), ("asks", 1)):
+            fs = getattr(flat, side) if flat is not None else None
+            base = len(fs.prices) if fs is not None else 0
+            sent = list(chain.from_iterable(s for s, _, _ in extra[side]))
+            texts = np.empty(len(sent), dtype=object), np.empty(len(sent), dtype=object)
+            texts[0][:], texts[1][:] = list(map(itemgetter(0), sent)), list(map(itemgetter(1), sent))
+            pools = [] if fs is None else [(fs.prices, fs.qtys, fs.price_text, fs.qty_text)]
+            pools.append((np.fromiter(chain.from_iterable(p for _, p, _ in extra[side]), np.float64, len(sent)),
+                          np.fromiter(chain.from_iterable(q for _, _, q in extra[side]), np.float64, len(sent)),
+                          *texts))
+            start = spans[side]
+            start = np.where(start < 0, base + (-1 - start), start)
+            grids[side] = grid_levels_flat(*_gather(pools, start, sizes[side]), sign)
+        (bid_keys, bid_rows), (ask_keys, ask_rows) = grids["bids"], grids["asks"]
         book.bids, book.asks = _GridSide(-1, bid_keys), _GridSide(1, ask_keys)
         snaps = list(zip(sn["ts"], sn["last_update_id"], strict=True))
         diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],

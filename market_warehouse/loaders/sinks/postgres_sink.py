@@ -73,6 +73,8 @@ def copy_parts(cur: psycopg.Cursor, target: str, columns: list[str],
 
 
 class PostgresTransaction(Transaction):
+    binary_copy = True  # can COPY in PostgreSQL's binary format (the tick tables do: sinks/ticks_pg.py)
+
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
         self.cur = conn.cursor()

@@ -138,5 +138,9 @@ class BinaryCopyTransaction(PostgresTransaction):
 
 
 def binary_copies(tx):
-    """`tx` with binary COPYs when it writes to PostgreSQL; any other sink's transaction as it is."""
-    return BinaryCopyTransaction(tx.conn) if type(tx) is PostgresTransaction else tx
+    """`tx` with binary COPYs when its sink says it can take them (the transaction's `binary_copy`,
+    set by `PostgresTransaction`); any other sink's transaction (DuckDB, Spark, one that does not
+    say) as it is."""
+    if not getattr(tx, "binary_copy", False) or isinstance(tx, BinaryCopyTransaction):
+        return tx
+    return BinaryCopyTransaction(tx.conn)

@@ -13,13 +13,16 @@ import math
 import multiprocessing
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import orjson  # parses and writes the capture's JSON several times faster than json
 import pandas as pd
+import pyarrow as pa
 
 from market_warehouse.loaders.sources.common import (
     BAR_FIELDS,
@@ -226,8 +229,8 @@ class TickRows:
                     bad |= value <= 0
                 elif rule == "non_negative":
                     bad |= value < 0
-                elif rule in ("integer", "optional"):
-                    bad |= value.notna() & (value != value.round())
+                elif rule in ("integer", "optional"):  # whole, and within a bigint
+                    bad |= value.notna() & ((value != value.round()) | (value.abs() >= 2**63))
                 bad |= ~np.isfinite(value.fillna(0).astype("float64"))
             if bad.any():
                 why = f"{_EVENT_OF[table]}: {label} " + raw[bad].map(repr) + f" is not {_RULE_TEXT[rule]}"
@@ -303,11 +306,9 @@ def parse(path: Path, text: str, symbol: str | None = None, exchange: str | None
                           f"({first[:80]!r})")
     exchange = exchange or "BINANCE"
     cut = _cut(text) if parse_processes() > 1 else -1
-    if cut < 0:
-        rows = TickRows(exchange=exchange, symbol=symbol)
-        _scan(rows, text, 1)
-        return tick_batch(rows, {"symbol": rows.symbol, "exchange": rows.exchange})
-    return _parse_split(text, cut, exchange, symbol)
+    if cut >= 0:
+        return _parse_split(text, cut, exchange, symbol)
+    return _parse_columnar(text, exchange, symbol)
 
 
 # With MWH_TICK_PARSE_PROCESSES=2, a capture larger than this is parsed by two processes, a half each.
@@ -334,11 +335,16 @@ def _cut(text: str) -> int:
 
 def _scan(rows: TickRows, text: str, first_number: int) -> None:
     """The lines of `text` (the first numbered `first_number`) into `rows`."""
+    _scan_lines(rows, enumerate(text.split("\n"), start=first_number))
+
+
+def _scan_lines(rows: TickRows, numbered) -> None:
+    """(line number, line) pairs into `rows`, message by message."""
     exchange = rows.exchange
     trades, tickers = rows.rows["trades"], rows.rows["book_tickers"]
     taken = Counter()
     loads = orjson.loads
-    for number, line in enumerate(text.split("\n"), start=first_number):
+    for number, line in numbered:
         line = line.rstrip("\r")
         if not line.strip():
             continue
@@ -458,6 +464,278 @@ def _parse_split(text: str, cut: int, exchange: str, symbol: str | None) -> Tick
 # The fields of the two bulk messages, in the order of their rows (see `TickRows.add`).
 _TRADE = itemgetter("T", "s", "t", "p", "q")
 _TICKER = itemgetter("E", "s", "u", "b", "B", "a", "A")
+
+
+# ---- the columnar parse: the whole capture's lines read in C (DuckDB's JSON), not message by message ----
+#
+# Every line in the exchange's plain form (a trade, a book ticker or a depth diff inside its stream
+# envelope, every field of the JSON type and the number format Binance sends, every check passed) is
+# taken here, column-wise; ANY other line (a snapshot, a blank or malformed line, a missing, odd or
+# failing field, a message without its envelope, CRLF) goes, with its line number, through the
+# per-message path above (`_scan_lines`: `TickRows.add` and the column checks), which takes or
+# rejects it exactly as before. So the rows, the quarantine and the counts are the per-message
+# path's (tests/python/microstructure/test_book_grid.py and test_tick_columnar.py compare them).
+
+_FIELDS = {"e": "VARCHAR", "s": "JSON", "E": "VARCHAR", "T": "VARCHAR", "t": "VARCHAR", "p": "VARCHAR",
+           "q": "VARCHAR", "m": "JSON", "u": "VARCHAR", "b": "VARCHAR", "B": "VARCHAR", "a": "VARCHAR",
+           "A": "VARCHAR", "U": "VARCHAR", "pu": "VARCHAR", "lastUpdateId": "VARCHAR"}
+# SQL names of the fields (DuckDB's names ignore case: `E` and `e` would be one column)
+_ALIAS = {"e": "event", "s": "sym", "E": "e_time", "T": "t_time", "t": "t_id", "p": "price", "q": "qty",
+          "m": "maker", "u": "u_id", "b": "bid", "B": "bid_qty", "a": "ask", "A": "ask_qty", "U": "u_first",
+          "pu": "u_prev", "lastUpdateId": "last_id"}
+# Each line's message fields as text, one JSON parse per line in C (a number's or a string's text; the
+# levels' JSON; the symbol and buyer-maker flag as JSON, whose type the per-message path checks).
+_COLUMNAR_SQL = f"""
+create temp table m as
+select n, ns, ns_text, {", ".join(f"struct_extract_at(d, {i + 1}) as {_ALIAS[k]}" for i, k in enumerate(_FIELDS))}
+from (
+  select n, try_cast(left(line, sp - 1) as bigint) as ns, left(line, sp - 1) as ns_text,
+         try(json_transform(substr(line, sp + 1), '{orjson.dumps({"data": _FIELDS}).decode()}')).data as d
+  from (select n, line, strpos(line, ' ') as sp from lines)
+  where sp > 1 and right(line, 1) = '}}'
+)
+"""
+_INT = "[0-9]{1,18}"
+_NUM = r"[0-9]{1,20}(\.[0-9]{1,20})?"  # a plain decimal, as Binance writes prices and quantities
+_LEVEL = f'\\["{_NUM}","{_NUM}"\\]'
+_LEVELS = f"\\[({_LEVEL}(,{_LEVEL})*)?\\]"
+
+
+def _text_rule(fields: list[tuple[str, str]]) -> str:
+    """One regular expression over the fields' texts joined by spaces: each an integer (`i`) or a
+    plain decimal (`n`), the receive time first; an absent field passes as 0 (the caller requires
+    the ones that must be there)."""
+    text = "concat_ws(' ', ns_text, " + ", ".join(f"coalesce({_ALIAS[f]}, '0')" for f, _ in fields) + ")"
+    rule = " ".join(["[0-9]{1,19}", *(_INT if k == "i" else _NUM for _, k in fields)])
+    return f"regexp_full_match({text}, '{rule}')"
+
+
+_COMMON = ("ns is not null and last_id is null and sym like '\"_%\"' and not contains(sym, '\\') "
+           "and length(sym) <= 64")
+_COLUMNAR_SELECT = {
+    "trades": f"""
+select n, cast(t_time as bigint) as ts, sym[2:-2] as symbol, cast(t_id as bigint) as trade_id,
+       cast(price as double) as price, cast(qty as double) as quantity,
+       cast(maker as varchar) = 'true' as is_buyer_maker, cast(e_time as bigint) as event_ts, ns as received_at
+from m
+where event = 'trade' and {_COMMON} and t_time is not null and t_id is not null and price is not null
+  and qty is not null and (maker is null or cast(maker as varchar) in ('true', 'false'))
+  and {_text_rule([("T", "i"), ("t", "i"), ("p", "n"), ("q", "n"), ("E", "i")])}
+  and cast(price as double) > 0 and cast(qty as double) > 0
+order by n""",
+    "book_tickers": f"""
+select n, cast(e_time as bigint) as ts, sym[2:-2] as symbol, cast(u_id as bigint) as update_id,
+       cast(bid as double) as bid_price, cast(bid_qty as double) as bid_qty,
+       cast(ask as double) as ask_price, cast(ask_qty as double) as ask_qty,
+       cast(t_time as bigint) as transaction_ts, ns as received_at
+from m
+where event = 'bookTicker' and {_COMMON} and e_time is not null and u_id is not null and bid is not null
+  and bid_qty is not null and ask is not null and ask_qty is not null
+  and {_text_rule([("E", "i"), ("u", "i"), ("b", "n"), ("B", "n"), ("a", "n"), ("A", "n"), ("T", "i")])}
+  and cast(bid as double) > 0 and cast(ask as double) > 0
+order by n""",
+    "depth_updates": f"""
+select n, ts, symbol, first_update_id, final_update_id, prev_final_update_id, transaction_ts, bids, asks,
+       received_at, cast(bid_price_text as double[]) as bid_prices, cast(bid_qty_text as double[]) as bid_qtys,
+       bid_price_text, bid_qty_text, cast(ask_price_text as double[]) as ask_prices,
+       cast(ask_qty_text as double[]) as ask_qtys, ask_price_text, ask_qty_text
+from (
+  select *, list_transform(bid_levels, x -> x[1]) as bid_price_text, list_transform(bid_levels, x -> x[2]) as bid_qty_text,
+         list_transform(ask_levels, x -> x[1]) as ask_price_text, list_transform(ask_levels, x -> x[2]) as ask_qty_text
+  from (
+    select n, cast(e_time as bigint) as ts, sym[2:-2] as symbol, cast(u_first as bigint) as first_update_id,
+           cast(u_id as bigint) as final_update_id, cast(u_prev as bigint) as prev_final_update_id,
+           cast(t_time as bigint) as transaction_ts, bid as bids, ask as asks, ns as received_at,
+           cast(json_transform(bid, '[["VARCHAR"]]') as varchar[][]) as bid_levels,
+           cast(json_transform(ask, '[["VARCHAR"]]') as varchar[][]) as ask_levels
+    from m
+    where event = 'depthUpdate' and {_COMMON} and e_time is not null and u_first is not null and u_id is not null
+      and {_text_rule([("E", "i"), ("U", "i"), ("u", "i"), ("pu", "i"), ("T", "i")])}
+      and cast(u_first as bigint) <= cast(u_id as bigint)
+      and regexp_full_match(bid, '{_LEVELS}') and regexp_full_match(ask, '{_LEVELS}')
+  )
+)
+where coalesce(list_min(bid_prices) > 0, true) and coalesce(list_min(ask_prices) > 0, true)
+order by n""",
+}
+
+
+class Levels(Mapping):
+    """Line number -> the parsed levels of a depth diff or snapshot (`TickBatch.levels`): the rows the
+    per-message path parsed in `rows` (line -> (bids, asks, (bid prices, bid qtys), (ask prices, ask
+    qtys))), and the diffs the columnar parse took as flat arrays (`flat`: one `FlatLevels`), which the
+    book fold reads without making a Python object per level. As a mapping it gives every line's tuple
+    (made on demand for the flat ones)."""
+
+    def __init__(self, rows: dict | None = None, flat: FlatLevels | None = None):
+        self.rows = rows if rows is not None else {}
+        self.flat = flat
+
+    def __getitem__(self, row: int):
+        if row in self.rows:
+            return self.rows[row]
+        if self.flat is not None:
+            at = self.flat.index.get(row)
+            if at is not None:
+                return self.flat.tuple(at)
+        raise KeyError(row)
+
+    def __len__(self) -> int:
+        return len(self.rows) + (len(self.flat.lines) if self.flat is not None else 0)
+
+    def __iter__(self):
+        yield from self.rows
+        if self.flat is not None:
+            yield from self.flat.lines.tolist()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.flat = None
+
+
+@dataclass
+class FlatSide:
+    """One side's levels of several rows, flat: row k's levels are [offsets[k], offsets[k + 1])."""
+
+    offsets: np.ndarray  # int64, rows + 1
+    prices: np.ndarray  # float64
+    qtys: np.ndarray  # float64
+    price_text: np.ndarray  # object (str, as sent)
+    qty_text: np.ndarray  # object (str, as sent)
+
+    @classmethod
+    def from_arrow(cls, prices, qtys, price_text, qty_text) -> FlatSide:
+        def values(column, kind):
+            column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            flat = column.flatten()
+            return flat.to_numpy(zero_copy_only=False).astype("float64" if kind == "f8" else object, copy=False)
+        chunk = prices.combine_chunks() if isinstance(prices, pa.ChunkedArray) else prices
+        offsets = chunk.offsets.to_numpy().astype(np.int64)
+        offsets = offsets - offsets[0]
+        return cls(offsets, values(prices, "f8"), values(qtys, "f8"), values(price_text, "o"), values(qty_text, "o"))
+
+    def level_tuple(self, k: int) -> tuple[list, tuple[list, list]]:
+        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+        return ([[p, q] for p, q in zip(self.price_text[a:b].tolist(), self.qty_text[a:b].tolist(), strict=True)],
+                (self.prices[a:b].tolist(), self.qtys[a:b].tolist()))
+
+
+@dataclass
+class FlatLevels:
+    """The depth diffs the columnar parse took: their line numbers and each side's levels, flat."""
+
+    lines: np.ndarray  # int64, the line number of each row
+    bids: FlatSide
+    asks: FlatSide
+
+    def __post_init__(self):
+        self.index = {int(r): k for k, r in enumerate(self.lines.tolist())}
+
+    def tuple(self, k: int) -> tuple:
+        bids, bid_parsed = self.bids.level_tuple(k)
+        asks, ask_parsed = self.asks.level_tuple(k)
+        return bids, asks, bid_parsed, ask_parsed
+
+
+def _lines_table(data: bytes) -> tuple[pa.Table, np.ndarray]:
+    """The lines of `data` (split at every \\n, numbered from 1, as str.split gives them) as an Arrow
+    table (n, line), without a Python object per line: the offsets of the newlines, found by numpy."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(view == 10)
+    offsets = np.empty(len(ends) + 2, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = ends  # line k is data[offsets[k] (+1 after the first) : ends[k]]
+    offsets[-1] = len(data)
+    # Lines as [start, end) spans: a string array over the same buffer needs contiguous spans, so each
+    # line keeps its leading newline (none for the first), dropped in SQL with ltrim.
+    n = len(offsets) - 1
+    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pa.table({"n": np.arange(1, n + 1, dtype=np.int64), "line": lines}), offsets
+
+
+def _int64(column) -> pd.api.extensions.ExtensionArray:
+    return pd.array(column.to_numpy(zero_copy_only=False) if column.null_count == 0 else
+                    column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), dtype="Int64")
+
+
+def _times(column, unit: str) -> pd.Series:
+    # with a null: float64 with NaN, as the per-message path converts such a column
+    out = pd.to_datetime(pd.Series(column.to_numpy(zero_copy_only=False)), unit=unit, utc=True)
+    return out.dt.floor("us") if unit == "ns" else out
+
+
+def _columnar_frame(table: str, got: pa.Table, exchange: str) -> pd.DataFrame:
+    """The rows the columnar parse took for `table`, typed as `TickRows.typed` types them."""
+    out = {"_row": got.column("n").to_numpy()}
+    for c in TICK_COLUMNS[table]:
+        if c == "exchange":
+            out[c] = np.full(got.num_rows, exchange, dtype=object)
+        elif c in _TIME_COLUMNS:
+            out[c] = _times(got.column(c), "ns" if c == "received_at" else "ms")
+        elif c in _INT_COLUMNS:
+            out[c] = _int64(got.column(c))
+        elif c == "is_buyer_maker":
+            out[c] = got.column(c).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get).astype("boolean")
+        elif c in ("symbol", "bids", "asks"):
+            out[c] = np.array(got.column(c).to_pylist(), dtype=object) if got.num_rows else \
+                np.empty(0, dtype=object)
+        else:
+            out[c] = got.column(c).to_numpy().astype("float64")
+    frame = pd.DataFrame(out)
+    return frame
+
+
+def columnar_threads() -> int:
+    """DuckDB threads of the columnar parse: MWH_TICK_PARSE_THREADS (default 1: on 2 shared cores the
+    other one serves the database and the book fold)."""
+    raw = os.environ.get("MWH_TICK_PARSE_THREADS", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise ValueError(f"MWH_TICK_PARSE_THREADS={raw!r}: a whole number of threads, 1 to 64")
+    return int(raw)
+
+
+def _parse_columnar(text: str, exchange: str, symbol: str | None) -> TickBatch:
+    """The capture parsed column-wise (see the note above `_PATHS`), the rest line by line."""
+    data = text.encode()
+    lines, offsets = _lines_table(data)
+    con = duckdb.connect(config={"threads": columnar_threads()})
+    try:
+        con.register("raw_lines", lines)
+        con.execute("create temp view lines as select n, ltrim(line, chr(10)) as line from raw_lines")
+        con.execute(_COLUMNAR_SQL)
+        got = {t: con.execute(sql).to_arrow_table() for t, sql in _COLUMNAR_SELECT.items()}
+    finally:
+        con.close()
+    taken = np.zeros(len(lines) + 1, dtype=bool)
+    for t in got.values():
+        taken[t.column("n").to_numpy()] = True
+    slow = np.flatnonzero(~taken[1:]) + 1
+    rows = TickRows(exchange=exchange, symbol=symbol)
+    _scan_lines(rows, ((int(k), data[offsets[k - 1]:offsets[k]].decode().lstrip("\n")) for k in slow))
+    if symbol is None:  # the file's symbol: the first message (either path) that named one
+        first = [(t.column("n")[0].as_py(), t.column("symbol")[0].as_py()) for t in got.values() if t.num_rows]
+        first += [(r[0][0], r[0][2]) for name, r in rows.rows.items() if r and name != "depth_snapshots"]
+        rows.symbol = min(first)[1] if first else None
+    rows._take_snapshots()
+    frames = {}
+    for table in TICK_COLUMNS:
+        fast = _columnar_frame(table, got[table], exchange) if table in got and got[table].num_rows else None
+        if fast is not None and not rows.rows[table]:
+            frames[table] = fast
+            continue
+        part = rows.typed(table)
+        frames[table] = (part if fast is None else fast if not len(part) else
+                         pd.concat([fast, part], ignore_index=True).sort_values("_row", kind="stable", ignore_index=True))
+    rows.events.update({t: g.num_rows for t, g in got.items() if g.num_rows})
+    du = got["depth_updates"]
+    flat = FlatLevels(du.column("n").to_numpy().astype(np.int64),
+                      FlatSide.from_arrow(*(du.column(f"bid_{c}") for c in ("prices", "qtys", "price_text", "qty_text"))),
+                      FlatSide.from_arrow(*(du.column(f"ask_{c}") for c in ("prices", "qtys", "price_text", "qty_text"))))
+    bars = empty_bars()
+    return TickBatch(bars=bars, raw=pd.DataFrame(index=bars.index), row_numbers=pd.Series(dtype="int64"),
+                     parse_errors=pd.Series(dtype=object), frames=frames, rejected=rows.rejected_frame(),
+                     events=rows.events, parameters={"symbol": rows.symbol, "exchange": rows.exchange},
+                     levels=Levels(rows.levels, flat if du.num_rows else None))
 
 
 TICK_FORMATS["binance-ws"] = FORMATS.pop("binance-ws")
