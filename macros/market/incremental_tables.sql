@@ -117,18 +117,36 @@
 
 {#
     What changed in the daily series since a table's high-water mark (the newest staged load it has
-    seen: `checked_through_loaded_at` of `marked_relation`; none, or an empty table: everything). A
-    select, one row per changed (symbol, exchange):
+    seen: the largest `checked_through_loaded_at` of `marked_relation`; none, or an empty table:
+    everything). A select, one row per changed (symbol, exchange):
 
       first_changed_ts  the first daily bar that may differ: the first 1d bar loaded since the mark, the
-                        day before the first 1m bar loaded since (its session's rolled-up bar), or the
+                        UTC day before the first 1m bar loaded since (its session's rolled-up bar), or the
                         series' first bar when its corporate actions changed (mwh_loaded_since: a load
                         run that finished after the mark counts)
       read_from_ts      where a run recomputing from first_changed_ts reads `daily_bars` from: 30 days
                         earlier (the previous bar, for lag(), and every bar an action's 10-day ex-date
                         window can land on), or the series' first bar when no bar lies in those 30 days
+
+    Computed once per run: the pre-hook mwh_forget_changed_daily stores it in a temporary table
+    (mwh_changed_window_table) and deletes from it; the model's call returns a select from that table.
 #}
 {% macro mwh_daily_changed_window(marked_relation, daily_bars) -%}
+    {%- if is_incremental() -%}
+select * from {{ mwh_changed_window_table() }}
+    {%- else -%}
+{{ mwh_daily_changed_window_sql(marked_relation, daily_bars) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The temporary table holding this model's changed window for the run (one per model and session). -#}
+{% macro mwh_changed_window_table() -%}
+    {{- return('mwh_changed__' ~ this.identifier) -}}
+{%- endmacro %}
+
+
+{% macro mwh_daily_changed_window_sql(marked_relation, daily_bars) -%}
 {%- set min_ts = mwh_min_ts() -%}
 {#- A table built by an earlier version of the project has no mark column: say what to run, in one line,
     instead of the engine's binder error (an in-place upgrade, ALTER then insert, failed on DuckDB). -#}
@@ -167,7 +185,7 @@ from (
             changed_bars.exchange,
             case
                 when changed_bars.bar_interval = '1d' then changed_bars.ts
-                else changed_bars.ts - interval '1 day'
+                else {{ mwh_date_to_utc_ts(mwh_utc_date('changed_bars.ts')) }} - interval '1 day'
             end as changed_ts
         from {{ ref('stg_market__bars') }} as changed_bars
         where
@@ -186,26 +204,52 @@ from (
 {%- endmacro %}
 
 
-{#- Pre-hook of a table kept by mwh_daily_changed_window: on an incremental run, forget its rows of the
-    changed series from their first changed bar on (the run writes them again). -#}
-{% macro mwh_forget_changed_daily(daily_bars) -%}
+{#- Pre-hook of a table kept by mwh_daily_changed_window: on an incremental run, compute the changed
+    window once into its temporary table (`daily_bars`: where read_from_ts looks for earlier bars;
+    none: this table), then forget this table's rows of the changed series from their first changed
+    bar on (the run writes them again). `ts_column`: this table's bar time column. -#}
+{% macro mwh_forget_changed_daily(daily_bars=none, ts_column='ts') -%}
     {%- if is_incremental() -%}
-    delete from {{ this }} as kept
+    {%- set window_table = mwh_changed_window_table() -%}
+    drop table if exists {{ window_table }};
+    create temporary table {{ window_table }} as
+    {{ mwh_daily_changed_window_sql(this, daily_bars if daily_bars is not none else this) }};
+    delete from {{ this }}
     where exists (
         select 1
-        from ({{ mwh_daily_changed_window(this, daily_bars) }}) as changed_window
+        from {{ window_table }} as changed_window
         where
-            kept.symbol = changed_window.symbol
-            and kept.exchange = changed_window.exchange
-            and kept.ts >= changed_window.first_changed_ts
+            {{ this.identifier }}.symbol = changed_window.symbol
+            and {{ this.identifier }}.exchange = changed_window.exchange
+            and {{ this.identifier }}.{{ ts_column }} >= changed_window.first_changed_ts
     )
     {%- endif -%}
 {%- endmacro %}
 
 
-{#- Post-hook: the table has seen every staged load up to now (its new high-water mark). -#}
-{% macro mwh_mark_checked_through() -%}
+{#- Post-hook: the table has seen every staged load up to now (its new high-water mark, `value`; the
+    largest `column` over the table). The rows a run writes carry the new mark already; when a run
+    writes none (nothing it keeps changed), one row of the newest mark takes the new one: never the
+    whole table. `key`: columns naming one row. -#}
+{% macro mwh_mark_checked_through(key=['symbol', 'exchange', 'ts'], column='checked_through_loaded_at',
+    value=none) -%}
     {%- if is_incremental() -%}
-    update {{ this }} set checked_through_loaded_at = (select max(loaded_at) from {{ ref('stg_market__bars') }})
+    {%- set new_mark = value if value is not none else '(select max(loaded_at) from ' ~ ref('stg_market__bars') ~ ')' -%}
+    update {{ this }} set {{ column }} = {{ new_mark }}
+    where
+        {{ new_mark }} > (select coalesce(max(old_marks.{{ column }}), {{ mwh_min_ts() }}) from {{ this }} as old_marks)
+        and exists (
+            select 1
+            from (
+                select {% for k in key %}newest_row.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
+                from {{ this }} as newest_row
+                order by newest_row.{{ column }} desc
+                limit 1
+            ) as newest
+            where
+                {%- for k in key %}
+                {{ 'and ' if not loop.first }}newest.{{ k }} = {{ this.identifier }}.{{ k }}
+                {%- endfor %}
+        )
     {%- endif -%}
 {%- endmacro %}

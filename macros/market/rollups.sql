@@ -198,12 +198,15 @@ select * from final
 {%- endmacro %}
 
 
-{% macro mwh_vendor_or_rollup(bar_interval, rolled_up) -%}
+{% macro mwh_vendor_or_rollup(bar_interval, rolled_up, changed=none, mark=none) -%}
 {#-
     One bar per symbol and period: the vendor's own bar of `bar_interval` where one was loaded,
     otherwise the period rolled up from 1-minute bars (`rolled_up`, a relation with the rollup
     columns). Prices are raw (as traded). The daily union also carries the session date and the
     vendor's adjusted close (for the adjustment models).
+    `changed` (optional): a relation with symbol, exchange and first_changed_ts; only those series'
+    bars from first_changed_ts on are produced (an incremental run). `mark` (optional): an expression
+    added as column checked_through_loaded_at (the table's high-water mark).
 -#}
 {%- set daily = bar_interval == '1d' %}
 
@@ -211,14 +214,28 @@ with
 
 vendor as (
 
-    select * from {{ ref('stg_market__bars') }}
-    where bar_interval = '{{ bar_interval }}'
+    select vendor_all.* from {{ ref('stg_market__bars') }} as vendor_all
+    {%- if changed is not none %}
+    inner join {{ changed }} as vendor_changed
+        on
+            vendor_all.symbol = vendor_changed.symbol
+            and vendor_all.exchange = vendor_changed.exchange
+            and vendor_all.ts >= vendor_changed.first_changed_ts
+    {%- endif %}
+    where vendor_all.bar_interval = '{{ bar_interval }}'
 
 ),
 
 rolled_up as (
 
-    select * from {{ rolled_up }}
+    select rolled_up_all.* from {{ rolled_up }} as rolled_up_all
+    {%- if changed is not none %}
+    inner join {{ changed }} as rolled_up_changed
+        on
+            rolled_up_all.symbol = rolled_up_changed.symbol
+            and rolled_up_all.exchange = rolled_up_changed.exchange
+            and rolled_up_all.ts >= rolled_up_changed.first_changed_ts
+    {%- endif %}
 
 ),
 
@@ -286,6 +303,9 @@ final as (
 
 )
 
-select * from final
+select
+    final.*{% if mark is not none %},
+    {{ mark }} as checked_through_loaded_at{% endif %}
+from final
 
 {%- endmacro %}

@@ -1,9 +1,22 @@
 -- noqa: disable=LT02
 {{
     config(
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy='append',
+        on_schema_change='fail',
         tags=['risk'],
-        pre_hook=["{{ mwh_session_settings() }}", "{{ mwh_no_nested_loops() }}"],
-        post_hook="{{ mwh_reset_nested_loops() }}",
+        pre_hook=[
+            "{{ mwh_session_settings() }}",
+            "{{ mwh_no_nested_loops() }}",
+            "{{ mwh_forget_changed_var(ref('int_risk__daily_returns_unioned'),
+                var('risk_var_window_returns', 250) | int, var('risk_backtest_returns', 250) | int) }}",
+        ],
+        post_hook=[
+            "{{ mwh_reset_nested_loops() }}",
+            "{{ mwh_mark_checked_through(key=['series_type', 'series_name', 'exchange', 'as_of_date',
+                'confidence_level'], column='returns_built_at',
+                value='(select max(built_at) from ' ~ ref('int_risk__daily_returns_unioned') ~ ')') }}",
+        ],
         indexes=mwh_indexes([{'columns': ['series_name', 'exchange', 'as_of_date']}]),
     )
 }}
@@ -23,6 +36,11 @@
       sample mean and sample standard deviation (n - 1) of the window and z_p = Phi^-1(p)
       (macros/risk/mwh_normal.sql).
     A breach is a realised return below -VaR.
+
+    Incremental (macros/risk/mwh_risk_incremental.sql): only the series whose returns were written since
+    the table's high-water mark (returns_built_at) are read, from the window before their first as-of row
+    whose window or next return changed; those rows are written again and the rows that fell out of the
+    last `risk_backtest_returns` are deleted. The same rows as a full refresh.
 #}
 
 {%- set window = var('risk_var_window_returns', 250) | int -%}
@@ -54,8 +72,29 @@ returns as (
         daily_return,
         lead(session_date) over series_order as next_session_date,
         lead(daily_return) over series_order as next_return,
-        max(return_index) over (partition by series_type, series_name, exchange) as last_index
-    from {{ ref('int_risk__daily_returns_unioned') }}
+        max(return_index) over (partition by series_type, series_name, exchange) as last_index,
+        write_from_index
+    {% if is_incremental() -%}
+    from (
+        select
+            all_returns.*,
+            rewrite.from_index as write_from_index
+        from {{ ref('int_risk__daily_returns_unioned') }} as all_returns
+        inner join {{ mwh_changed_window_table() }} as rewrite
+            on
+                all_returns.series_type = rewrite.series_type
+                and all_returns.series_name = rewrite.series_name
+                and all_returns.exchange = rewrite.exchange
+                and all_returns.return_index >= rewrite.from_index - {{ window - 1 }}
+    ) as read_returns
+    {%- else -%}
+    from (
+        select
+            *,
+            1 as write_from_index
+        from {{ ref('int_risk__daily_returns_unioned') }}
+    ) as read_returns
+    {%- endif %}
     window series_order as (partition by series_type, series_name, exchange order by return_index)
 
 ),
@@ -80,6 +119,7 @@ window_lists as (
         exchange,
         return_index,
         last_index,
+        write_from_index,
         session_date as as_of_date,
         next_session_date,
         next_return,
@@ -117,6 +157,7 @@ window_stats as (
     where
         return_index >= {{ window }}
         and return_index >= last_index - {{ backtest }}
+        and return_index >= write_from_index
 
 ),
 {% else %}
@@ -127,6 +168,7 @@ as_of as (
     where
         return_index >= {{ window }}
         and return_index >= last_index - {{ backtest }}
+        and return_index >= write_from_index
 
 ),
 
@@ -282,7 +324,11 @@ final as (
         ) as parametric_cvar,
         by_level.next_return < by_level.return_quantile as is_historical_breach,
         by_level.next_return < by_level.mean_return + by_level.stddev_return * by_level.z_score
-            as is_parametric_breach
+            as is_parametric_breach,
+        (
+            select max(written.built_at) as mark
+            from {{ ref('int_risk__daily_returns_unioned') }} as written
+        ) as returns_built_at
     from by_level
 
 )

@@ -1,0 +1,137 @@
+{#
+    Incremental risk tables (int_risk__daily_returns_unioned, fct_value_at_risk): what a run rewrites,
+    computed once by the pre-hook into a temporary table (mwh_changed_window_table()), which the model
+    then reads.
+#}
+
+{#- Pre-hook of int_risk__daily_returns_unioned. Per symbol with bars or corporate actions loaded since
+    the table's high-water mark (mwh_daily_changed_window_sql over fct_bars_1d's valid bars), and per
+    portfolio with such a constituent, the first session whose return may differ (from_date: the first
+    changed bar's session; the series' first when its actions changed) and where its bars are read from
+    (read_from_ts: the bar before, for lag()). Then forgets the table's rows from from_date on. -#}
+{% macro mwh_forget_changed_returns(daily_bars) -%}
+    {%- if is_incremental() -%}
+    {%- set window_table = mwh_changed_window_table() -%}
+    {%- set valid_bars = '(select symbol, exchange, ts from ' ~ daily_bars ~ ' where adj_close > 0)' -%}
+    drop table if exists {{ window_table }};
+    create temporary table {{ window_table }} as
+    with
+    symbol_changes as (
+        {{ mwh_daily_changed_window_sql(this, valid_bars) | indent(8) }}
+    ),
+    symbol_rows as (
+        select
+            cast('symbol' as {{ mwh_varchar() }}) as series_type,
+            symbol as series_name,
+            exchange,
+            {{ mwh_utc_date('first_changed_ts') }} as from_date,
+            read_from_ts
+        from symbol_changes
+    )
+    select * from symbol_rows
+    union all
+    select
+        cast('portfolio' as {{ mwh_varchar() }}) as series_type,
+        weights.portfolio as series_name,
+        cast('ALL' as {{ mwh_varchar() }}) as exchange,
+        min(symbol_rows.from_date) as from_date,
+        min(symbol_rows.read_from_ts) as read_from_ts
+    from {{ ref('risk_portfolio_weights') }} as weights
+    inner join symbol_rows
+        on
+            weights.symbol = symbol_rows.series_name
+            and weights.exchange = symbol_rows.exchange
+    group by weights.portfolio;
+    delete from {{ this }}
+    where exists (
+        select 1
+        from {{ window_table }} as changed_window
+        where
+            {{ this.identifier }}.series_type = changed_window.series_type
+            and {{ this.identifier }}.series_name = changed_window.series_name
+            and {{ this.identifier }}.exchange = changed_window.exchange
+            and {{ this.identifier }}.session_date >= changed_window.from_date
+    )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Pre-hook of fct_value_at_risk. Per series whose returns were written since the table's high-water
+    mark (returns_built_at: the newest int_risk__daily_returns_unioned.built_at it has seen), with c its
+    first return written since and n its last return index now:
+      from_index      the first as-of row written again: max(c - 1 (its next return changed), window,
+                      n - backtest); its window reads returns from from_index - window + 1
+      keep_from_date  as-of rows before the session of index n - backtest fall out (deleted)
+    Then forgets the series' as-of rows from the session of index c - 1 on, and those that fell out. -#}
+{% macro mwh_forget_changed_var(returns, window, backtest) -%}
+    {%- if is_incremental() -%}
+    {%- set window_table = mwh_changed_window_table() -%}
+    {%- set min_date = "cast('1900-01-01' as date)" -%}
+    drop table if exists {{ window_table }};
+    create temporary table {{ window_table }} as
+    with
+    mark as (
+        select coalesce(max(returns_built_at), {{ mwh_min_ts() }}) as returns_built_at
+        from {{ this }}
+    ),
+    changed as (
+        select
+            written.series_type,
+            written.series_name,
+            written.exchange,
+            min(written.return_index) as first_written_index
+        from {{ returns }} as written
+        where written.built_at > (select mark.returns_built_at from mark)
+        group by written.series_type, written.series_name, written.exchange
+    ),
+    bounds as (
+        select
+            changed.series_type,
+            changed.series_name,
+            changed.exchange,
+            changed.first_written_index,
+            coalesce(max(series_returns.return_index), 0) as last_index
+        from changed
+        left join {{ returns }} as series_returns
+            on
+                changed.series_type = series_returns.series_type
+                and changed.series_name = series_returns.series_name
+                and changed.exchange = series_returns.exchange
+                and series_returns.return_index >= changed.first_written_index - 1
+        group by changed.series_type, changed.series_name, changed.exchange, changed.first_written_index
+    )
+    select
+        bounds.series_type,
+        bounds.series_name,
+        bounds.exchange,
+        greatest(bounds.first_written_index - 1, {{ window }}, bounds.last_index - {{ backtest }}) as from_index,
+        coalesce(changed_from.session_date, {{ min_date }}) as forget_from_date,
+        coalesce(keep_from.session_date, {{ min_date }}) as keep_from_date
+    from bounds
+    left join {{ returns }} as changed_from
+        on
+            bounds.series_type = changed_from.series_type
+            and bounds.series_name = changed_from.series_name
+            and bounds.exchange = changed_from.exchange
+            and changed_from.return_index = bounds.first_written_index - 1
+    left join {{ returns }} as keep_from
+        on
+            bounds.series_type = keep_from.series_type
+            and bounds.series_name = keep_from.series_name
+            and bounds.exchange = keep_from.exchange
+            and keep_from.return_index = bounds.last_index - {{ backtest }};
+    delete from {{ this }}
+    where exists (
+        select 1
+        from {{ window_table }} as changed_window
+        where
+            {{ this.identifier }}.series_type = changed_window.series_type
+            and {{ this.identifier }}.series_name = changed_window.series_name
+            and {{ this.identifier }}.exchange = changed_window.exchange
+            and (
+                {{ this.identifier }}.as_of_date >= changed_window.forget_from_date
+                or {{ this.identifier }}.as_of_date < changed_window.keep_from_date
+            )
+    )
+    {%- endif -%}
+{%- endmacro %}
