@@ -6,7 +6,8 @@ Per target (duckdb, timescale): generate the data if needed (benchmarks/scale/ge
 2. the full build, models then tests (`mwh build`), then one new session loaded and the incremental
    build, models then tests;
 3. peak memory: each `mwh` process's peak RSS (wait4) and, on PostgreSQL, the peak summed PSS of
-   every server process (sampled from /proc every 0.5 s; the server is shared with other work);
+   every server process and of this database's backends (sampled from /proc every 1 s, about 70 ms of CPU a
+   sample; the server is shared with other work);
 4. size on disk; query latencies p50/p95 over `--runs` warm runs, asked as an analyst's Python client asks
    them (the read API, market_warehouse/read.py: a pandas DataFrame, the rows' conversion included), beside
    the same question asked naively of raw (or, with no raw equivalent, of the underlying mart).
@@ -57,31 +58,42 @@ def gb(n_bytes: float) -> str:
 # ---- processes and memory -------------------------------------------------------------------------
 
 class ServerSampler:
-    """Peak summed PSS (RSS when PSS is unreadable) of every `postgres` process, sampled from /proc."""
+    """Peak memory of the PostgreSQL server, sampled from /proc every `interval` s: the summed PSS (RSS when
+    PSS is unreadable) of every `postgres` process (the server is shared with other work), and of this
+    database's own backends (process title `postgres: USER DB ...`, with their parallel workers), whose
+    largest single RSS is kept too (shared buffers it touched included)."""
 
-    def __init__(self, interval: float = 0.5):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+    def __init__(self, db: str | None = None, interval: float = 1.0):
+        self.db, self.interval, self._stop = db, interval, threading.Event()
+        self.peak = self.db_peak = self.db_max_rss = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @staticmethod
-    def sample() -> int:
-        total = 0
+    def sample(self) -> tuple[int, int, int]:
+        """(all postgres processes' summed PSS, this database's backends' summed PSS, their largest RSS)."""
+        procs = []
         for d in Path("/proc").iterdir():
             if not d.name.isdigit():
                 continue
             try:
                 if (d / "comm").read_text().strip() != "postgres":
                     continue
+                title = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 text = (d / "smaps_rollup").read_text()
-                m = re.search(r"^Pss:\s+(\d+) kB", text, re.M) or re.search(r"^Rss:\s+(\d+) kB", text, re.M)
-                total += int(m[1]) * 1024 if m else 0
             except OSError:
                 continue
-        return total
+            rss = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
+            pss = re.search(r"^Pss:\s+(\d+) kB", text, re.M) or rss
+            procs.append((d.name, title, int(pss[1]) * 1024 if pss else 0, int(rss[1]) * 1024 if rss else 0))
+        own = {pid for pid, title, _, _ in procs if self.db and f" {self.db} " in title}
+        mine = [(p, r) for pid, title, p, r in procs
+                if pid in own or any(title.startswith(f"postgres: parallel worker for PID {o}") for o in own)]
+        return (sum(p for _, _, p, _ in procs), sum(p for p, _ in mine), max((r for _, r in mine), default=0))
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.sample())
+            total, db_sum, db_max = self.sample()
+            self.peak, self.db_peak = max(self.peak, total), max(self.db_peak, db_sum)
+            self.db_max_rss = max(self.db_max_rss, db_max)
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -93,18 +105,26 @@ class ServerSampler:
         self._thread.join()
 
 
-def run_mwh(args: list[str], env: dict, logfile: Path, server: bool) -> dict:
-    """Run `mwh ARGS`; its wall time, exit code, peak RSS (wait4) and the server's peak memory."""
+def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
+    """Run `mwh ARGS`; its wall time, exit code, peak RSS (wait4) and, with `db` (a PostgreSQL database
+    name), the server's peak memory: all processes, and that database's backends (ServerSampler)."""
     with logfile.open("a") as out:
         out.write(f"\n$ mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}\n")
         out.flush()
-        with ServerSampler() if server else _Null() as sampler:
+        with ServerSampler(db) if db else _Null() as sampler:
             t = time.perf_counter()
             proc = subprocess.Popen([MWH, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
             _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.perf_counter() - t
     return {"seconds": seconds, "rc": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss * 1024,
-            "server": getattr(sampler, "peak", 0)}
+            "server": getattr(sampler, "peak", 0),
+            "db_pss": getattr(sampler, "db_peak", 0), "db_max_rss": getattr(sampler, "db_max_rss", 0)}
+
+
+def server_memory(r: dict) -> str:
+    """One step's server memory, from run_mwh's ServerSampler figures."""
+    return (f"server: this database's backends {gb(r['db_pss'])} summed PSS, largest {gb(r['db_max_rss'])} RSS; "
+            f"all postgres processes {gb(r['server'])} summed PSS (shared)")
 
 
 class _Null:
@@ -308,7 +328,7 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
            f"{manifest['splits']:,} splits); log {logfile}"]
     log(out[-1])
     dbs: list[str] = []
-    admin = None
+    admin, db = None, None
     if server:
         admin = (f"host={pg['host']} port={pg['port']} user={pg['user']} dbname=postgres"
                  + (f" password={pg['password']}" if pg["password"] else ""))
@@ -356,16 +376,14 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
         elif skip_load:
             out.append("  load       skipped (--skip-load: the warehouse of the previous run)")
         else:
-            r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, server)
+            r = run_mwh(["load", "csv", *map(str, daily), "--format", "alphavantage"], env, logfile, db)
             mem.append(("load", r))
             ratio = (n_bars / r["seconds"]) / (b_n / b_s)
             failed = "" if r["rc"] == 0 else f"  (exit {r['rc']}: see the log)"
             out.append(f"  load       mwh {r['seconds']:7.1f} s {n_bars / r['seconds']:>9,.0f} rows/s"
                        f" | {base_name} {b_s:6.1f} s {b_n / b_s:>9,.0f} rows/s | mwh/{base_name} {ratio:.2f}x"
                        f"{failed}")
-            out.append(f"  load       peak RSS mwh {gb(r['rss'])}" + (f" | server (all postgres processes, PSS, "
-                                                                     f"shared with other work) {gb(r['server'])}"
-                                                                     if server else ""))
+            out.append(f"  load       peak RSS mwh {gb(r['rss'])}" + (f" | {server_memory(r)}" if server else ""))
         log("\n".join(out[-2:]) if not (bulk_load or skip_load) else out[-1])
         if only_load:  # --only load: the loader against its baseline, no builds
             return out
@@ -374,13 +392,13 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
         def build(label: str) -> tuple[dict, dict]:
             full = ["--full-refresh"] if label == "full" else []  # same as a first build, and honest on reuse
             m = run_mwh(["build", *full, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
-                        env, logfile, server)
-            t = run_mwh(["build", "--resource-type", "test"], env, logfile, server)
+                        env, logfile, db)
+            t = run_mwh(["build", "--resource-type", "test"], env, logfile, db)
             mem.extend([(f"{label} models", m), (f"{label} tests", t)])
             return m, t
 
         fm, ft = build("full")
-        nl = run_mwh(["load", "csv", *map(str, new_session), "--format", "alphavantage"], env, logfile, server)
+        nl = run_mwh(["load", "csv", *map(str, new_session), "--format", "alphavantage"], env, logfile, db)
         mem.append(("new-session load", nl))
         im, it = build("incremental")
         for label, m, t in (("full", fm, ft), ("incremental", im, it)):
@@ -398,11 +416,18 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
         peak = max(mem, key=lambda x: x[1]["rss"])
         line = "  peak RSS   mwh " + ", ".join(f"{k} {gb(v['rss'])}" for k, v in mem)
         out.append(line)
-        out.append(f"  peak RSS   highest mwh process: {gb(peak[1]['rss'])} ({peak[0]})"
-                   + (f" | server (all postgres processes, PSS, shared with other work): "
-                      f"{gb(max(v['server'] for _, v in mem))}" if server else ""))
+        out.append(f"  peak RSS   highest mwh process: {gb(peak[1]['rss'])} ({peak[0]})")
         log(out[-2])
         log(out[-1])
+        if server:
+            for k, v in mem:
+                out.append(f"  server     {k:<17} {server_memory(v)}")
+                log(out[-1])
+            top = max(mem, key=lambda x: x[1]["db_max_rss"])
+            out.append(f"  server     peak: this database's backends {gb(max(v['db_pss'] for _, v in mem))} "
+                       f"summed PSS, largest backend {gb(top[1]['db_max_rss'])} RSS ({top[0]}); all postgres "
+                       f"processes {gb(max(v['server'] for _, v in mem))} summed PSS (shared with other work)")
+            log(out[-1])
 
         # 4. size and latency
         with opened_warehouse(conninfo=admin.replace("dbname=postgres", f"dbname={db}")) if server \
@@ -445,11 +470,11 @@ def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict |
         out.append(line)
         log(line)
         m = run_mwh(["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                     "unit_test"], env, logfile, server)
-        t = run_mwh(["build", "--resource-type", "test"], env, logfile, server)
+                     "unit_test"], env, logfile, db)
+        t = run_mwh(["build", "--resource-type", "test"], env, logfile, db)
         for label, r in (("models", m), ("tests", t)):
             out.append(f"  full build {label:<6} {r['seconds']:7.1f} s, exit {r['rc']}, peak RSS mwh {gb(r['rss'])}"
-                       + (f", server (PSS, shared) {gb(r['server'])}" if server else ""))
+                       + (f", {server_memory(r)}" if server else ""))
             log(out[-1])
         if server:
             with psycopg.connect(admin.replace("dbname=postgres", f"dbname={db}")) as c:
