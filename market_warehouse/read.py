@@ -22,13 +22,17 @@ process already holds the file read-write, as after an in-process dbt run).
 Values are always bound parameters (never formatted into SQL); the only names in the SQL come from
 fixed whitelists (intervals, feature versions, filter columns). Times are UTC; `start` and `end` are
 inclusive (a date means that session's bar). DuckDB results come through Arrow (`.arrow()`); PostgreSQL
-rows come from psycopg's binary protocol on prepared statements, into pandas column by column.
+rows come from psycopg's binary protocol on prepared statements, into pandas column by column: timestamps
+arrive as their int64 microseconds (no Python datetime per value) and become datetime64 in one vectorised
+step; doubles, integers and text become numpy arrays. A double column with NULLs is float64 with NaN on
+both targets (before 2026-11-22 it was an object column of floats and None on PostgreSQL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from market_warehouse.config import Target, load_target
@@ -47,6 +51,14 @@ FEATURE_RELATIONS = {None: "marts.fct_features_daily", 1: "marts.fct_features_da
                      2: "marts.fct_features_daily_v2"}
 PERFORMANCE_FILTERS = ("strategy", "model_key", "symbol")
 NUMERIC_OID = 1700  # PostgreSQL's numeric (psycopg returns Decimal)
+# PostgreSQL type oids read column by column into numpy (everything else: per-value objects, as pandas infers).
+TIMESTAMPTZ_OID, TIMESTAMP_OID = 1184, 1114  # binary: int64 microseconds since 2000-01-01
+FLOAT_OIDS = (700, 701)  # real, double precision: NULL -> NaN
+INT_OIDS = (20, 21, 23)  # bigint, smallint, integer: int64 (float64 with NaN when a NULL is present, as pandas)
+TEXT_OIDS = (25, 1043, 1042, 19)  # text, varchar, char, name
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
+NAT = np.iinfo(np.int64).min
+NS_LIMIT_US = 9_223_372_036_854_775  # |microseconds| a datetime64[ns] holds (years 1677-2262)
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "reference", "snapshots")
 
 
@@ -56,6 +68,37 @@ def _symbols(symbols: str | Iterable[str] | None) -> list[str] | None:
     if isinstance(symbols, str):
         return [s.strip() for s in symbols.split(",") if s.strip()]
     return [str(s) for s in symbols]
+
+
+def _pg_column(oid: int, values: tuple):
+    """One PostgreSQL result column (binary values, timestamps as int64 microseconds) as pandas infers it
+    from Python objects, without making one per value where the type allows."""
+    if oid in (TIMESTAMPTZ_OID, TIMESTAMP_OID):
+        if values and all(v is None for v in values):
+            return np.array(values, dtype=object)  # as pandas: a column of None
+        has_null = None in values
+        micros = np.array([NAT if v is None else v for v in values] if has_null else values, dtype=np.int64)
+        if has_null:
+            nulls = micros == NAT
+            micros[nulls] = 0
+        micros += PG_EPOCH_US
+        if len(micros) and max(micros.max(), -micros.min()) >= NS_LIMIT_US:  # beyond datetime64[ns]: keep us
+            stamps = micros
+            unit = "datetime64[us]"
+        else:
+            stamps = micros * 1000
+            unit = "datetime64[ns]"
+        if has_null:
+            stamps[nulls] = NAT
+        return pd.DatetimeIndex(stamps.view(unit), tz="UTC" if oid == TIMESTAMPTZ_OID else None)
+    if oid in FLOAT_OIDS:
+        return np.array(values, dtype=np.float64)  # None -> NaN
+    if oid in INT_OIDS:
+        return np.array(values, dtype=np.float64 if None in values else np.int64)
+    if oid in TEXT_OIDS:
+        return np.array(values, dtype=object)
+    column = pd.Series(list(values), dtype=None if values else object)
+    return column.astype(float) if oid == NUMERIC_OID else column
 
 
 def _ts(value) -> pd.Timestamp | None:
@@ -88,24 +131,45 @@ class Reader:
             self.con.execute("set timezone = 'UTC'")
             # Plan once, reuse: the same statements run again and again.
             self.con.prepare_threshold = 1
+            from psycopg.types.numeric import Int8BinaryLoader
+
+            # One cursor for query(): timestamps load as their binary int64 (psycopg's C int8 loader).
+            self._cur = self.con.cursor(binary=True)
+            for name in ("timestamptz", "timestamp"):
+                self._cur.adapters.register_loader(name, Int8BinaryLoader)
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
-        """Run `sql` with `?` placeholders and bound `params`; a DataFrame."""
+    def query(self, sql: str, params: Sequence = (), reverse: bool = False) -> pd.DataFrame:
+        """Run `sql` with `?` placeholders and bound `params`; a DataFrame (`reverse`: rows last to first)."""
         if self.dialect == "duckdb":
             arrow = self.con.execute(sql, list(params)).arrow()
             # DuckDB >= 1.4 hands back a RecordBatchReader, earlier versions a Table.
-            return (arrow.read_all() if hasattr(arrow, "read_all") else arrow).to_pandas()
+            frame = (arrow.read_all() if hasattr(arrow, "read_all") else arrow).to_pandas()
+            return frame.iloc[::-1].reset_index(drop=True) if reverse else frame
         from market_warehouse.loaders.sinks.postgres_sink import _pg  # deferred: it loads psycopg
 
         # Binary protocol: doubles and timestamps arrive as bytes, not text to parse (the statement is
         # prepared on first use: prepare_threshold).
+        cur = self._cur
+        cur.execute(_pg(sql), list(params))
+        desc = cur.description
+        rows = cur.fetchall()
+        if reverse:
+            rows.reverse()
+        columns = list(zip(*rows)) if rows else [()] * len(desc)
+        frame = pd.DataFrame({i: _pg_column(d.type_code, values) for i, (d, values) in enumerate(zip(desc, columns))})
+        frame.columns = [d.name for d in desc]  # by position: a name may repeat
+        return frame
+
+    def _query_rows(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        """PostgreSQL: the per-value path (a Python object per value, pandas infers each column); the
+        reference query() is checked against in the tests."""
+        from market_warehouse.loaders.sinks.postgres_sink import _pg  # deferred: it loads psycopg
+
         cur = self.con.cursor(binary=True)
         cur.execute(_pg(sql), list(params))
-        cols = [d.name for d in cur.description]
-        rows = cur.fetchall()
-        frame = pd.DataFrame(rows, columns=cols)
+        frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
         for d in cur.description:  # numeric arrives as Decimal: floats for analysis
             if d.type_code == NUMERIC_OID:
                 frame[d.name] = frame[d.name].astype(float)
@@ -159,15 +223,18 @@ class Reader:
                     "price_factor")
         else:
             cols = "symbol, exchange, ts, open, high, low, close, volume, vwap"
-        where, params = self._where(symbols, start, end)
+        syms = _symbols(symbols)
+        where, params = self._where(syms, start, end)
         if relation.startswith("staging."):
             where = (where + " and " if where else " where ") + "bar_interval = ?"
             params.append(interval)
         if last is not None:
             # Newest first through the (symbol, ts desc) index; put in order here (a server-side sort on
             # the symbol's text cost more than the index scan itself on PostgreSQL).
-            newest = self.query(f"select {cols} from {relation}{where} order by ts desc limit ?",
-                                [*params, int(last)])
+            sql = f"select {cols} from {relation}{where} order by ts desc limit ?"
+            if syms is not None and len(syms) == 1:  # one symbol: newest first, reversed while converting
+                return self.query(sql, [*params, int(last)], reverse=True)
+            newest = self.query(sql, [*params, int(last)])
             if newest["symbol"].nunique() <= 1:
                 return newest.iloc[::-1].reset_index(drop=True)
             return newest.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)

@@ -101,9 +101,53 @@ def check_read_api(target) -> None:
         assert row["n"] == 2 and row["value"].startswith("2021-04-21")
 
 
+class PerValueReader(read.Reader):
+    """The read API over the per-value PostgreSQL path (a Python object per value, pandas infers each
+    column): the reference the column-wise query() must reproduce."""
+
+    def query(self, sql, params=(), reverse=False):
+        frame = self._query_rows(sql, params)
+        return frame.iloc[::-1].reset_index(drop=True) if reverse else frame
+
+
+def check_same_as_per_value(target) -> None:
+    """Every read API result through the column-wise path equals the per-value path: values, dtypes,
+    time zone, order. One difference by design: a double column with NULLs is float64 with NaN (the
+    per-value path made it an object column of floats and None)."""
+    calls = [
+        lambda r: r.bars("AAPL", last=1000), lambda r: r.bars("AAPL", adjusted=False, last=7),
+        lambda r: r.bars(["AAPL", "MSFT"], last=10), lambda r: r.bars(["AAPL", "MSFT"], "1d", "2020-08-25", "2020-09-01"),
+        lambda r: r.bars("FILUSDT", "1m", "2023-02-01 00:00", "2023-02-01 00:09"), lambda r: r.bars("nope", last=5),
+        lambda r: r.latest_bars(), lambda r: r.price_stats("AAPL", 30),
+        lambda r: r.volume_profile("AAPL", "2021-01-01", "2021-04-21", bins=10),
+        lambda r: r.features(["AAPL"], "2021-04-01", "2021-04-21"), lambda r: r.features("AAPL", version=1),
+        lambda r: r.training_set(["AAPL", "MSFT"], "2021-01-01", "2021-03-31"),
+        lambda r: r.strategy_performance(), lambda r: r.table_sizes(),
+    ]
+    with read.connect(target) as fast, PerValueReader(target) as slow:
+        for call in calls:
+            ours, ref = call(fast), call(slow)
+            if ref.empty:  # the per-value path typed an empty result as all object
+                assert ours.empty and list(ours.columns) == list(ref.columns)
+                continue
+            for name in [c for c in ref.columns if pd.api.types.is_object_dtype(ref[c])]:
+                # floats and None (or only None) -> float64 with NaN, where ours is a double column
+                if ours[name].dtype == "float64" and ref[name].dropna().map(lambda v: isinstance(v, float)).all():
+                    ref[name] = ref[name].astype("float64")
+            pd.testing.assert_frame_equal(ours, ref, check_exact=True)
+        assert fast.bars("AAPL", last=1000)["ts"].dtype == "datetime64[ns, UTC]"
+        assert fast.query("select cast(null as timestamptz) as a, timestamptz '2021-01-02 03:04:05.678901+00' as b, "
+                          "timestamp '1999-12-31 23:59:59.999999' as c").iloc[0].tolist() == [
+            None, pd.Timestamp("2021-01-02 03:04:05.678901", tz="UTC"), pd.Timestamp("1999-12-31 23:59:59.999999")]
+
+
 def test_read_api_duckdb(duckdb_target):
     build_sample("duckdb", duckdb_target)
     check_read_api(duckdb_target)
+    with read.connect(duckdb_target) as r:  # newest first, reversed while converting == in time order
+        ordered = r.query("select * from (select symbol, ts, close from marts.fct_bars_1d where symbol = ? "
+                          "order by ts desc limit 1000) as x order by ts", ["AAPL"])
+        pd.testing.assert_frame_equal(r.bars("AAPL", adjusted=False, last=1000)[["symbol", "ts", "close"]], ordered)
     # the module-level functions use the profile's default target
     try:
         assert len(read.bars("MSFT", last=5)) == 5
@@ -114,3 +158,4 @@ def test_read_api_duckdb(duckdb_target):
 def test_read_api_timescale(timescale_target):
     build_sample("timescale", timescale_target)
     check_read_api(timescale_target)
+    check_same_as_per_value(timescale_target)
