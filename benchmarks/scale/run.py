@@ -127,6 +127,21 @@ def server_memory(r: dict) -> str:
             f"all postgres processes {gb(r['server'])} summed PSS (shared)")
 
 
+def slowest_nodes(env: dict, n: int = 6) -> str:
+    """The last dbt invocation's slowest nodes with their seconds and share of the summed node time, from
+    run_results.json in DBT_TARGET_PATH (where the time goes)."""
+    path = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return f"(no {path})"
+    total = sum(r.get("execution_time") or 0 for r in results) or 1
+    top = sorted(results, key=lambda r: r.get("execution_time") or 0, reverse=True)[:n]
+    names = ", ".join(f"{'.'.join(r['unique_id'].split('.')[2:])} {r['execution_time']:.1f} s ({r['execution_time'] / total:.0%})"
+                      + ("" if r.get("status") in ("success", "pass") else f" [{r.get('status')}]") for r in top)
+    return f"{len(results)} nodes, {total:,.1f} s summed; slowest: {names}"
+
+
 class _Null:
     def __enter__(self):
         return self
@@ -393,10 +408,13 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             full = ["--full-refresh"] if label == "full" else []  # same as a first build, and honest on reuse
             m = run_mwh(["build", *full, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
                         env, logfile, db)
+            nodes.append(f"  nodes      {label} models: {slowest_nodes(env)}")
             t = run_mwh(["build", "--resource-type", "test"], env, logfile, db)
+            nodes.append(f"  nodes      {label} tests: {slowest_nodes(env)}")
             mem.extend([(f"{label} models", m), (f"{label} tests", t)])
             return m, t
 
+        nodes: list[str] = []
         fm, ft = build("full")
         nl = run_mwh(["load", "csv", *map(str, new_session), "--format", "alphavantage"], env, logfile, db)
         mem.append(("new-session load", nl))
@@ -411,6 +429,9 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                    f" | with tests {(im['seconds'] + it['seconds']) / (fm['seconds'] + ft['seconds']):.0%}"
                    f"   (new session: {len(new_session):,} bars loaded in {nl['seconds']:.1f} s)")
         log(out[-1])
+        for line in nodes:
+            out.append(line)
+            log(line)
 
         # 3. memory
         peak = max(mem, key=lambda x: x[1]["rss"])
