@@ -316,7 +316,8 @@ SPLIT_MIN_CHARS = 4_000_000
 
 
 def parse_processes() -> int:
-    """Processes for the parse of one capture: MWH_TICK_PARSE_PROCESSES, 1 (default) or 2. Two cost
+    """Processes for the parse of one capture: MWH_TICK_PARSE_PROCESSES, 1 (default: the columnar parse)
+    or 2 (the per-message path split in two; slower than the columnar parse since it came). Two cost
     about 0.3-0.45 s more CPU on the 94k-message capture (the second half's frames pickled back) and
     gain wall time only with a core to spare: at load 12-17 on 2 cores they were slower (see
     docs/microstructure.md, Throughput), so one is the default."""
