@@ -7,16 +7,21 @@ raw.loader_runs as failed with the error, and does not stop the other sources of
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from market_warehouse.config import ConfigError
 from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, LOADER_RUNS, QUARANTINE
 from market_warehouse.loaders.sinks import Sink
 from market_warehouse.loaders.sources import FORMATS
@@ -60,6 +65,10 @@ class PreparedBatch:
     encoded_bars: object = None
     started: pd.Timestamp | None = None
     notes: list[str] = field(default_factory=list)  # keys shared with other files of the command
+    # A file of one series (symbol, exchange, interval): that series and its bars' times (int64 ns),
+    # known from the group's codes, so that `CollisionTracker` need not look at the frame.
+    series: tuple | None = None
+    times: np.ndarray | None = None
     collisions: dict[str, int] = field(default_factory=dict)  # earlier file -> bars this one replaces
 
     def parameters(self) -> dict:
@@ -128,11 +137,28 @@ class _FailedSource:
     started: pd.Timestamp
 
 
-def _prepare_group(sink: Sink, run_id: str, group: ParsedGroup, started: pd.Timestamp
-                   ) -> list[PreparedBatch | _FailedSource]:
-    """A group of files parsed as one batch, validated as one, audit columns set and encoded once;
-    then cut into one PreparedBatch per file (slices), so that writing, counts, audit rows and the
-    quarantine stay per file exactly as with `prepare_batch`."""
+@dataclass
+class _GroupWork:
+    """A group of files parsed, validated, given its audit columns and encoded as one batch: what a
+    parse process hands back (picklable; the encoded rows whole, not in per-file slices, since a
+    pickled Arrow slice carries its whole buffers). `_cut_group` turns it into one PreparedBatch per
+    file in the loading process."""
+
+    sources: list[str]
+    loader: str
+    parameters: list[dict]
+    at: pd.Timestamp
+    bars: pd.DataFrame
+    actions: pd.DataFrame
+    quarantine: pd.DataFrame
+    cuts: list[tuple[slice, slice, slice]]
+    duplicates: np.ndarray
+    refused: dict[int, str]
+    encoded: object  # the group's bars as `encoder.whole` made them
+
+
+def _group_work(encoder, run_id: str, group: ParsedGroup) -> _GroupWork:
+    """A group of files validated as one, audit columns set and encoded once (pure CPU work)."""
     g = validate_many(group.batch, group.bounds, group.sources, group.malformed)
     v, at = g.checked, utcnow()
     # source and run_id as categoricals: codes the group has already (each row's file), no string per
@@ -152,25 +178,89 @@ def _prepare_group(sink: Sink, run_id: str, group: ParsedGroup, started: pd.Time
                                loaded_at=at)[CORPORATE_ACTIONS.column_names]
     quarantine = v.rejected.assign(run_id=run_id, source=np.asarray(group.sources, dtype=object)[g.rejected_part],
                                    target_table=BARS.qualified, quarantined_at=at)[QUARANTINE.column_names]
-    n = len(group.sources)
-    cuts = [g.slices(k) for k in range(n)]
-    encoded = sink.encode_parts(BARS, bars, [0, *[c[0].stop for c in cuts]])
+    cuts = [g.slices(k) for k in range(len(group.sources))]
+    return _GroupWork(sources=group.sources, loader=group.batch.loader, parameters=group.parameters, at=at,
+                      bars=bars, actions=actions, quarantine=quarantine, cuts=cuts, duplicates=g.duplicates,
+                      refused=g.refused, encoded=encoder.whole(BARS, bars, _bounds(cuts)))
+
+
+def _bounds(cuts: list[tuple[slice, slice, slice]]) -> list[int]:
+    return [0, *[c[0].stop for c in cuts]]
+
+
+def _cut_group(encoder, work: _GroupWork, started: pd.Timestamp) -> list[PreparedBatch | _FailedSource]:
+    """One PreparedBatch per file of a group (slices), so that writing, counts, audit rows and the
+    quarantine stay per file exactly as with `prepare_batch`."""
+    bars, actions, quarantine, cuts = work.bars, work.actions, work.quarantine, work.cuts
+    encoded = encoder.split(work.encoded, _bounds(cuts))
     no_actions, no_quarantine = actions.iloc[:0], quarantine.iloc[:0]
+    series_cols = list(BARS.key[:-1])
+    categorical = all(isinstance(bars[c].dtype, pd.CategoricalDtype) for c in series_cols)
+    codes = [bars[c].array.codes for c in series_cols] if categorical else []
+    names = [bars[c].array.categories for c in series_cols] if categorical else []
+    times = bars[BARS.key[-1]].to_numpy(dtype="datetime64[ns]").view("int64") if categorical else None
     out: list[PreparedBatch | _FailedSource] = []
     for k, (b, a, r) in enumerate(cuts):
-        if k in g.refused:
-            out.append(_FailedSource(group.sources[k], g.refused[k], started))
+        if k in work.refused:
+            out.append(_FailedSource(work.sources[k], work.refused[k], started))
             continue
         # One slice per frame and file (slicing a frame of many columns is most of the per-file cost).
         file_bars = bars.iloc[b]
         file_actions = actions.iloc[a] if a.stop > a.start else no_actions
         file_quarantine = quarantine.iloc[r] if r.stop > r.start else no_quarantine
         checked = Validated(bars=file_bars, actions=file_actions, rejected=file_quarantine,
-                            duplicates_in_source=int(g.duplicates[k]))
-        out.append(PreparedBatch(source=group.sources[k], loader=group.batch.loader,
-                                 source_parameters=group.parameters[k], checked=checked, at=at, bars=file_bars,
+                            duplicates_in_source=int(work.duplicates[k]))
+        series = None
+        if categorical and b.stop > b.start:
+            first = [int(cc[b.start]) for cc in codes]
+            if min(first) >= 0 and all((cc[b] == f).all() for cc, f in zip(codes, first, strict=True)):
+                series = tuple(n[f] for n, f in zip(names, first, strict=True))
+        out.append(PreparedBatch(source=work.sources[k], loader=work.loader,
+                                 source_parameters=work.parameters[k], checked=checked, at=work.at, bars=file_bars,
                                  actions=file_actions, quarantine=file_quarantine, encoded_bars=encoded[k],
-                                 started=started))
+                                 started=started, series=series, times=times[b] if series else None))
+    return out
+
+
+def _parse_groups(encoder, run_id: str, fmt: str, paths: list[Path], opts: dict,
+                  env: dict[str, str] | None = None) -> tuple[pd.Timestamp, list]:
+    """The CPU half of `_parse_and_prepare_many`, run in a parse process (or a thread): the files
+    parsed as groups, each validated and encoded (`_GroupWork`), in file order, as
+    (positions, _GroupWork), or (positions, error line) for a file that cannot be read or a group
+    that failed past reading. env: the loading process's MWH_* settings (a process forked from the
+    fork server has that server's environment, not the loading process's)."""
+    if env is not None:
+        for name in [n for n in os.environ if n.startswith("MWH_") and n not in env]:
+            del os.environ[name]
+        os.environ.update(env)
+    started = utcnow()
+    out: list[tuple[list[int], _GroupWork | str]] = []
+    for where, result in GROUP_FORMATS[fmt](paths, **opts):
+        if isinstance(result, Exception):
+            out.append(([where], describe_error(result, str(paths[where]))))
+            continue
+        try:
+            work = _group_work(encoder, run_id, result)
+            if env is not None:  # in a parse process: one block per dtype, cheaper to send and to slice per file
+                work.bars = work.bars.copy()
+            out.append((where, work))
+        except Exception as exc:  # noqa: BLE001 - as a file's own error, for each file of the group
+            out.append((where, [describe_error(exc, s) for s in result.sources]))
+    return started, out
+
+
+def _prepared_groups(encoder, paths: list[Path], started: pd.Timestamp, groups: list
+                     ) -> list[PreparedBatch | _FailedSource]:
+    out: list[PreparedBatch | _FailedSource | None] = [None] * len(paths)
+    for where, work in groups:
+        if isinstance(work, _GroupWork):
+            preps = _cut_group(encoder, work, started)
+        elif isinstance(work, str):
+            preps = [_FailedSource(str(paths[where[0]]), work, started)]
+        else:
+            preps = [_FailedSource(str(paths[i]), error, started) for i, error in zip(where, work, strict=True)]
+        for i, prep in zip(where, preps, strict=True):
+            out[i] = prep
     return out
 
 
@@ -178,24 +268,77 @@ def _parse_and_prepare_many(sink: Sink, run_id: str, fmt: str, paths: list[Path]
                             ) -> list[PreparedBatch | _FailedSource]:
     """`_parse_and_prepare` for several files at once (formats in GROUP_FORMATS), one result per
     file in order. A file that cannot be read fails alone; an error past reading fails its group."""
-    started = utcnow()
-    out: list[PreparedBatch | _FailedSource | None] = [None] * len(paths)
-    for where, result in GROUP_FORMATS[fmt](paths, **opts):
-        if isinstance(result, Exception):
-            out[where] = _FailedSource(str(paths[where]), describe_error(result, str(paths[where])), started)
-            continue
-        try:
-            preps = _prepare_group(sink, run_id, result, started)
-        except Exception as exc:  # noqa: BLE001 - as a file's own error, for each file of the group
-            preps = [_FailedSource(s, describe_error(exc, s), started) for s in result.sources]
-        for i, prep in zip(where, preps, strict=True):
-            out[i] = prep
-    return out
+    encoder = sink.encoder()
+    started, groups = _parse_groups(encoder, run_id, fmt, paths, opts)
+    return _prepared_groups(encoder, paths, started, groups)
 
 
 def group_files() -> int:
     """Files parsed and validated as one batch (MWH_LOAD_GROUP_FILES; 1 = one file at a time)."""
     return max(1, int(os.environ.get("MWH_LOAD_GROUP_FILES", "100")))
+
+
+def parse_processes() -> int:
+    """Processes of a load of many files (MWH_LOAD_PARSE_PROCESSES). 1: the loading process does
+    everything (the parse in a thread, which the GIL keeps from overlapping the writes). N >= 2:
+    N - 1 parse processes parse, validate and encode the next groups while the loading process
+    writes. Default: 2 where there are 2 cores or more."""
+    raw = os.environ.get("MWH_LOAD_PARSE_PROCESSES")
+    if raw is None or raw.strip() == "":
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"MWH_LOAD_PARSE_PROCESSES={raw!r}: a whole number, 1 (parse in the loading process) "
+                          "or more (that many processes in all)")
+    return n
+
+
+_pool: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _parse_pool(workers: int) -> ProcessPoolExecutor:
+    """The parse processes, kept for the next load of this process (a pool of another size, or a
+    broken one, is replaced). forkserver: no copy of the loading process's DuckDB threads and
+    locks (fork), and the imports are paid once by the server (spawn pays them per process)."""
+    global _pool
+    if _pool is not None and (_pool[0] != workers or getattr(_pool[1], "_broken", False)):
+        shutdown_parse_processes()
+    if _pool is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        _pool = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=context))
+    return _pool[1]
+
+
+def shutdown_parse_processes() -> None:
+    """Stop the parse processes kept for the next load (they also stop when this process ends)."""
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While parse processes start: no `__main__` for multiprocessing to hand them. They need none
+    (the work is in this module), and a script that calls `load_files` without an
+    `if __name__ == "__main__"` guard would otherwise run again in each of them."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    for k in saved:
+        setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+def _mwh_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MWH_")}
 
 
 def group_rows() -> int:
@@ -302,13 +445,16 @@ class CollisionTracker:
             return
         key = list(BARS.key)
         series = key[:-1]  # symbol, exchange, interval
-        if all(_one_value(bars[c]) for c in series):  # one series: no groupby
+        if prep.series is not None:  # one series, known from the group's codes
+            parts = [(prep.series, None)]
+        elif all(_one_value(bars[c]) for c in series):  # one series: no groupby
             parts = [(tuple(bars[c].iat[0] for c in series), bars)]
         else:
             parts = bars.groupby(series, sort=False)
         for group, part in parts:
             # Within one series a bar is its time: compare the instants themselves (exact, no hashing).
-            hashes = part[key[-1]].to_numpy(dtype="datetime64[ns]").view("int64")
+            hashes = (prep.times if part is None else
+                      part[key[-1]].to_numpy(dtype="datetime64[ns]").view("int64"))
             earlier = self._seen.setdefault(group, [])
             for source, seen in earlier:
                 n = int(np.isin(hashes, seen).sum())
@@ -348,15 +494,27 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     collisions = CollisionTracker()
     per_group = group_files() if fmt in GROUP_FORMATS else 1
     chunks = [paths[i:i + per_group] for i in range(0, len(paths), per_group)]
+    processes = parse_processes()
+    encoder = sink.encoder()
+    # Parse processes only where they can overlap something: groups of files, two groups or more,
+    # and an encoder that can run away from the sink's connection.
+    in_processes = processes > 1 and per_group > 1 and len(chunks) > 1 and encoder.portable
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwh-parse") as pool:
+        procs = _parse_pool(processes - 1) if in_processes else None
+        env = _mwh_env()
 
         def work(chunk: list[Path]):
+            if procs is not None and chunk is not chunks[0]:
+                with _main_hidden():  # the submit starts the processes it needs
+                    return procs.submit(_parse_groups, encoder, run_id, fmt, chunk, opts, env)
             if per_group > 1:
                 return pool.submit(_parse_and_prepare_many, sink, run_id, fmt, chunk, opts)
             return pool.submit(_parse_and_prepare, sink, run_id, fmt, chunk[0], opts)
 
         def prepared() -> Iterator[tuple[int, PreparedBatch | _FailedSource]]:
-            ahead = 2 if per_group == 1 else 1  # files (or groups) parsed ahead of the writer
+            # files (or groups) parsed ahead of the writer: one per parse process
+            # (the first group in this process's parse thread, while the parse processes start)
+            ahead = 2 if per_group == 1 else (processes if procs is not None else 1)
             futures = [work(c) for c in chunks[:ahead]]
             i = 0
             for c, chunk in enumerate(chunks):
@@ -365,6 +523,12 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
                 started = utcnow()
                 try:
                     result = futures[c].result()
+                    if procs is not None and c > 0:
+                        result = _prepared_groups(encoder, chunk, *result)
+                except BrokenProcessPool:  # a parse process died (killed, out of memory): each file fails
+                    why = ("the parse process died (killed, or out of memory) before handing this file back; "
+                           "MWH_LOAD_PARSE_PROCESSES=1 parses in the loading process")
+                    result = [_FailedSource(str(p), f"{p}: {why}", started) for p in chunk]
                 except Exception as exc:  # noqa: BLE001 - unreadable, wrong format: this file only
                     result = [_FailedSource(str(p), describe_error(exc, str(p)), started) for p in chunk]
                 futures[c] = None  # free the batch once written

@@ -207,6 +207,11 @@ class Sink(ABC):
         sinks override it to convert the whole frame once)."""
         return [self.encode(table, frame.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
 
+    def encoder(self) -> Encoder:
+        """How a group of files' bars is encoded (`Encoder`). Sinks whose encoding needs no
+        connection return a portable one, which a parse process can run."""
+        return Encoder(self)
+
     @abstractmethod
     @contextmanager
     def transaction(self) -> Iterator[Transaction]: ...
@@ -222,3 +227,21 @@ class Sink(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Encoder:
+    """A group of files' bars encoded in two steps: `whole` once for the group (the CPU work,
+    ahead of the transaction), then `split` into each file's part, in the loading process.
+    `portable`: picklable and free of any connection, so `whole` may run in a parse process and
+    its answer travel back (pipeline.py). This default is not: it runs the sink's `encode_parts`."""
+
+    portable = False
+
+    def __init__(self, sink: Sink | None = None):
+        self.sink = sink
+
+    def whole(self, table: Table, frame: pd.DataFrame, bounds: Sequence[int]) -> object:
+        return self.sink.encode_parts(table, frame, bounds)
+
+    def split(self, encoded: object, bounds: Sequence[int]) -> list[object]:
+        return encoded

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from market_warehouse.loaders.schema import RAW_SCHEMA, Table
-from market_warehouse.loaders.sinks.base import MergeCounts, Sink, Transaction, create_table_sql
+from market_warehouse.loaders.sinks.base import Encoder, MergeCounts, Sink, Transaction, create_table_sql
 
 _stage_ids = itertools.count()
 # Rows per COPY write: the client formats the next chunk while the server ingests the last one.
@@ -70,6 +70,20 @@ def copy_parts(cur: psycopg.Cursor, target: str, columns: list[str],
         for frame, encoded in parts:
             for chunk in encoded if encoded is not None else encode_csv(columns, frame):
                 copy.write(chunk)
+
+
+class CsvEncoder(Encoder):
+    """A group's bars as COPY CSV chunks per file, formatted where `whole` runs (a parse process):
+    bytes travel back cheaply, and the loading process only writes them."""
+
+    portable = True
+
+    def whole(self, table: Table, frame: pd.DataFrame, bounds) -> list[list[bytes]]:
+        whole = arrow_for_copy(table.column_names, frame)  # converted once, formatted per part
+        return [csv_chunks(whole.slice(int(a), int(b) - int(a))) for a, b in itertools.pairwise(bounds)]
+
+    def split(self, encoded: list[list[bytes]], bounds) -> list[list[bytes]]:
+        return encoded
 
 
 class PostgresTransaction(Transaction):
@@ -161,8 +175,10 @@ class PostgresSink(Sink):
         return encode_csv(table.column_names, frame)
 
     def encode_parts(self, table: Table, frame: pd.DataFrame, bounds) -> list[list[bytes]]:
-        whole = arrow_for_copy(table.column_names, frame)  # converted once, formatted per part
-        return [csv_chunks(whole.slice(int(a), int(b) - int(a))) for a, b in itertools.pairwise(bounds)]
+        return CsvEncoder().whole(table, frame, bounds)
+
+    def encoder(self) -> CsvEncoder:
+        return CsvEncoder()
 
     def ensure_tables(self, tables: Sequence[Table]) -> None:
         # DDL only for what is missing: least-privilege roles (`mwh roles`) may not create here (mwh_loader
