@@ -23,6 +23,7 @@ import numpy as np
 import orjson  # parses and writes the capture's JSON several times faster than json
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from market_warehouse.loaders.sources.common import (
     BAR_FIELDS,
@@ -609,7 +610,13 @@ class FlatSide:
         def values(column, kind):
             column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
             flat = column.flatten()
-            return flat.to_numpy(zero_copy_only=False).astype("float64" if kind == "f8" else object, copy=False)
+            if kind == "f8":
+                return flat.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+            # the texts: one str per distinct text (a few thousand), shared by the levels that repeat
+            # it, instead of one per level (half a million)
+            codes = pc.dictionary_encode(flat)
+            vocab = codes.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
+            return vocab[codes.indices.to_numpy(zero_copy_only=False)] if len(flat) else np.empty(0, dtype=object)
         chunk = prices.combine_chunks() if isinstance(prices, pa.ChunkedArray) else prices
         offsets = chunk.offsets.to_numpy().astype(np.int64)
         offsets = offsets - offsets[0]
