@@ -1,5 +1,9 @@
 {{
     config(
+        materialized=mwh_incremental_materialization(),
+        incremental_strategy=mwh_incremental_strategy(),
+        unique_key=['symbol', 'exchange', 'window_start_ts', 'bin_index'],
+        on_schema_change='fail',
         tags=['market_metrics'],
         pre_hook="{{ mwh_session_settings() }}",
         indexes=mwh_indexes([{'columns': ['symbol', 'exchange', 'window_start_ts']}]),
@@ -17,14 +21,76 @@
       below or just above the area) with more volume (ties: the one above), until it holds at least
       `volume_profile_value_area` (70%) of the window's volume.
     Every bin of a window has a row, empty ones too (volume 0).
+    Incremental: a window depends only on its own bars, so an incremental run recomputes only the windows
+    holding a bar loaded since the table's high-water mark (max(loaded_at), mwh_loaded_since: by load
+    run), reading only their bars; all `bins` rows of such a window are replaced (delete+insert).
 #}
 
 {%- set bins = var('volume_profile_bins', 50) | int -%}
 {%- set window_width = var('volume_profile_window', '1 day') -%}
 {%- set value_area = var('volume_profile_value_area', 0.7) -%}
+{#- A table built before this model was incremental has no loaded_at: one line saying what to run. -#}
+{%- if execute and is_incremental() and 'loaded_at' not in (adapter.get_columns_in_relation(this)
+        | map(attribute='name') | map('lower') | list) -%}
+    {{ exceptions.raise_compiler_error(this ~ " was built by an earlier version of the project (no loaded_at "
+        ~ "column): run `mwh build --full-refresh --select fct_volume_profile` once, then build as usual") }}
+{%- endif -%}
 
 with recursive
 
+{% if is_incremental() -%}
+high_water as (
+
+    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
+    from {{ this }}
+
+),
+
+changed_windows as (
+
+    select distinct
+        symbol,
+        exchange,
+        {{ mwh_time_bucket(window_width, 'ts') }} as window_start_ts
+    from {{ ref('stg_market__bars') }}
+    where
+        bar_interval = '1m'
+        and {{ mwh_loaded_since('(select high_water.loaded_at from high_water)') }}
+
+),
+
+{#- Only the bars from the first changed window on are bucketed, then only the changed windows kept. -#}
+recent_bars as (
+
+    select *
+    from {{ ref('stg_market__bars') }}
+    where
+        bar_interval = '1m'
+        and ts >= (select min(changed_windows.window_start_ts) from changed_windows)
+
+),
+
+minute_bars as (
+
+    select
+        recent_bars.symbol,
+        recent_bars.exchange,
+        changed_windows.window_start_ts,
+        recent_bars.high,
+        recent_bars.low,
+        recent_bars.volume,
+        (recent_bars.high + recent_bars.low + recent_bars.close) / 3 as typical_price,
+        recent_bars.loaded_at
+    from recent_bars
+    inner join changed_windows
+        on
+            recent_bars.symbol = changed_windows.symbol
+            and recent_bars.exchange = changed_windows.exchange
+            and {{ mwh_time_bucket(window_width, 'recent_bars.ts') }} = changed_windows.window_start_ts
+
+),
+
+{% else -%}
 minute_bars as (
 
     select
@@ -34,11 +100,14 @@ minute_bars as (
         high,
         low,
         volume,
-        (high + low + close) / 3 as typical_price
+        (high + low + close) / 3 as typical_price,
+        loaded_at
     from {{ ref('stg_market__bars') }}
     where bar_interval = '1m'
 
 ),
+
+{% endif -%}
 
 windows as (
 
@@ -49,7 +118,8 @@ windows as (
         min(low) as window_low,
         max(high) as window_high,
         sum(volume) as window_volume,
-        count(*) as bar_count
+        count(*) as bar_count,
+        max(loaded_at) as loaded_at
     from minute_bars
     group by symbol, exchange, window_start_ts
 
@@ -105,6 +175,7 @@ all_bins as (
         windows.window_low,
         windows.window_high,
         windows.window_volume,
+        windows.loaded_at,
         {{ mwh_as_bigint('integer_series.n') }} as bin_index,
         coalesce(bin_volumes.volume, 0) as volume,
         coalesce(bin_volumes.bar_count, 0) as bar_count
@@ -234,7 +305,8 @@ final as (
         all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (value_area.upper_bin + 1) / {{ bins }}
             as value_area_high,
         {{ mwh_safe_divide('value_area.area_volume', 'all_bins.window_volume') }} as value_area_volume_share,
-        all_bins.window_volume
+        all_bins.window_volume,
+        all_bins.loaded_at
     from all_bins
     inner join point_of_control
         on
