@@ -279,13 +279,14 @@ def group_files() -> int:
 
 
 def parse_processes() -> int:
-    """Processes of a load of many files (MWH_LOAD_PARSE_PROCESSES). 1: the loading process does
-    everything (the parse in a thread, which the GIL keeps from overlapping the writes). N >= 2:
-    N - 1 parse processes parse, validate and encode the next groups while the loading process
-    writes. Default: 2 where there are 2 cores or more."""
+    """Processes of a load of many files (MWH_LOAD_PARSE_PROCESSES). 1 (default): the loading
+    process does everything (the parse in a thread, which the GIL keeps from overlapping the
+    writes). N >= 2: N - 1 parse processes parse, validate and encode the next groups while the
+    loading process writes. On this 2-core machine under load, 2 cost more CPU and more time than 1
+    (docs/performance.md, "Loader write path"); a quiet machine was not measured."""
     raw = os.environ.get("MWH_LOAD_PARSE_PROCESSES")
     if raw is None or raw.strip() == "":
-        return 2 if (os.cpu_count() or 1) >= 2 else 1
+        return 1
     try:
         n = int(raw)
     except ValueError:

@@ -1,8 +1,8 @@
-"""Groups of files parsed in parse processes (MWH_LOAD_PARSE_PROCESSES, default 2 on 2 cores) land
-exactly what the loading process lands when it parses them itself (=1): the same reports, bars,
-corporate actions, quarantine rows (file, line, reason) and audit rows, on real databases, with the
-faults of tests/python/loaders/test_group_parse.py spread over several groups (whose grouped load
-takes the parse processes too, on timescale as well). A reload writes nothing new. A wrong setting
+"""Groups of files parsed in parse processes (MWH_LOAD_PARSE_PROCESSES=2; the default 1 parses in the
+loading process) land exactly what the loading process lands when it parses them itself: the same
+reports, bars, corporate actions, quarantine rows (file, line, reason) and audit rows, on real
+databases, with the faults of tests/python/loaders/test_group_parse.py spread over several groups.
+A reload writes nothing new. A wrong setting
 is one line (ConfigError: `mwh: configuration: ...`); a script without a `__main__` guard does not run again in
 the parse processes."""
 
@@ -34,7 +34,7 @@ def _parse_pids() -> set[int]:
     return set(pool[1]._processes) if pool is not None and pool[1]._processes else set()
 
 
-@pytest.mark.parametrize("target", ["duckdb"])  # timescale: test_group_parse.py's grouped load takes this path
+@pytest.mark.parametrize("target", ["duckdb", "timescale"])
 def test_parse_processes_land_what_the_loading_process_lands(target, files, request, monkeypatch):  # noqa: F811
     first = request.getfixturevalue(f"{target}_target")
     pipeline.shutdown_parse_processes()
