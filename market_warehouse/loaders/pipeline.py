@@ -482,7 +482,9 @@ def load_files(sink: Sink, paths: Iterable[str | Path], fmt: str, run_id: str | 
     the client's CPU work overlaps the server's; within a group each file is streamed into the same
     COPY (DuckDB: the same staging insert) as soon as it is ready. Formats in GROUP_FORMATS parse
     and validate MWH_LOAD_GROUP_FILES files as one batch (`validate_many`, per-file rules kept),
-    then cut it into per-file batches: audit rows, counts and quarantine stay per file.
+    then cut it into per-file batches: audit rows, counts and quarantine stay per file. With
+    MWH_LOAD_PARSE_PROCESSES=N >= 2, groups after the first are parsed in N - 1 parse processes
+    (`_parse_groups`) and cut in this process (`_cut_group`); the writes are the same, in order.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
