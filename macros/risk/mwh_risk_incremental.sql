@@ -65,6 +65,12 @@
     Then forgets the series' as-of rows from the session of index c - 1 on, and those that fell out. -#}
 {% macro mwh_forget_changed_var(returns, window, backtest) -%}
     {%- if is_incremental() -%}
+    {%- if 'returns_built_at' not in (adapter.get_columns_in_relation(this) | map(attribute='name')
+            | map('lower') | list) -%}
+        {{ exceptions.raise_compiler_error(this ~ " was built by an earlier version of the project (no "
+            ~ "returns_built_at column): run `mwh build --full-refresh --select " ~ this.identifier
+            ~ "` once, then build as usual") }}
+    {%- endif -%}
     {%- set window_table = mwh_changed_window_table() -%}
     {%- set min_date = "cast('1900-01-01' as date)" -%}
     drop table if exists {{ window_table }};

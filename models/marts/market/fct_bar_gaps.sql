@@ -3,11 +3,8 @@
         materialized=mwh_incremental_materialization(),
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ mwh_bar_gaps_forget_changed() }}",
-        post_hook=[
-            "{% if mwh_incremental_materialization() == 'incremental' %}update {{ this }} set checked_through_loaded_at = "
-            ~ "(select max(loaded_at) from {{ ref('stg_market__bars') }}){% endif %}",
-        ],
+        pre_hook="{{ mwh_bar_gaps_forget_changed_once() }}",
+        post_hook="{{ mwh_mark_checked_through(key=['symbol', 'exchange', 'bar_interval', 'first_missing_ts']) }}",
         indexes=mwh_indexes([{'columns': ['symbol', 'last_missing_ts desc']}]),
     )
 }}
@@ -22,7 +19,8 @@
 
     Incremental: a run recomputes, per series with bars changed in stg_market__bars since the mart's
     high-water mark (checked_through_loaded_at, the newest staged load it has seen), the gaps after
-    the bar preceding its earliest changed bar; the pre-hook forgets the old gaps there first. A late
+    the bar preceding its earliest changed bar; the pre-hook computes that window once (a temporary
+    table the model reads) and forgets the old gaps there first. A late
     bar that fills or splits a gap thus updates it. An empty mart (no gaps at all) is rechecked in full.
 #}
 
@@ -33,7 +31,7 @@ with
 {% if is_incremental() -%}
 gaps_window as (
 
-    {{ mwh_bar_gaps_window(this) | indent(4) }}
+    select * from {{ mwh_changed_window_table() }}
 
 ),
 

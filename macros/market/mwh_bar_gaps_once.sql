@@ -1,0 +1,21 @@
+{#- fct_bar_gaps' pre-hook: on an incremental run, compute its window (mwh_bar_gaps_window) once into
+    the run's temporary table (mwh_changed_window_table(), which the model reads), then forget the gaps
+    after each changed series' start_ts (they are recomputed). -#}
+{% macro mwh_bar_gaps_forget_changed_once() -%}
+    {%- if is_incremental() -%}
+    {%- set window_table = mwh_changed_window_table() -%}
+    drop table if exists {{ window_table }};
+    create temporary table {{ window_table }} as
+    {{ mwh_bar_gaps_window(this) }};
+    delete from {{ this }}
+    where exists (
+        select 1
+        from {{ window_table }} as changed_window
+        where
+            {{ this.identifier }}.symbol = changed_window.symbol
+            and {{ this.identifier }}.exchange = changed_window.exchange
+            and {{ this.identifier }}.bar_interval = changed_window.bar_interval
+            and {{ this.identifier }}.last_missing_ts > changed_window.start_ts
+    )
+    {%- endif -%}
+{%- endmacro %}
