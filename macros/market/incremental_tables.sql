@@ -146,6 +146,15 @@ select * from {{ mwh_changed_window_table() }}
 {%- endmacro %}
 
 
+{#- PostgreSQL: statistics for the window table before the model joins it (autovacuum never analyzes a
+    temporary table; without them the planner assumes 750 rows and default selectivities). -#}
+{% macro mwh_analyze_window_table() -%}
+    {%- if target.type == 'postgres' -%}
+    analyze {{ mwh_changed_window_table() }};
+    {%- endif -%}
+{%- endmacro %}
+
+
 {% macro mwh_daily_changed_window_sql(marked_relation, daily_bars) -%}
 {%- set min_ts = mwh_min_ts() -%}
 {#- A table built by an earlier version of the project has no mark column: say what to run, in one line,
@@ -214,6 +223,7 @@ from (
     drop table if exists {{ window_table }};
     create temporary table {{ window_table }} as
     {{ mwh_daily_changed_window_sql(this, daily_bars if daily_bars is not none else this) }};
+    {{ mwh_analyze_window_table() }}
     delete from {{ this }}
     where exists (
         select 1

@@ -7,6 +7,7 @@
     drop table if exists {{ window_table }};
     create temporary table {{ window_table }} as
     {{ mwh_bar_gaps_window(this) }};
+    {{ mwh_analyze_window_table() }}
     delete from {{ this }}
     where exists (
         select 1

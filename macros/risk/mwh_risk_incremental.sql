@@ -42,6 +42,7 @@
             weights.symbol = symbol_rows.series_name
             and weights.exchange = symbol_rows.exchange
     group by weights.portfolio;
+    {{ mwh_analyze_window_table() }}
     delete from {{ this }}
     where exists (
         select 1
@@ -126,6 +127,7 @@
             and bounds.series_name = keep_from.series_name
             and bounds.exchange = keep_from.exchange
             and keep_from.return_index = bounds.last_index - {{ backtest }};
+    {{ mwh_analyze_window_table() }}
     delete from {{ this }}
     where exists (
         select 1
