@@ -146,6 +146,25 @@ select * from {{ mwh_changed_window_table() }}
 {%- endmacro %}
 
 
+{#- The end of a pre-hook that stored this run's changed window (mwh_changed_window_table): analyze it,
+    then forget this table's rows that match a window row on `keys` and meet `condition` (SQL over
+    this.identifier and changed_window); the run writes them again. -#}
+{% macro mwh_forget_in_changed_window(keys, condition) -%}
+    {{ mwh_analyze_window_table() }}
+    delete from {{ this }}
+    where exists (
+        select 1
+        from {{ mwh_changed_window_table() }} as changed_window
+        where
+            {%- for key in keys %}
+            {{ this.identifier }}.{{ key }} = changed_window.{{ key }}
+            and
+            {%- endfor %}
+            {{ condition }}
+    )
+{%- endmacro %}
+
+
 {#- PostgreSQL: statistics for the window table before the model joins it (autovacuum never analyzes a
     temporary table; without them the planner assumes 750 rows and default selectivities). -#}
 {% macro mwh_analyze_window_table() -%}
@@ -223,16 +242,8 @@ from (
     drop table if exists {{ window_table }};
     create temporary table {{ window_table }} as
     {{ mwh_daily_changed_window_sql(this, daily_bars if daily_bars is not none else this) }};
-    {{ mwh_analyze_window_table() }}
-    delete from {{ this }}
-    where exists (
-        select 1
-        from {{ window_table }} as changed_window
-        where
-            {{ this.identifier }}.symbol = changed_window.symbol
-            and {{ this.identifier }}.exchange = changed_window.exchange
-            and {{ this.identifier }}.{{ ts_column }} >= changed_window.first_changed_ts
-    )
+    {{ mwh_forget_in_changed_window(['symbol', 'exchange'],
+        this.identifier ~ '.' ~ ts_column ~ ' >= changed_window.first_changed_ts') }}
     {%- endif -%}
 {%- endmacro %}
 

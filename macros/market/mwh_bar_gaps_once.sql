@@ -7,16 +7,7 @@
     drop table if exists {{ window_table }};
     create temporary table {{ window_table }} as
     {{ mwh_bar_gaps_window(this) }};
-    {{ mwh_analyze_window_table() }}
-    delete from {{ this }}
-    where exists (
-        select 1
-        from {{ window_table }} as changed_window
-        where
-            {{ this.identifier }}.symbol = changed_window.symbol
-            and {{ this.identifier }}.exchange = changed_window.exchange
-            and {{ this.identifier }}.bar_interval = changed_window.bar_interval
-            and {{ this.identifier }}.last_missing_ts > changed_window.start_ts
-    )
+    {{ mwh_forget_in_changed_window(['symbol', 'exchange', 'bar_interval'],
+        this.identifier ~ '.last_missing_ts > changed_window.start_ts') }}
     {%- endif -%}
 {%- endmacro %}

@@ -42,17 +42,8 @@
             weights.symbol = symbol_rows.series_name
             and weights.exchange = symbol_rows.exchange
     group by weights.portfolio;
-    {{ mwh_analyze_window_table() }}
-    delete from {{ this }}
-    where exists (
-        select 1
-        from {{ window_table }} as changed_window
-        where
-            {{ this.identifier }}.series_type = changed_window.series_type
-            and {{ this.identifier }}.series_name = changed_window.series_name
-            and {{ this.identifier }}.exchange = changed_window.exchange
-            and {{ this.identifier }}.session_date >= changed_window.from_date
-    )
+    {{ mwh_forget_in_changed_window(['series_type', 'series_name', 'exchange'],
+        this.identifier ~ '.session_date >= changed_window.from_date') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -127,19 +118,8 @@
             and bounds.series_name = keep_from.series_name
             and bounds.exchange = keep_from.exchange
             and keep_from.return_index = bounds.last_index - {{ backtest }};
-    {{ mwh_analyze_window_table() }}
-    delete from {{ this }}
-    where exists (
-        select 1
-        from {{ window_table }} as changed_window
-        where
-            {{ this.identifier }}.series_type = changed_window.series_type
-            and {{ this.identifier }}.series_name = changed_window.series_name
-            and {{ this.identifier }}.exchange = changed_window.exchange
-            and (
-                {{ this.identifier }}.as_of_date >= changed_window.forget_from_date
-                or {{ this.identifier }}.as_of_date < changed_window.keep_from_date
-            )
-    )
+    {{ mwh_forget_in_changed_window(['series_type', 'series_name', 'exchange'],
+        '(' ~ this.identifier ~ '.as_of_date >= changed_window.forget_from_date or '
+        ~ this.identifier ~ '.as_of_date < changed_window.keep_from_date)') }}
     {%- endif -%}
 {%- endmacro %}
