@@ -201,6 +201,17 @@ order by {{ columns }}
 {%- endmacro %}
 
 
+{#- PostgreSQL plans each model from the statistics of the tables it reads, and autovacuum analyzes a new or
+    rewritten table only a while later: a model reading a table built seconds before was planned blind (at 5M
+    bars, 8k-25k rows estimated for 5M, and a nested loop per bar in the features). Every table model is
+    analyzed once built (a post-hook on every model; nothing on DuckDB, views or continuous aggregates). -#}
+{% macro mwh_analyze_built_table() -%}
+    {%- if target.type == 'postgres' and config.get('materialized') in ('table', 'incremental') -%}
+        analyze {{ this }}
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- JSON, statistics and formatting helpers (first written for the ML models; generic). The raw tables
     store JSON as `json` on DuckDB and `jsonb` on PostgreSQL/TimescaleDB; these macros hide the difference. -#}
 
