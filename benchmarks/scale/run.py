@@ -331,7 +331,8 @@ def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg:
 # ---- one target -----------------------------------------------------------------------------------
 
 def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int, keep: bool,
-                 pg: dict, skip_load: bool = False, bulk_load: bool = False, only_load: bool = False) -> list[str]:
+                 pg: dict, skip_load: bool = False, bulk_load: bool = False, only_load: bool = False,
+                 database: str | None = None) -> list[str]:
     daily = sorted((data / "daily").glob("DA-*.csv"))
     new_session = sorted((data / "new_session").glob("DA-*.csv"))
     n_bars = manifest["daily_bars"]
@@ -349,8 +350,10 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                  + (f" password={pg['password']}" if pg["password"] else ""))
 
         def fresh_db() -> str:
-            name = f"mwh_scale_{uuid.uuid4().hex[:8]}"
+            name = database or f"mwh_scale_{uuid.uuid4().hex[:8]}"
             with psycopg.connect(admin, autocommit=True) as c:
+                if database:  # --database: landed afresh under that name
+                    c.execute(f'drop database if exists "{name}" with (force)')
                 c.execute(f'create database "{name}"')
             with psycopg.connect(admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as c:
                 c.execute("create extension if not exists timescaledb")
@@ -370,6 +373,14 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                 c.execute(f'drop database "{base_db}" with (force)')
             dbs.remove(base_db)
             db = fresh_db()
+            env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
+                       MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
+        elif skip_load and server:  # --skip-load --database NAME: build on the database landed before
+            db = database
+            with psycopg.connect(admin, autocommit=True) as c:
+                if not c.execute("select 1 from pg_database where datname = %s", [db]).fetchone():
+                    raise SystemExit(f"bench-scale: --database {db}: no such database (land it first with "
+                                     "--bulk-load --only load --keep --database ...)")
             env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
                        MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
         elif skip_load:
@@ -459,7 +470,7 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                 out.append(line)
                 log(line)
     finally:
-        if server and not keep:
+        if server and not keep and not database:
             with psycopg.connect(admin, autocommit=True) as c:
                 for name in dbs:
                     c.execute(f'drop database if exists "{name}" with (force)')
@@ -537,8 +548,14 @@ def main(argv: list[str] | None = None) -> int:
                          "on --warehouse")
     ap.add_argument("--warehouse", help="--only queries: the DuckDB file, or the PostgreSQL database name, to query")
     ap.add_argument("--skip-load", action="store_true",
-                    help="duckdb: reuse the loaded warehouse of the previous run (builds and queries only)")
+                    help="duckdb: reuse the loaded warehouse of the previous run; timescale (with --database): "
+                         "build on that landed database (builds and queries only)")
+    ap.add_argument("--database", help="timescale: the PostgreSQL database to land into (dropped and created "
+                                       "afresh), or with --skip-load to build on; kept")
     args = ap.parse_args(argv)
+    if args.skip_load and "timescale" in args.targets.split(",") and not args.database:
+        print("bench-scale: --skip-load on timescale needs --database (the database landed before)", file=sys.stderr)
+        return 2
     if args.only == "queries" and not args.warehouse:
         print("bench-scale: --only queries needs --warehouse (a DuckDB file or a PostgreSQL database)",
               file=sys.stderr)
@@ -595,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
                 continue
         bench_target(target, data, manifest, work, args.runs, args.keep, pg,
-                     skip_load=args.skip_load and target == "duckdb", bulk_load=args.bulk_load,
-                     only_load=args.only == "load")
+                     skip_load=args.skip_load, bulk_load=args.bulk_load,
+                     only_load=args.only == "load", database=args.database if target != "duckdb" else None)
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
