@@ -4,9 +4,8 @@
 {% macro mwh_microstructure_source(table_name) -%}
     {%- set relation = source('microstructure', table_name) -%}
     {%- if execute -%}
-        {%- set existing = adapter.get_relation(
-            database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
-        {%- if existing is none -%}
+        {#- the database's answer, not dbt's relation cache: see mwh_relation_exists (macros/ml/ml_source.sql) -#}
+        {%- if not mwh_relation_exists(relation) -%}
             {%- set node = graph.sources['source.' ~ project_name ~ '.microstructure.' ~ table_name] -%}
             {%- set columns = [] -%}
             {%- for name, column in node.columns.items() -%}
