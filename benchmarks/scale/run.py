@@ -365,6 +365,14 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
             db = fresh_db() if server else None
             line, env_extra, wh = bulk_land_warehouse(target, data / "daily", work, admin, db)
             env.update(env_extra)
+        elif skip_load and server:  # --skip-load --database NAME: build on the database landed before
+            db = database
+            with psycopg.connect(admin, autocommit=True) as c:
+                if not c.execute("select 1 from pg_database where datname = %s", [db]).fetchone():
+                    raise SystemExit(f"bench-scale: --database {db}: no such database (land it first with "
+                                     "--bulk-load --only load --keep --database ...)")
+            env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
+                       MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
         elif server:
             base_db = fresh_db()
             b_s, b_n = pg_baseline(data / "daily", admin.replace("dbname=postgres", f"dbname={base_db}"), work)
@@ -373,14 +381,6 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                 c.execute(f'drop database "{base_db}" with (force)')
             dbs.remove(base_db)
             db = fresh_db()
-            env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
-                       MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
-        elif skip_load and server:  # --skip-load --database NAME: build on the database landed before
-            db = database
-            with psycopg.connect(admin, autocommit=True) as c:
-                if not c.execute("select 1 from pg_database where datname = %s", [db]).fetchone():
-                    raise SystemExit(f"bench-scale: --database {db}: no such database (land it first with "
-                                     "--bulk-load --only load --keep --database ...)")
             env.update(MWH_PG_HOST=pg["host"], MWH_PG_PORT=str(pg["port"]), MWH_PG_USER=pg["user"],
                        MWH_PG_PASSWORD=pg["password"], MWH_PG_DATABASE=db)
         elif skip_load:
