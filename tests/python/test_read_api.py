@@ -148,6 +148,19 @@ def test_read_api_duckdb(duckdb_target):
         ordered = r.query("select * from (select symbol, ts, close from marts.fct_bars_1d where symbol = ? "
                           "order by ts desc limit 1000) as x order by ts", ["AAPL"])
         pd.testing.assert_frame_equal(r.bars("AAPL", adjusted=False, last=1000)[["symbol", "ts", "close"]], ordered)
+        # fct_bars_1d is written per symbol, newest first (the top-N of bars(last=N) fills from its first rows)
+        stored = r.query("select symbol, exchange, ts from marts.fct_bars_1d order by rowid")
+        newest_first = stored.sort_values(["symbol", "exchange", "ts"], ascending=[True, True, False], ignore_index=True)
+        pd.testing.assert_frame_equal(stored, newest_first)
+        # small results convert on this thread, large ones on pyarrow's pool: the same frame either way
+        sql = "select * from marts.fct_bars_1d where symbol = ? order by ts desc limit 300"
+        one_thread, saved = r.query(sql, ["AAPL"], reverse=True), read.THREADED_CONVERSION_CELLS
+        try:
+            read.THREADED_CONVERSION_CELLS = 1
+            pd.testing.assert_frame_equal(r.query(sql, ["AAPL"], reverse=True), one_thread, check_exact=True)
+        finally:
+            read.THREADED_CONVERSION_CELLS = saved
+        assert one_thread["ts"].is_monotonic_increasing and str(one_thread["ts"].dtype) == "datetime64[us, UTC]"
     # the module-level functions use the profile's default target
     try:
         assert len(read.bars("MSFT", last=5)) == 5

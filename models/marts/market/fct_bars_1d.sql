@@ -91,4 +91,8 @@ final as (
 
 )
 
-select * from final{{ mwh_physical_order("symbol, exchange, ts") }}
+{#- On DuckDB the rows are written per symbol, newest first: the zone maps skip every row group but the
+    symbol's, and `order by ts desc limit N` (read.bars(last=N)) fills its top-N from the first rows it
+    scans, whose bound then filters the rest of the symbol's rows in the scan. At 4,978,354 bars the
+    top-N took 0.34 ms instead of 1.5-3.7 ms in ts order (DuckDB's profiler, 20 runs). -#}
+select * from final{{ mwh_physical_order("symbol, exchange, ts desc") }}
