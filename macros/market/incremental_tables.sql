@@ -148,9 +148,21 @@ select * from {{ mwh_changed_window_table() }}
 
 {#- The end of a pre-hook that stored this run's changed window (mwh_changed_window_table): analyze it,
     then forget this table's rows that match a window row on `keys` and meet `condition` (SQL over
-    this.identifier and changed_window); the run writes them again. -#}
+    this.identifier and changed_window); the run writes them again. The window holds one row per key.
+    DuckDB: a join (delete ... using), not a correlated exists: DuckDB turns that into a semi join on
+    every distinct (keys, columns of the condition) of the table, 3.4 s at 5M bars against 0.2 s. -#}
 {% macro mwh_forget_in_changed_window(keys, condition) -%}
     {{ mwh_analyze_window_table() }}
+    {%- if target.type == 'duckdb' %}
+    delete from {{ this }}
+    using {{ mwh_changed_window_table() }} as changed_window
+    where
+        {%- for key in keys %}
+        {{ this.identifier }}.{{ key }} = changed_window.{{ key }}
+        and
+        {%- endfor %}
+        {{ condition }}
+    {%- else %}
     delete from {{ this }}
     where exists (
         select 1
@@ -162,6 +174,7 @@ select * from {{ mwh_changed_window_table() }}
             {%- endfor %}
             {{ condition }}
     )
+    {%- endif %}
 {%- endmacro %}
 
 
