@@ -127,7 +127,7 @@ def server_memory(r: dict) -> str:
             f"all postgres processes {gb(r['server'])} summed PSS (shared)")
 
 
-def slowest_nodes(env: dict, n: int = 6) -> str:
+def slowest_nodes(env: dict, n: int = 10) -> str:
     """The last dbt invocation's slowest nodes with their seconds and share of the summed node time, from
     run_results.json in DBT_TARGET_PATH (where the time goes)."""
     path = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
