@@ -38,7 +38,7 @@
     value its rows carry, then the usual one-row update of the rows' mark (mwh_mark_checked_through). -#}
 {% macro mwh_bar_gaps_keep_mark() -%}
     {%- set marks = mwh_bar_gaps_mark_table() -%}
-    create schema if not exists {{ marks.without_identifier() }};
+    create schema if not exists {{ marks.include(database=false, identifier=false) }};
     create table if not exists {{ marks }} (checked_through_loaded_at {{ mwh_timestamptz() }});
     delete from {{ marks }};
     insert into {{ marks }} (checked_through_loaded_at)
