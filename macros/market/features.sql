@@ -329,8 +329,8 @@ lag({{ expr }}, {{ n }}) over (partition by symbol, exchange order by ts)
         unique_key=['symbol', 'exchange', 'ts'],
         on_schema_change='fail',
         indexes=mwh_indexes([{'columns': ['symbol', 'ts desc']}, {'columns': ['ts']}]),
-        pre_hook=["{{ mwh_no_nested_loops() }}"],
-        post_hook=["{{ mwh_reset_nested_loops() }}"] + ([
+        pre_hook=["{{ mwh_disable_join_method('nestloop') }}"],
+        post_hook=["{{ mwh_reset_join_method('nestloop') }}"] + ([
             "{{ mwh_latest_version_view_sql('drop') }}",
             "{{ mwh_latest_version_view_sql('create') }}",
         ] if latest_view else []),

@@ -5,10 +5,10 @@
         on_schema_change='fail',
         pre_hook=[
             "{{ mwh_forget_changed_daily(ref('int_market__bars_unioned_1d')) }}",
-            "{% if target.type == 'postgres' %}set enable_mergejoin = off{% else %}select 1{% endif %}",
+            "{{ mwh_disable_join_method('mergejoin') }}",
         ],
         post_hook=[
-            "{% if target.type == 'postgres' %}reset enable_mergejoin{% else %}select 1{% endif %}",
+            "{{ mwh_reset_join_method('mergejoin') }}",
             "{{ mwh_mark_checked_through() }}",
         ],
     )

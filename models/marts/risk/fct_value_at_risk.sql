@@ -7,12 +7,12 @@
         tags=['risk'],
         pre_hook=[
             "{{ mwh_session_settings() }}",
-            "{{ mwh_no_nested_loops() }}",
+            "{{ mwh_disable_join_method('nestloop') }}",
             "{{ mwh_forget_changed_var(ref('int_risk__daily_returns_unioned'),
                 var('risk_var_window_returns', 250) | int, var('risk_backtest_returns', 250) | int) }}",
         ],
         post_hook=[
-            "{{ mwh_reset_nested_loops() }}",
+            "{{ mwh_reset_join_method('nestloop') }}",
             "{{ mwh_mark_checked_through(key=['series_type', 'series_name', 'exchange', 'as_of_date',
                 'confidence_level'], column='returns_built_at',
                 value='(select max(built_at) from ' ~ ref('int_risk__daily_returns_unioned') ~ ')') }}",
