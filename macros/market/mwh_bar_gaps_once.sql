@@ -37,6 +37,10 @@
 {#- fct_bar_gaps' post-hook (every build): keep its high-water mark in mwh_bar_gaps_mark_table, the same
     value its rows carry, then the usual one-row update of the rows' mark (mwh_mark_checked_through). -#}
 {% macro mwh_bar_gaps_keep_mark() -%}
+    {#- Spark rebuilds the mart whole every run (mwh_incremental_materialization): no mark to keep. -#}
+    {%- if mwh_incremental_materialization() != 'incremental' -%}
+    select 1
+    {%- else -%}
     {%- set marks = mwh_bar_gaps_mark_table() -%}
     create schema if not exists {{ marks.include(database=false, identifier=false) }};
     create table if not exists {{ marks }} (checked_through_loaded_at {{ mwh_timestamptz() }});
@@ -44,4 +48,5 @@
     insert into {{ marks }} (checked_through_loaded_at)
     select max(staged.loaded_at) from {{ ref('stg_market__bars') }} as staged;
     {{ mwh_mark_checked_through(key=['symbol', 'exchange', 'bar_interval', 'first_missing_ts']) }}
+    {%- endif -%}
 {%- endmacro %}
