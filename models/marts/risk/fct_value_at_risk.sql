@@ -99,11 +99,12 @@ returns as (
 
 ),
 
-{% if target.type == 'duckdb' %}
-{# DuckDB: each as-of row's window as one sorted list (a 250-row window frame over the returns the as-of
-    rows need), the statistics by list functions: the same rows and values as the generic form below,
-    without joining 250 members to each as-of row and numbering them in 250-row partitions (50 series x
-    5,000 returns: see docs/risk_and_metrics.md). #}
+{% if target.type in ('duckdb', 'postgres') %}
+{# DuckDB and PostgreSQL: each as-of row's window as one list (a 250-row window frame over the returns the
+    as-of rows need), its statistics from the list's values: the same rows and values as the generic form
+    below, without joining 250 members to each as-of row and numbering them in 250-row partitions (50
+    series x 5,000 returns on DuckDB: see docs/risk_and_metrics.md; at 5M bars on PostgreSQL an external
+    sort of 8.5 GB of 63M joined members, 1,978 s at work_mem 4 MB). #}
 needed as (
 
     select * from returns
@@ -123,7 +124,12 @@ window_lists as (
         session_date as as_of_date,
         next_session_date,
         next_return,
-        list_sort(list(daily_return) over member_rows) as sorted_returns
+        {#- DuckDB sorts the list here; PostgreSQL sorts each array's values in window_stats #}
+        {% if target.type == 'duckdb' -%}
+        list_sort(list(daily_return) over member_rows)
+        {%- else -%}
+        array_agg(daily_return) over member_rows
+        {%- endif %} as member_returns
     from needed
     window member_rows as (
         partition by series_type, series_name, exchange
@@ -133,8 +139,21 @@ window_lists as (
 
 ),
 
+{# The as-of rows: each ends a full window; the last `backtest` of them (plus the newest) per series. #}
+as_of_lists as (
+
+    select * from window_lists
+    where
+        return_index >= {{ window }}
+        and return_index >= last_index - {{ backtest }}
+        and return_index >= write_from_index
+
+),
+
 window_stats as (
 
+    {%- if target.type == 'duckdb' %}
+    {#- list functions over the sorted list #}
     select
         series_type,
         series_name,
@@ -143,69 +162,29 @@ window_stats as (
         as_of_date,
         next_session_date,
         next_return,
-        len(sorted_returns) as window_size,
-        list_avg(sorted_returns) as mean_return,
-        list_aggregate(sorted_returns, 'stddev_samp') as stddev_return,
+        len(member_returns) as window_size,
+        list_avg(member_returns) as mean_return,
+        list_aggregate(member_returns, 'stddev_samp') as stddev_return,
         {%- for r in ranks %}
-        sorted_returns[{{ r.k }}]
-        + {{ r.f }} * (sorted_returns[{{ r.k + 1 }}] - sorted_returns[{{ r.k }}]) as quantile_{{ r.i }},
-        list_avg(list_filter(sorted_returns, x -> x <= sorted_returns[{{ r.k }}])) as tail_mean_{{ r.i }},
-        len(list_filter(sorted_returns, x -> x <= sorted_returns[{{ r.k }}])) as tail_size_{{ r.i }}
+        member_returns[{{ r.k }}]
+        + {{ r.f }} * (member_returns[{{ r.k + 1 }}] - member_returns[{{ r.k }}]) as quantile_{{ r.i }},
+        list_avg(list_filter(member_returns, x -> x <= member_returns[{{ r.k }}])) as tail_mean_{{ r.i }},
+        len(list_filter(member_returns, x -> x <= member_returns[{{ r.k }}])) as tail_size_{{ r.i }}
         {{- ',' if not loop.last }}
         {%- endfor %}
-    from window_lists
-    where
-        return_index >= {{ window }}
-        and return_index >= last_index - {{ backtest }}
-        and return_index >= write_from_index
-
-),
-{% elif target.type == 'postgres' %}
-{# PostgreSQL: each as-of row's window as one array (a 250-row window frame over the returns the as-of
-    rows need), its statistics from the array's 250 values sorted in memory, one as-of row at a time: the
-    same rows and values as the generic form below, without its 63M joined members sorted on four keys
-    (at 5M bars an external sort of 8.5 GB, 1,978 s at work_mem 4 MB). #}
-needed as (
-
-    select * from returns
-    where return_index >= last_index - {{ backtest + window - 1 }}
-
-),
-
-window_arrays as (
-
+    from as_of_lists
+    {%- else %}
+    {#- the array's values sorted in memory, one as-of row at a time #}
     select
-        series_type,
-        series_name,
-        exchange,
-        return_index,
-        last_index,
-        write_from_index,
-        session_date as as_of_date,
-        next_session_date,
-        next_return,
-        array_agg(daily_return) over member_rows as member_returns
-    from needed
-    window member_rows as (
-        partition by series_type, series_name, exchange
-        order by return_index
-        rows between {{ window - 1 }} preceding and current row
-    )
-
-),
-
-window_stats as (
-
-    select
-        window_arrays.series_type,
-        window_arrays.series_name,
-        window_arrays.exchange,
-        window_arrays.return_index,
-        window_arrays.as_of_date,
-        window_arrays.next_session_date,
-        window_arrays.next_return,
+        as_of_lists.series_type,
+        as_of_lists.series_name,
+        as_of_lists.exchange,
+        as_of_lists.return_index,
+        as_of_lists.as_of_date,
+        as_of_lists.next_session_date,
+        as_of_lists.next_return,
         member_stats.*
-    from window_arrays
+    from as_of_lists
     cross join lateral (
         select
             count(*) as window_size,
@@ -226,13 +205,10 @@ window_stats as (
                 members.daily_return,
                 row_number() over (order by members.daily_return) as value_number,
                 rank() over (order by members.daily_return) as value_rank
-            from unnest(window_arrays.member_returns) as members (daily_return)
+            from unnest(as_of_lists.member_returns) as members (daily_return)
         ) as ranked
     ) as member_stats
-    where
-        window_arrays.return_index >= {{ window }}
-        and window_arrays.return_index >= window_arrays.last_index - {{ backtest }}
-        and window_arrays.return_index >= window_arrays.write_from_index
+    {%- endif %}
 
 ),
 {% else %}
@@ -247,11 +223,8 @@ as_of as (
 
 ),
 
-{# On PostgreSQL a materialized CTE: inlined, member_index is an expression over two relations, which
-    the planner only applies as a join filter after matching on the series (250 x all returns of the
-    series per as-of row: 384 s instead of 14 s on the 5-series test sample); materialized it is a column
-    and the join below a hash join on all four keys. Other engines (Spark) keep the CTE inline. #}
-window_members as {% if target.type == 'postgres' %}materialized {% endif %}(
+{# Each as-of row's members by index (Spark and other engines). #}
+window_members as (
 
     select
         as_of.series_type,
