@@ -45,14 +45,22 @@
 {%- endmacro %}
 
 
-{#- The relation of a graph node (model or source) as it exists in the warehouse, or none. -#}
+{#- The relation of a graph node (model or source) as it exists in the warehouse, or none. A source's
+    schema (raw) holds no model, so dbt's relation cache may be half-filled by another thread: a source
+    is asked of the database (mwh_relation_exists), a model of the cache. -#}
 {% macro mwh_graph_relation(unique_id) -%}
-    {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
+    {%- set node = graph.nodes.get(unique_id) -%}
+    {%- if node is not none -%}
+        {%- do return(adapter.get_relation(database=node.database, schema=node.schema,
+            identifier=node.alias or node.name)) -%}
+    {%- endif -%}
+    {%- set node = graph.sources.get(unique_id) -%}
     {%- if node is none -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- do return(adapter.get_relation(
-        database=node.database, schema=node.schema, identifier=node.identifier or node.alias or node.name)) -%}
+    {%- set relation = api.Relation.create(database=node.database, schema=node.schema,
+        identifier=node.identifier or node.name) -%}
+    {%- do return(relation if mwh_relation_exists(relation) else none) -%}
 {%- endmacro %}
 
 
