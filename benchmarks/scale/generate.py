@@ -12,7 +12,9 @@ default `../shared/data` beside the repository when it exists), else the trimmed
 `data/sample/` (41 Alpha Vantage files, FILUSDT's two months), so a fresh clone can run it.
 
 The last session of every daily symbol is held back into `new_session/`: the benchmark's incremental
-build loads it after the full build.
+build loads it after the full build. Minute symbols hold back their last UTC day the same way (from the
+newest month of each source symbol, e.g. 2026-02-28 of FILUSDT-1m-2026-02): `new_session/` then also
+holds one Binance file per minute symbol, named as its month's file.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ def generate(out: str | Path, daily_symbols: int, minute_bars: int, seed: int = 
             old.unlink()
     manifest = {"seed": seed, "source": str(src.root), "daily_files": 0, "daily_bars": 0,
                 "new_session_bars": 0, "dividends": 0, "splits": 0, "minute_files": 0, "minute_bars": 0,
+                "minute_new_session_bars": 0,
                 "daily_symbols": [], "minute_symbols": []}  # minute: one entry per file
 
     texts = {p: _read(p) for p in src.daily} if daily_symbols else {}
@@ -181,6 +184,10 @@ def generate(out: str | Path, daily_symbols: int, minute_bars: int, seed: int = 
 
     if minute_bars:
         mtexts = {p: _read(p) for p in src.minute}
+        newest = {}  # source symbol -> its newest month's file: the one whose last UTC day is held back
+        for p in src.minute:
+            base, _, month = p.name.split(".")[0].partition("-1m-")
+            newest[base] = max(newest.get(base, p), p, key=lambda q: q.name.split(".")[0].partition("-1m-")[2])
         i = 0
         while manifest["minute_bars"] < minute_bars:
             path = src.minute[i % len(src.minute)]
@@ -188,7 +195,15 @@ def generate(out: str | Path, daily_symbols: int, minute_bars: int, seed: int = 
             symbol = f"{base.removesuffix('USDT')}{i // len(src.minute):03d}USDT"
             price, volume = _factors(seed, "minute", i)
             table = _minute_table(mtexts[path], price, volume)
-            _write_csv(out / "minute" / f"{symbol}-1m-{month}.csv", KL_HEADER, table)
+            name = f"{symbol}-1m-{month}.csv"
+            if hold_back and newest[base] == path and table.num_rows > 1:
+                day = table["open_time"].to_numpy() // 86_400_000  # UTC days (Binance's milliseconds)
+                keep = int(np.searchsorted(day, day[-1]))  # rows are in time order
+                if keep > 0:
+                    _write_csv(out / "new_session" / name, KL_HEADER, table.slice(keep))
+                    manifest["minute_new_session_bars"] += table.num_rows - keep
+                    table = table.slice(0, keep)
+            _write_csv(out / "minute" / name, KL_HEADER, table)
             manifest["minute_files"] += 1
             manifest["minute_bars"] += table.num_rows
             manifest["minute_symbols"].append(symbol)
@@ -227,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated in {out} from {m['source']} (seed {m['seed']}): {m['daily_files']:,} daily files, "
           f"{m['daily_bars']:,} daily bars (+{m['new_session_bars']:,} held back for the new session), "
           f"{m['dividends']:,} dividends, {m['splits']:,} splits; {m['minute_files']:,} 1m files, "
-          f"{m['minute_bars']:,} 1m bars")
+          f"{m['minute_bars']:,} 1m bars (+{m['minute_new_session_bars']:,} held back)")
     return 0
 
 
