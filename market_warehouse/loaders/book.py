@@ -122,13 +122,17 @@ class _GridSide:
     n-th level held: the same string, since nothing it reads changed (about 1 call in 5 on the real
     capture; the depths within 10/50 bps change with almost every diff, so they are not kept)."""
 
-    def __init__(self, sign: int, keys: np.ndarray):
+    def __init__(self, sign: int, keys: np.ndarray, price_vocab: np.ndarray | None = None,
+                 qty_vocab: np.ndarray | None = None):
         self.sign, self.grid = sign, keys
         self.grid_list = keys.tolist()  # bisect on a list: a search costs less than a numpy call
         n = len(keys)
         self.qty = np.zeros(n)
-        self.price_text = np.empty(n, dtype=object)
-        self.qty_text = np.empty(n, dtype=object)
+        # the texts of each price's level as sent: codes into the vocabularies when given (what
+        # `rebuild` gives), else the strings themselves
+        self.price_vocab, self.qty_vocab = price_vocab, qty_vocab
+        self.price_text = np.zeros(n, dtype=np.int64) if price_vocab is not None else np.empty(n, dtype=object)
+        self.qty_text = np.zeros(n, dtype=np.int64) if qty_vocab is not None else np.empty(n, dtype=object)
         self.first = n  # index of the best level; n: the side is empty
         self._top: tuple | None = None  # (n, the answer, the index of the n-th level held, or len(grid))
 
@@ -178,8 +182,10 @@ class _GridSide:
         if len(at) < n:
             at = q[first:].nonzero()[0]
         at = (at[:n] + first).tolist()
-        price_text, qty_text = self.price_text, self.qty_text
-        out = compact_json([(price_text[i], qty_text[i]) for i in at])
+        price_text, qty_text = self.price_text[at], self.qty_text[at]
+        if self.price_vocab is not None:
+            price_text, qty_text = self.price_vocab[price_text], self.qty_vocab[qty_text]
+        out = compact_json(list(zip(price_text.tolist(), qty_text.tolist(), strict=True)))
         self._top = (n, out, at[-1] if len(at) == n else len(q))
         return out
 
@@ -245,6 +251,18 @@ def grid_levels_flat(sizes: np.ndarray, prices: np.ndarray, qtys: np.ndarray, pr
                     if k in repeated else None)
         out.append((idx[a:b], qtys[a:b], where[c:d], price_nz[c:d], qty_nz[c:d], low, in_order, low_any))
     return keys, out
+
+
+def _encode(vocab: np.ndarray | None, texts, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`texts` (`count` strings) as codes into `vocab` (object array of distinct strings; None: empty),
+    extended with the texts it lacks: (the vocabulary, the codes)."""
+    if not count:
+        return (vocab if vocab is not None else np.empty(0, dtype=object)), np.empty(0, dtype=np.int64)
+    index = {t: i for i, t in enumerate(vocab.tolist())} if vocab is not None else {}
+    codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=count)
+    out = np.empty(len(index), dtype=object)
+    out[:] = list(index)
+    return out, codes
 
 
 def _gather(parts: list[tuple], spans: np.ndarray, sizes: np.ndarray) -> tuple:
@@ -449,22 +467,27 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
                 extra[side].append((sent, p, q))
                 spans[side][k], sizes[side][k] = -1 - used[side], len(p)  # negative: from the extra pool
                 used[side] += len(p)
-        grids = {}
+        grids, vocabs = {}, {}
         for side, sign in (("bids", -1), ("asks", 1)):
             fs = getattr(flat, side) if flat is not None else None
             base = len(fs.prices) if fs is not None else 0
             sent = list(chain.from_iterable(s for s, _, _ in extra[side]))
-            texts = np.empty(len(sent), dtype=object), np.empty(len(sent), dtype=object)
-            texts[0][:], texts[1][:] = list(map(itemgetter(0), sent)), list(map(itemgetter(1), sent))
-            pools = [] if fs is None else [(fs.prices, fs.qtys, fs.price_text, fs.qty_text)]
+            # the texts as codes into one vocabulary per side and kind (the flat levels' own, extended
+            # with the texts only the other rows send)
+            price_vocab, price_code = _encode(fs.price_vocab if fs is not None else None, map(itemgetter(0), sent),
+                                              len(sent))
+            qty_vocab, qty_code = _encode(fs.qty_vocab if fs is not None else None, map(itemgetter(1), sent),
+                                          len(sent))
+            vocabs[side] = price_vocab, qty_vocab
+            pools = [] if fs is None else [(fs.prices, fs.qtys, fs.price_code, fs.qty_code)]
             pools.append((np.fromiter(chain.from_iterable(p for _, p, _ in extra[side]), np.float64, len(sent)),
                           np.fromiter(chain.from_iterable(q for _, _, q in extra[side]), np.float64, len(sent)),
-                          *texts))
+                          price_code, qty_code))
             start = spans[side]
             start = np.where(start < 0, base + (-1 - start), start)
             grids[side] = grid_levels_flat(*_gather(pools, start, sizes[side]), sign)
         (bid_keys, bid_rows), (ask_keys, ask_rows) = grids["bids"], grids["asks"]
-        book.bids, book.asks = _GridSide(-1, bid_keys), _GridSide(1, ask_keys)
+        book.bids, book.asks = _GridSide(-1, bid_keys, *vocabs["bids"]), _GridSide(1, ask_keys, *vocabs["asks"])
         snaps = list(zip(sn["ts"], sn["last_update_id"], strict=True))
         diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],
                          strict=True))

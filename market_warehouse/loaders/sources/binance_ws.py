@@ -597,34 +597,44 @@ class Levels(Mapping):
 
 @dataclass
 class FlatSide:
-    """One side's levels of several rows, flat: row k's levels are [offsets[k], offsets[k + 1])."""
+    """One side's levels of several rows, flat: row k's levels are [offsets[k], offsets[k + 1]). The
+    texts as sent are codes into a vocabulary of the distinct texts (a few thousand strings for half a
+    million levels): the book fold moves integers, not Python objects, and makes a str only for the top
+    levels it writes."""
 
     offsets: np.ndarray  # int64, rows + 1
     prices: np.ndarray  # float64
     qtys: np.ndarray  # float64
-    price_text: np.ndarray  # object (str, as sent)
-    qty_text: np.ndarray  # object (str, as sent)
+    price_code: np.ndarray  # integer, an index into price_vocab
+    qty_code: np.ndarray  # integer, an index into qty_vocab
+    price_vocab: np.ndarray  # object (str, as sent)
+    qty_vocab: np.ndarray  # object (str, as sent)
 
     @classmethod
     def from_arrow(cls, prices, qtys, price_text, qty_text) -> FlatSide:
-        def values(column, kind):
+        def flat(column):
             column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-            flat = column.flatten()
-            if kind == "f8":
-                return flat.to_numpy(zero_copy_only=False).astype("float64", copy=False)
-            # the texts: one str per distinct text (a few thousand), shared by the levels that repeat
-            # it, instead of one per level (half a million)
-            codes = pc.dictionary_encode(flat)
-            vocab = codes.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
-            return vocab[codes.indices.to_numpy(zero_copy_only=False)] if len(flat) else np.empty(0, dtype=object)
+            return column.flatten()
+
+        def texts(column) -> tuple[np.ndarray, np.ndarray]:
+            column = flat(column)
+            if not len(column):
+                return np.empty(0, dtype=np.int32), np.empty(0, dtype=object)
+            codes = pc.dictionary_encode(column)
+            return (codes.indices.to_numpy(zero_copy_only=False),
+                    codes.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False))
+
         chunk = prices.combine_chunks() if isinstance(prices, pa.ChunkedArray) else prices
         offsets = chunk.offsets.to_numpy().astype(np.int64)
         offsets = offsets - offsets[0]
-        return cls(offsets, values(prices, "f8"), values(qtys, "f8"), values(price_text, "o"), values(qty_text, "o"))
+        (price_code, price_vocab), (qty_code, qty_vocab) = texts(price_text), texts(qty_text)
+        return cls(offsets, *(flat(c).to_numpy(zero_copy_only=False).astype("float64", copy=False) for c in (prices, qtys)),
+                   price_code, qty_code, price_vocab, qty_vocab)
 
     def level_tuple(self, k: int) -> tuple[list, tuple[list, list]]:
         a, b = int(self.offsets[k]), int(self.offsets[k + 1])
-        return ([[p, q] for p, q in zip(self.price_text[a:b].tolist(), self.qty_text[a:b].tolist(), strict=True)],
+        return ([[p, q] for p, q in zip(self.price_vocab[self.price_code[a:b]].tolist(),
+                                        self.qty_vocab[self.qty_code[a:b]].tolist(), strict=True)],
                 (self.prices[a:b].tolist(), self.qtys[a:b].tolist()))
 
 
