@@ -122,17 +122,15 @@ class _GridSide:
     n-th level held: the same string, since nothing it reads changed (about 1 call in 5 on the real
     capture; the depths within 10/50 bps change with almost every diff, so they are not kept)."""
 
-    def __init__(self, sign: int, keys: np.ndarray, price_vocab: np.ndarray | None = None,
-                 qty_vocab: np.ndarray | None = None):
+    def __init__(self, sign: int, keys: np.ndarray, vocab: np.ndarray | None = None):
         self.sign, self.grid = sign, keys
         self.grid_list = keys.tolist()  # bisect on a list: a search costs less than a numpy call
         n = len(keys)
         self.qty = np.zeros(n)
-        # the texts of each price's level as sent: codes into the vocabularies when given (what
+        # each price's level as sent, (price text, qty text): codes into `vocab` when given (what
         # `rebuild` gives), else the strings themselves
-        self.price_vocab, self.qty_vocab = price_vocab, qty_vocab
-        self.price_text = np.zeros(n, dtype=np.int64) if price_vocab is not None else np.empty(n, dtype=object)
-        self.qty_text = np.zeros(n, dtype=np.int64) if qty_vocab is not None else np.empty(n, dtype=object)
+        self.vocab = vocab
+        self.text = np.zeros((n, 2), dtype=np.int64) if vocab is not None else np.empty((n, 2), dtype=object)
         self.first = n  # index of the best level; n: the side is empty
         self._top: tuple | None = None  # (n, the answer, the index of the n-th level held, or len(grid))
 
@@ -142,7 +140,7 @@ class _GridSide:
         self._top = None
 
     def update(self, levels, parsed: tuple) -> None:
-        idx, qty, where, price_s, qty_s, lowest, in_order, touched = parsed
+        idx, qty, where, texts, lowest, in_order, touched = parsed
         q = self.qty
         if self._top is not None and touched <= self._top[2]:
             self._top = None
@@ -150,15 +148,14 @@ class _GridSide:
             for i, v, p, t in in_order:
                 q[i] = v
                 if v != 0:
-                    self.price_text[i], self.qty_text[i] = p, t
+                    self.text[i] = p, t
             nz = q.nonzero()[0]
             self.first = int(nz[0]) if len(nz) else len(q)
             return
         q[idx] = qty
         first = self.first
         if len(where):
-            self.price_text[where] = price_s
-            self.qty_text[where] = qty_s
+            self.text[where] = texts
             if lowest < first:
                 first = lowest
         if first < len(q) and q[first] == 0:  # the best level went: the next one holding a quantity
@@ -182,10 +179,8 @@ class _GridSide:
         if len(at) < n:
             at = q[first:].nonzero()[0]
         at = (at[:n] + first).tolist()
-        price_text, qty_text = self.price_text[at], self.qty_text[at]
-        if self.price_vocab is not None:
-            price_text, qty_text = self.price_vocab[price_text], self.qty_vocab[qty_text]
-        out = compact_json(list(zip(price_text.tolist(), qty_text.tolist(), strict=True)))
+        texts = self.text[at]
+        out = compact_json((self.vocab[texts] if self.vocab is not None else texts).tolist())
         self._top = (n, out, at[-1] if len(at) == n else len(q))
         return out
 
@@ -233,7 +228,8 @@ def grid_levels_flat(sizes: np.ndarray, prices: np.ndarray, qtys: np.ndarray, pr
     # the levels that set a quantity (not 0), per row: their indexes, texts and the lowest index
     nz = qtys != 0
     nz_bounds = np.concatenate([[0], np.cumsum(nz)])[bounds]
-    where, price_nz, qty_nz = idx[nz], price_s[nz], qty_s[nz]
+    where = idx[nz]
+    pairs = np.stack([price_s[nz], qty_s[nz]], axis=1) if len(where) else np.empty((0, 2), dtype=price_s.dtype)
     # each row's lowest index that sets a quantity (len(keys): none), at once
     lowest = np.full(n_rows, len(keys), dtype=np.int64)
     has = nz_bounds[1:] > nz_bounds[:-1]
@@ -249,20 +245,32 @@ def grid_levels_flat(sizes: np.ndarray, prices: np.ndarray, qtys: np.ndarray, pr
                                                        lowest.tolist(), touched.tolist(), strict=True)):
         in_order = (list(zip(idx[a:b].tolist(), qtys[a:b].tolist(), price_s[a:b], qty_s[a:b], strict=True))
                     if k in repeated else None)
-        out.append((idx[a:b], qtys[a:b], where[c:d], price_nz[c:d], qty_nz[c:d], low, in_order, low_any))
+        out.append((idx[a:b], qtys[a:b], where[c:d], pairs[c:d], low, in_order, low_any))
     return keys, out
 
 
 def _encode(vocab: np.ndarray | None, texts, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`texts` (`count` strings) as codes into `vocab` (object array of distinct strings; None: empty),
-    extended with the texts it lacks: (the vocabulary, the codes)."""
+    """`texts` (`count` strings) as codes into `vocab` (object array of strings; None: empty), extended
+    with the texts it lacks: (the vocabulary, the codes)."""
+    vocab = vocab if vocab is not None else np.empty(0, dtype=object)
     if not count:
-        return (vocab if vocab is not None else np.empty(0, dtype=object)), np.empty(0, dtype=np.int64)
-    index = {t: i for i, t in enumerate(vocab.tolist())} if vocab is not None else {}
-    codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=count)
-    out = np.empty(len(index), dtype=object)
-    out[:] = list(index)
-    return out, codes
+        return vocab, np.empty(0, dtype=np.int64)
+    index = {t: i for i, t in enumerate(vocab.tolist())}
+    new: list[str] = []
+
+    def code(text: str) -> int:
+        at = index.get(text)
+        if at is None:
+            at = index[text] = len(vocab) + len(new)
+            new.append(text)
+        return at
+
+    codes = np.fromiter(map(code, texts), dtype=np.int64, count=count)
+    if new:
+        added = np.empty(len(new), dtype=object)
+        added[:] = new
+        vocab = np.concatenate([vocab, added])
+    return vocab, codes
 
 
 def _gather(parts: list[tuple], spans: np.ndarray, sizes: np.ndarray) -> tuple:
@@ -474,12 +482,13 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
             sent = list(chain.from_iterable(s for s, _, _ in extra[side]))
             # the texts as codes into one vocabulary per side and kind (the flat levels' own, extended
             # with the texts only the other rows send)
-            price_vocab, price_code = _encode(fs.price_vocab if fs is not None else None, map(itemgetter(0), sent),
-                                              len(sent))
-            qty_vocab, qty_code = _encode(fs.qty_vocab if fs is not None else None, map(itemgetter(1), sent),
-                                          len(sent))
-            vocabs[side] = price_vocab, qty_vocab
-            pools = [] if fs is None else [(fs.prices, fs.qtys, fs.price_code, fs.qty_code)]
+            vocab = np.concatenate([fs.price_vocab, fs.qty_vocab]) if fs is not None else None
+            vocab, price_code = _encode(vocab, map(itemgetter(0), sent), len(sent))
+            vocab, qty_code = _encode(vocab, map(itemgetter(1), sent), len(sent))
+            vocabs[side] = vocab
+            # one vocabulary per side: the flat qty codes come after the flat price texts
+            pools = [] if fs is None else [(fs.prices, fs.qtys, fs.price_code.astype(np.int64),
+                                            fs.qty_code.astype(np.int64) + len(fs.price_vocab))]
             pools.append((np.fromiter(chain.from_iterable(p for _, p, _ in extra[side]), np.float64, len(sent)),
                           np.fromiter(chain.from_iterable(q for _, _, q in extra[side]), np.float64, len(sent)),
                           price_code, qty_code))
@@ -487,7 +496,7 @@ def rebuild(depth_updates: pd.DataFrame, snapshots: pd.DataFrame, levels: int | 
             start = np.where(start < 0, base + (-1 - start), start)
             grids[side] = grid_levels_flat(*_gather(pools, start, sizes[side]), sign)
         (bid_keys, bid_rows), (ask_keys, ask_rows) = grids["bids"], grids["asks"]
-        book.bids, book.asks = _GridSide(-1, bid_keys, *vocabs["bids"]), _GridSide(1, ask_keys, *vocabs["asks"])
+        book.bids, book.asks = _GridSide(-1, bid_keys, vocabs["bids"]), _GridSide(1, ask_keys, vocabs["asks"])
         snaps = list(zip(sn["ts"], sn["last_update_id"], strict=True))
         diffs = list(zip(du["ts"], du["first_update_id"], du["final_update_id"], du["prev_final_update_id"],
                          strict=True))
