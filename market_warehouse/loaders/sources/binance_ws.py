@@ -523,8 +523,7 @@ from m
 where event = 'trade' and {_COMMON} and t_time is not null and t_id is not null and price is not null
   and qty is not null and (maker is null or cast(maker as varchar) in ('true', 'false'))
   and {_text_rule([("T", "i"), ("t", "i"), ("p", "n"), ("q", "n"), ("E", "i")])}
-  and cast(price as double) > 0 and cast(qty as double) > 0
-order by n""",
+  and cast(price as double) > 0 and cast(qty as double) > 0""",
     "book_tickers": f"""
 select n, cast(e_time as bigint) as ts, sym[2:-2] as symbol, cast(u_id as bigint) as update_id,
        cast(bid as double) as bid_price, cast(bid_qty as double) as bid_qty,
@@ -534,8 +533,7 @@ from m
 where event = 'bookTicker' and {_COMMON} and e_time is not null and u_id is not null and bid is not null
   and bid_qty is not null and ask is not null and ask_qty is not null
   and {_text_rule([("E", "i"), ("u", "i"), ("b", "n"), ("B", "n"), ("a", "n"), ("A", "n"), ("T", "i")])}
-  and cast(bid as double) > 0 and cast(ask as double) > 0
-order by n""",
+  and cast(bid as double) > 0 and cast(ask as double) > 0""",
     "depth_updates": f"""
 select n, ts, symbol, first_update_id, final_update_id, prev_final_update_id, transaction_ts, bids, asks,
        received_at, cast(bid_price_text as double[]) as bid_prices, cast(bid_qty_text as double[]) as bid_qtys,
@@ -557,8 +555,7 @@ from (
       and regexp_full_match(bid, '{_LEVELS}') and regexp_full_match(ask, '{_LEVELS}')
   )
 )
-where coalesce(list_min(bid_prices) > 0, true) and coalesce(list_min(ask_prices) > 0, true)
-order by n""",
+where coalesce(list_min(bid_prices) > 0, true) and coalesce(list_min(ask_prices) > 0, true)""",
 }
 
 
@@ -703,6 +700,13 @@ def _columnar_frame(table: str, got: pa.Table, exchange: str) -> pd.DataFrame:
     return frame
 
 
+def _in_line_order(table: pa.Table) -> pa.Table:
+    """The rows in line order. DuckDB keeps a scan's order (preserve_insertion_order, on by default),
+    so they come so and no `order by` sorts the wide rows (the depth levels); checked, and sorted if not."""
+    n = table.column("n").to_numpy()
+    return table if len(n) < 2 or bool((n[1:] > n[:-1]).all()) else table.sort_by("n")
+
+
 def columnar_threads() -> int:
     """DuckDB threads of the columnar parse: MWH_TICK_PARSE_THREADS (default 1: on 2 shared cores the
     other one serves the database and the book fold)."""
@@ -721,7 +725,7 @@ def _parse_columnar(text: str, exchange: str, symbol: str | None) -> TickBatch:
         con.register("raw_lines", lines)
         con.execute("create temp view lines as select n, ltrim(line, chr(10)) as line from raw_lines")
         con.execute(_COLUMNAR_SQL)
-        got = {t: con.execute(sql).to_arrow_table() for t, sql in _COLUMNAR_SELECT.items()}
+        got = {t: _in_line_order(con.execute(sql).to_arrow_table()) for t, sql in _COLUMNAR_SELECT.items()}
     finally:
         con.close()
     taken = np.zeros(len(lines) + 1, dtype=bool)
