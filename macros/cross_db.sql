@@ -191,23 +191,47 @@ order by {{ columns }}
 
 {#- Session settings for every market model (a pre-hook). PostgreSQL's JIT compiles any query whose
     estimated cost passes jit_above_cost; the window-heavy feature and gap queries pass it, and the
-    compilation (2-3 s) costs more than an incremental run's whole query. -#}
+    compilation (2-3 s) costs more than an incremental run's whole query. Nothing on DuckDB: dbt runs no
+    statement for an empty hook (a `select 1` there cost each market model a round trip). -#}
 {% macro mwh_session_settings() -%}
     {%- if target.type == 'postgres' -%}
         set jit = off
-    {%- else -%}
-        select 1
     {%- endif -%}
 {%- endmacro %}
 
 
 {#- PostgreSQL plans each model from the statistics of the tables it reads, and autovacuum analyzes a new or
     rewritten table only a while later: a model reading a table built seconds before was planned blind (at 5M
-    bars, 8k-25k rows estimated for 5M, and a nested loop per bar in the features). Every table model is
-    analyzed once built (a post-hook on every model; nothing on DuckDB, views or continuous aggregates). -#}
+    bars, 8k-25k rows estimated for 5M, and a nested loop per bar in the features). So a post-hook on every
+    model analyzes what it built, where that changes the statistics:
+    - a table model: always (the table is new);
+    - an incremental model: when this run's transaction wrote (inserted, updated or deleted) more rows than
+      autovacuum's analyze threshold, 50 + 10% of the rows it had (pg_stat_xact_user_tables; a hypertable's
+      chunks counted with it). A first build or a full refresh passes it; a daily run that adds one session
+      to a long history does not, and is not analyzed again (an analyze samples the whole table).
+    Nothing on DuckDB, views or continuous aggregates. -#}
 {% macro mwh_analyze_built_table() -%}
-    {%- if target.type == 'postgres' and config.get('materialized') in ('table', 'incremental') -%}
+    {%- set materialized = config.get('materialized') -%}
+    {%- if target.type == 'postgres' and materialized == 'table' -%}
         analyze {{ this }}
+    {%- elif target.type == 'postgres' and materialized == 'incremental' -%}
+        do $mwh_analyze$
+        begin
+            if (
+                select coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)
+                from pg_stat_xact_user_tables as s
+                where s.relid = '{{ this }}'::regclass
+                    or s.relid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+            ) > 50 + 0.1 * (
+                select coalesce(sum(greatest(c.reltuples, 0)), 0)
+                from pg_class as c
+                where c.oid = '{{ this }}'::regclass
+                    or c.oid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+            ) then
+                analyze {{ this }};
+            end if;
+        end
+        $mwh_analyze$
     {%- endif -%}
 {%- endmacro %}
 

@@ -13,9 +13,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
-from market_warehouse.config import Target, project_dir
-from market_warehouse.dbt import build
-from market_warehouse.loaders.sinks import open_sink
+from market_warehouse.config import Target, load_target, project_dir
+from market_warehouse.dbt import Warehouse, build
 
 MART = "marts.fct_data_quality_issues"
 TOP_SYMBOLS = 5
@@ -105,13 +104,19 @@ def mart_lines(sink) -> list[str]:
     return lines
 
 
-def build_report(dbt_result, target: str | Target | None) -> str:
-    """`dbt_result`: dbtRunner's result, or None to read the last run's target/run_results.json."""
+def build_report(dbt_result, target: str | Target | None, warehouse: Warehouse | None = None) -> str:
+    """`dbt_result`: dbtRunner's result, or None to read the last run's target/run_results.json.
+    `warehouse`: an open connection to use (else one is opened)."""
     lines = ["", "== data quality"]
     lines += test_lines(dbt_result)
     try:
-        with open_sink(target, tables=()) as sink:
-            lines += mart_lines(sink)
+        if warehouse is not None:
+            lines += mart_lines(warehouse)
+        else:
+            if not isinstance(target, Target):
+                target = load_target(target)
+            with Warehouse(target) as wh:
+                lines += mart_lines(wh)
     except Exception as exc:  # noqa: BLE001 - the warehouse itself is unreachable: one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         lines.append(f"{MART}: not available ({first[:120]})")
@@ -125,6 +130,4 @@ def print_build_report(dbt_result, target: str | Target | None) -> None:
 def build_and_report(target: str | Target | None, extra) -> int:
     """`mwh build`: market_warehouse.dbt.build, then this report (also when the build failed)."""
 
-    status = build(target, extra)
-    print_build_report(None, target)
-    return status
+    return build(target, extra, after=lambda wh, res: print(build_report(res, target, wh), flush=True))

@@ -18,32 +18,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from market_warehouse import docs_site, errors, retention, source_yaml, status
-from market_warehouse.build_report import build_and_report, print_build_report
-from market_warehouse.calendars import (
-    DEFAULT_CALENDARS,
-    DEFAULT_END,
-    DEFAULT_START,
-    SEED_PATH,
-    write_sessions_seed,
-)
+# Only what every command needs is imported here: the loaders, the ML records and the docs site import pandas
+# and pyarrow (about a second), which `mwh build` never uses. Each command imports its own modules, and
+# `build_parser(command)` registers only that command's parser when it is one of LIGHT_COMMANDS.
+from market_warehouse import errors
 from market_warehouse.config import ConfigError, load_target, project_dir
-from market_warehouse.dbt import run_dbt
-from market_warehouse.loaders.pipeline import load_files
-from market_warehouse.loaders.schema import MARKET_TABLES
-from market_warehouse.loaders.sinks import open_sink
-from market_warehouse.loaders.sources import FORMATS
-from market_warehouse.loaders.sources.generic import parse_mapping
-from market_warehouse.loaders.yfinance_load import load_yfinance
-from market_warehouse.ml import cli as ml_cli
-from market_warehouse.ml.db import ALL_TABLES
-from market_warehouse.runs import RunError, SourceReport, list_runs, new_run_id, undo_run
-from market_warehouse.summary import load_times_note, warehouse_summary
 
 SAMPLE_DIR = Path("data") / "sample"
 
 
-def _print_reports(reports: list[SourceReport], wall_seconds: float | None = None) -> int:
+def _print_reports(reports: list, wall_seconds: float | None = None) -> int:
+    from market_warehouse.summary import load_times_note
+
     failed = 0
     for r in reports:
         print(r.line())
@@ -63,6 +49,10 @@ def _print_reports(reports: list[SourceReport], wall_seconds: float | None = Non
 
 
 def cmd_load_csv(args) -> int:
+    from market_warehouse.loaders.pipeline import load_files
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.loaders.sources.generic import parse_mapping
+
     options = {"symbol": args.symbol, "exchange": args.exchange, "interval": args.interval}
     if args.format == "generic":
         try:
@@ -83,6 +73,10 @@ def cmd_load_csv(args) -> int:
 
 
 def cmd_load_yfinance(args) -> int:
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.loaders.yfinance_load import load_yfinance
+    from market_warehouse.runs import new_run_id
+
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     with open_sink(args.target) as sink:
         reports = load_yfinance(
@@ -93,17 +87,24 @@ def cmd_load_yfinance(args) -> int:
 
 
 def _refresh_statistics(target) -> None:
+    from market_warehouse.loaders.schema import MARKET_TABLES
+    from market_warehouse.loaders.sinks import open_sink
+
     with open_sink(target) as sink:
         sink.refresh_statistics(MARKET_TABLES)
 
 
 def cmd_build(args, extra: list[str]) -> int:
-    _refresh_statistics(args.target)
-    # Seeds are reloaded only when needed, selected builds get their missing parents: see market_warehouse/dbt.py.
-    return build_and_report(args.target, extra)  # then the data-quality report (market_warehouse/build_report.py)
+    # Statistics refreshed, seeds reloaded only when needed, selected builds get their missing parents: see
+    # market_warehouse/dbt.py. Then the data-quality report (market_warehouse/build_report.py).
+    from market_warehouse.build_report import build_and_report
+
+    return build_and_report(args.target, extra)
 
 
 def cmd_calendars(args) -> int:
+    from market_warehouse.calendars import SEED_PATH, write_sessions_seed
+
     calendars = tuple(c.strip() for c in args.calendars.split(",") if c.strip())
     n = write_sessions_seed(calendars=calendars, start=args.start, end=args.end)
     print(f"{n:,} sessions of {', '.join(calendars)} written to {SEED_PATH}; run `mwh build` to load them")
@@ -111,6 +112,9 @@ def cmd_calendars(args) -> int:
 
 
 def cmd_runs_list(args) -> int:
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.runs import list_runs
+
     with open_sink(args.target) as sink:
         runs = list_runs(sink, args.limit)
     for run in runs:
@@ -121,10 +125,14 @@ def cmd_runs_list(args) -> int:
 
 
 def cmd_runs_undo(args) -> int:
+    from market_warehouse.loaders.schema import TICK_TABLES  # `mwh load ticks` / `mwh stream`
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.ml.db import ALL_TABLES
+    from market_warehouse.runs import RunError, undo_run
+
     # Every table a run may have written, market and ML (those that exist in this warehouse).
     with open_sink(args.target) as sink:
         try:
-            from market_warehouse.loaders.schema import TICK_TABLES  # `mwh load ticks` / `mwh stream`
             report = undo_run(sink, args.run_id, (*ALL_TABLES, *TICK_TABLES))
         except RunError as exc:
             print(f"mwh: {exc}", file=sys.stderr)
@@ -135,6 +143,8 @@ def cmd_runs_undo(args) -> int:
 
 
 def cmd_schema(args) -> int:
+    from market_warehouse import source_yaml
+
     stale = source_yaml.check(write=args.write)
     for path in stale:
         print(f"{'written' if args.write else 'out of date'}: {path}")
@@ -144,6 +154,9 @@ def cmd_schema(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.summary import warehouse_summary
+
     with open_sink(args.target) as sink:
         print(warehouse_summary(sink))
     return 0
@@ -151,6 +164,13 @@ def cmd_summary(args) -> int:
 
 def cmd_demo(args) -> int:
     """Load the bundled real sample, build everything, print a summary."""
+    from market_warehouse.build_report import print_build_report
+    from market_warehouse.dbt import run_dbt
+    from market_warehouse.loaders.pipeline import load_files
+    from market_warehouse.loaders.sinks import open_sink
+    from market_warehouse.runs import new_run_id
+    from market_warehouse.summary import warehouse_summary
+
     t0 = time.monotonic()
     sample = project_dir() / SAMPLE_DIR
     target = load_target(args.target)
@@ -195,12 +215,31 @@ def cmd_demo(args) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose parser needs no other module: `mwh build` starts without importing pandas, the loaders or the
+# ML records (a daily incremental build is a few tens of seconds; these imports were a second of it).
+LIGHT_COMMANDS = ("build",)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """`mwh`'s parser. With `command` in LIGHT_COMMANDS, only that command's parser (the others import
+    modules it does not need); otherwise every command's."""
     parser = argparse.ArgumentParser(prog="mwh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", help="profile target (default: MWH_TARGET or duckdb)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)",
+                       usage="mwh build [--target T] [dbt build arguments...]",
+                       description="Runs `dbt build` on the profile's target. Every argument other than "
+                                   "--target passes through to `dbt build` (e.g. --select staging, --full-refresh, "
+                                   "--threads 4); seeds are reloaded only when their files changed.")
+    b.set_defaults(func=cmd_build, passthrough=True)
+    if command in LIGHT_COMMANDS:
+        return parser
+    from market_warehouse import docs_site, retention, status
+    from market_warehouse.calendars import DEFAULT_CALENDARS, DEFAULT_END, DEFAULT_START
+    from market_warehouse.loaders.sources import FORMATS
+    from market_warehouse.ml import cli as ml_cli
 
     load = sub.add_parser("load", help="land market data in the raw tables")
     lsub = load.add_subparsers(dest="source", required=True)
@@ -233,13 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     from market_warehouse.stream import cli as stream_cli  # `mwh load ticks`, `mwh stream binance`
     stream_cli.register_load(lsub)
     stream_cli.register_stream(sub)
-
-    b = sub.add_parser("build", help="dbt build (extra arguments pass through to dbt)",
-                       usage="mwh build [--target T] [dbt build arguments...]",
-                       description="Runs `dbt build` on the profile's target. Every argument other than "
-                                   "--target passes through to `dbt build` (e.g. --select staging, --full-refresh, "
-                                   "--threads 4); seeds are reloaded only when their files changed.")
-    b.set_defaults(func=cmd_build, passthrough=True)
     docs_site.register(sub)  # `mwh docs [--serve]`
     status.register(sub)  # `mwh status [--json]`
     cal = sub.add_parser("calendars", help="regenerate the trading-sessions seed from exchange_calendars")
@@ -274,8 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (its first word after the global options), if any."""
+    words = iter(argv)
+    for word in words:
+        if word == "--target":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command(argv))
     args, extra = parser.parse_known_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.INFO if args.verbose == 1 else logging.DEBUG,

@@ -125,16 +125,47 @@ compared_bars as (
     select
         bars.symbol,
         bars.exchange,
+        bars.ts,
         bars.session_date,
         abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
         abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside,
-        row_number() over (partition by bars.symbol, bars.exchange order by bars.ts) as bar_index,
         {{ mwh_is_acknowledged(
             ['adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min'],
             'bars', 'bars.session_date', 'known'
         ) }} as is_acknowledged
     from {{ ref('fct_bars_1d') }} as bars
     where bars.adj_close is not null and bars.vendor_adj_close is not null and bars.vendor_adj_close != 0
+
+),
+
+-- Runs of consecutive disagreeing bars need each compared bar's position in its series: numbered only in
+-- the series that have a disagreeing bar (the vendor rarely disagrees; numbering every series' whole
+-- history was most of this model's time at 5M bars, on every run). Same positions: whole series.
+disagreeing_series as (
+
+    select distinct
+        symbol,
+        exchange
+    from compared_bars
+    where is_outside
+
+),
+
+numbered_bars as (
+
+    select
+        compared_bars.symbol,
+        compared_bars.exchange,
+        compared_bars.session_date,
+        compared_bars.deviation,
+        compared_bars.is_outside,
+        row_number() over (partition by compared_bars.symbol, compared_bars.exchange order by compared_bars.ts)
+            as bar_index
+    from compared_bars
+    inner join disagreeing_series
+        on
+            compared_bars.symbol = disagreeing_series.symbol
+            and compared_bars.exchange = disagreeing_series.exchange
 
 ),
 
@@ -146,7 +177,7 @@ outside_runs as (
         session_date,
         deviation,
         bar_index - row_number() over (partition by symbol, exchange order by bar_index) as run_id
-    from compared_bars
+    from numbered_bars
     where is_outside
 
 ),
