@@ -119,6 +119,12 @@ signalled as (
 
 {% endif %}
 
+{%- set extremes = mwh_rolling_extreme_ctes('extremes', 'signalled', per_bar | map(attribute='sql') | list) %}
+{%- if extremes %}
+
+{{ extremes }},
+{%- endif %}
+
 per_bar_features as (
 
     select
@@ -131,7 +137,7 @@ per_bar_features as (
         {%- for feature in per_bar %}
         {{ mwh_round(feature.sql, digits) }} as {{ feature.name }}{{ "," if not loop.last }}
         {%- endfor %}
-    from signalled
+    from {{ 'extremes' if extremes else 'signalled' }}
 
 ),
 
@@ -296,10 +302,85 @@ with_returns as (
 
 
 {#- A window aggregate over the last n bars of the symbol, null until n values are there
-    (count_expr: what must be non-null, default the aggregate's argument). -#}
+    (count_expr: what must be non-null, default the aggregate's argument).
+    PostgreSQL has no inverse transition for `double precision` sums: a moving frame re-adds its n values
+    on every row (a 200-bar avg: 200 additions a bar). There the sums, averages, variances and the
+    covariance run over `numeric` (exact sums; PostgreSQL's moving-aggregate inverse removes the value
+    leaving the frame: O(1) a row), cast back to double; a min/max over more than 32 bars of a column is
+    read from mwh_rolling_extreme_ctes' column (log2(n) lag steps instead of n comparisons a row). -#}
 {% macro mwh_rolling(agg, expr, n, count_expr=none) -%}
 {%- set frame = 'over (partition by symbol, exchange order by ts rows between ' ~ (n - 1) ~ ' preceding and current row)' -%}
-(case when count({{ count_expr or expr }}) {{ frame }} = {{ n }} then {{ agg }}({{ expr }}) {{ frame }} end)
+{%- set counted = 'count(' ~ (count_expr or expr) ~ ') ' ~ frame ~ ' = ' ~ n -%}
+{%- if target.type != 'postgres' -%}
+(case when {{ counted }} then {{ agg }}({{ expr }}) {{ frame }} end)
+{%- elif agg in ['avg', 'sum', 'stddev_samp', 'stddev_pop', 'var_samp', 'var_pop'] -%}
+(case when {{ counted }} then cast({{ agg }}(cast(({{ expr }}) as numeric)) {{ frame }} as {{ mwh_double() }}) end)
+{%- elif agg == 'covar_samp' -%}
+{#- over the n pairs present (count_expr = 'x * y' is n: every row of the frame has both) -#}
+{%- set xy = expr.split(',') -%}
+{%- set x = 'cast((' ~ xy[0] | trim ~ ') as numeric)' -%}
+{%- set y = 'cast((' ~ xy[1] | trim ~ ') as numeric)' -%}
+(case when {{ counted }} then cast(
+    (sum({{ x }} * {{ y }}) {{ frame }} - sum({{ x }}) {{ frame }} * sum({{ y }}) {{ frame }} / {{ n }}) / {{ n - 1 }}
+    as {{ mwh_double() }}) end)
+{%- elif agg in ['max', 'min'] and n > 32 and expr.replace('_', '').isalnum() -%}
+(case when {{ counted }} then mwh_extreme__{{ agg }}__{{ expr }}__{{ n }} end)
+{%- else -%}
+(case when {{ counted }} then {{ agg }}({{ expr }}) {{ frame }} end)
+{%- endif -%}
+{%- endmacro %}
+
+
+{#- PostgreSQL: CTEs (after a comma; ending without one) named `<cte_name>_extreme_<k>`, over from_cte,
+    adding a column mwh_extreme__<max|min>__<column>__<n> for every such name that `sqls` (the features'
+    SQL) reads (mwh_rolling): the max/min of the column over the last n bars, by doubling (the extreme of
+    2k bars is the extreme of the k at t and the k at t - k: greatest/least of a lag), then two
+    overlapping powers of two. greatest/least skip nulls as max/min do; mwh_rolling's count keeps it null
+    until n values are there. Returns '' (nothing to add) when no feature reads one. -#}
+{% macro mwh_rolling_extreme_ctes(cte_name, from_cte, sqls) -%}
+{%- set names = [] -%}
+{%- for sql in sqls -%}
+    {%- for part in sql.split('mwh_extreme__')[1:] -%}
+        {%- set name = 'mwh_extreme__' ~ part.split(' ')[0].split(')')[0].split(',')[0] -%}
+        {%- if name not in names -%}{%- do names.append(name) -%}{%- endif -%}
+    {%- endfor -%}
+{%- endfor -%}
+{%- if names | length == 0 -%}{{ return('') }}{%- endif -%}
+{%- set order = 'over (partition by symbol, exchange order by ts)' -%}
+{%- set ns = [] -%}
+{%- for name in names -%}{%- do ns.append(name.split('__')[-1] | int) -%}{%- endfor -%}
+{%- set steps = [] -%}
+{%- for i in range(0, 20) if 2 ** (i + 1) <= ns | max -%}{%- do steps.append(2 ** i) -%}{%- endfor -%}
+{%- set ns = namespace(previous=from_cte) -%}
+{%- for k in steps %}
+{{ cte_name }}_extreme_{{ k }} as (
+    select
+        *
+        {%- for name in names -%}
+        {%- set agg, column, n = name.split('__')[1], name.split('__')[2], name.split('__')[3] | int -%}
+        {%- if 2 * k <= n -%}
+        {%- set f = 'greatest' if agg == 'max' else 'least' -%}
+        {%- set level = column if k == 1 else name ~ '__' ~ k %},
+        {{ f }}({{ level }}, lag({{ level }}, {{ k }}) {{ order }}) as {{ name }}__{{ 2 * k }}
+        {%- endif -%}
+        {%- endfor %}
+    from {{ ns.previous }}
+),
+{%- set ns.previous = cte_name ~ '_extreme_' ~ k %}
+{%- endfor %}
+
+{{ cte_name }} as (
+    select
+        *
+        {%- for name in names -%}
+        {%- set agg, column, n = name.split('__')[1], name.split('__')[2], name.split('__')[3] | int -%}
+        {%- set p = namespace(v=1) -%}
+        {%- for k in steps if 2 * k <= n -%}{%- set p.v = 2 * k -%}{%- endfor -%}
+        {%- set f = 'greatest' if agg == 'max' else 'least' %},
+        {{ f }}({{ name }}__{{ p.v }}, lag({{ name }}__{{ p.v }}, {{ n - p.v }}) {{ order }}) as {{ name }}
+        {%- endfor %}
+    from {{ ns.previous }}
+)
 {%- endmacro %}
 
 
