@@ -117,6 +117,7 @@ def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
             _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.perf_counter() - t
     return {"seconds": seconds, "rc": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss * 1024,
+            "cpu": usage.ru_utime + usage.ru_stime,
             "server": getattr(sampler, "peak", 0),
             "db_pss": getattr(sampler, "db_peak", 0), "db_max_rss": getattr(sampler, "db_max_rss", 0)}
 
@@ -482,8 +483,10 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
 
 def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None) -> list[str]:
     """--size minute: the 1-minute files landed through read_csv / COPY (bulk.py), then the full build,
-    models then tests, with the time and peak memory of each (the 1-minute scale question: does it finish,
-    and in how much memory)."""
+    models then tests, with the time, CPU and peak memory of each (the 1-minute scale question: does it
+    finish, and in how much memory); then, when the set holds a session back (new_session/: the last UTC
+    day of every minute symbol), that day loaded by `mwh load csv` and the incremental build, models then
+    tests, beside the full build of the same run."""
     logfile = work / f"{target}.log"
     env = {**os.environ, "MWH_TARGET": target, "DBT_TARGET_PATH": str(work / f"{target}_target"),
            "DBT_LOG_PATH": str(work / f"{target}_logs"), "DO_NOT_TRACK": "1"}
@@ -496,21 +499,48 @@ def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict |
             c.execute(f'create database "{db}"')
         with psycopg.connect(admin.replace("dbname=postgres", f"dbname={db}"), autocommit=True) as c:
             c.execute("create extension if not exists timescaledb")
+    new_session = sorted((data / "new_session").glob("*-1m-*.csv"))
     out = [f"{target}: {manifest['minute_files']:,} 1-minute files, {manifest['minute_bars']:,} bars "
-           f"({len(set(manifest['minute_symbols'])):,} symbols); log {logfile}"]
+           f"({len(set(manifest['minute_symbols'])):,} symbols; {manifest.get('minute_new_session_bars', 0):,} "
+           f"held back in {len(new_session):,} files); log {logfile}"]
     log(out[-1])
+
+    def step(label: str, r: dict) -> None:
+        out.append(f"  {label:<24} {r['seconds']:7.1f} s, {r['cpu']:7.1f} CPU-s, exit {r['rc']}, "
+                   f"peak RSS mwh {gb(r['rss'])}, load {os.getloadavg()[0]:.1f}"
+                   + (f", {server_memory(r)}" if server else ""))
+        log(out[-1])
+
+    def build(label: str, full: bool) -> tuple[dict, dict]:
+        m = run_mwh(["build", *(["--full-refresh"] if full else []), "--exclude-resource-type", "test",
+                     "--exclude-resource-type", "unit_test"], env, logfile, db)
+        step(f"{label} build models", m)
+        nodes.append(f"  nodes      {label} models: {slowest_nodes(env)}")
+        t = run_mwh(["build", "--resource-type", "test"], env, logfile, db)
+        step(f"{label} build tests", t)
+        nodes.append(f"  nodes      {label} tests: {slowest_nodes(env)}")
+        return m, t
+
+    nodes: list[str] = []
     try:
         line, env_extra, _ = bulk_land_warehouse(target, data / "minute", work, admin, db)
         env.update(env_extra)
         out.append(line)
         log(line)
-        m = run_mwh(["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                     "unit_test"], env, logfile, db)
-        t = run_mwh(["build", "--resource-type", "test"], env, logfile, db)
-        for label, r in (("models", m), ("tests", t)):
-            out.append(f"  full build {label:<6} {r['seconds']:7.1f} s, exit {r['rc']}, peak RSS mwh {gb(r['rss'])}"
-                       + (f", {server_memory(r)}" if server else ""))
+        fm, ft = build("full", True)
+        if new_session:
+            nl = run_mwh(["load", "csv", *map(str, new_session), "--format", "binance-klines"], env, logfile, db)
+            step(f"new session load ({manifest.get('minute_new_session_bars', 0):,} bars)", nl)
+            im, it = build("incremental", False)
+            out.append(f"  incremental/full   models {im['seconds'] / fm['seconds']:.0%}"
+                       f" | with tests {(im['seconds'] + it['seconds']) / (fm['seconds'] + ft['seconds']):.0%}")
             log(out[-1])
+        else:
+            out.append("  incremental build  not measured (no held-back session in new_session/: regenerate the set)")
+            log(out[-1])
+        for line in nodes:
+            out.append(line)
+            log(line)
         if server:
             with psycopg.connect(admin.replace("dbname=postgres", f"dbname={db}")) as c:
                 size = c.execute("select pg_database_size(current_database())").fetchone()[0]
