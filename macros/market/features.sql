@@ -313,16 +313,18 @@ with_returns as (
 {%- set counted = 'count(' ~ (count_expr or expr) ~ ') ' ~ frame ~ ' = ' ~ n -%}
 {%- if target.type != 'postgres' -%}
 (case when {{ counted }} then {{ agg }}({{ expr }}) {{ frame }} end)
-{%- elif agg in ['avg', 'sum', 'stddev_samp', 'stddev_pop', 'var_samp', 'var_pop'] -%}
+{%- elif agg in ['avg', 'sum'] -%}
 (case when {{ counted }} then cast({{ agg }}(cast(({{ expr }}) as numeric)) {{ frame }} as {{ mwh_double() }}) end)
-{%- elif agg == 'covar_samp' -%}
-{#- over the n pairs present (count_expr = 'x * y' is n: every row of the frame has both) -#}
-{%- set xy = expr.split(',') -%}
+{%- elif agg in ['stddev_samp', 'stddev_pop', 'var_samp', 'var_pop', 'covar_samp'] -%}
+{#- n * sum(x y) - sum(x) sum(y), exact in numeric over the n rows (count = n: every row has its values;
+    covar_samp's count_expr 'x * y' is n pairs), then one division in double precision (PostgreSQL's numeric
+    stddev/variance round to the inputs' scale: to integers for integral volumes) -#}
+{%- set xy = expr.split(',') if agg == 'covar_samp' else [expr, expr] -%}
 {%- set x = 'cast((' ~ xy[0] | trim ~ ') as numeric)' -%}
 {%- set y = 'cast((' ~ xy[1] | trim ~ ') as numeric)' -%}
-(case when {{ counted }} then cast(
-    (sum({{ x }} * {{ y }}) {{ frame }} - sum({{ x }}) {{ frame }} * sum({{ y }}) {{ frame }} / {{ n }}) / {{ n - 1 }}
-    as {{ mwh_double() }}) end)
+{%- set moment = 'cast(' ~ n ~ ' * sum(' ~ x ~ ' * ' ~ y ~ ') ' ~ frame ~ ' - sum(' ~ x ~ ') ' ~ frame ~ ' * sum('
+    ~ y ~ ') ' ~ frame ~ ' as ' ~ mwh_double() ~ ') / ' ~ (n * (n if agg.endswith('_pop') else n - 1)) -%}
+(case when {{ counted }} then {{ 'sqrt(' ~ moment ~ ')' if agg.startswith('stddev') else moment }} end)
 {%- elif agg in ['max', 'min'] and n > 32 and expr.replace('_', '').isalnum() -%}
 (case when {{ counted }} then mwh_extreme__{{ agg }}__{{ expr }}__{{ n }} end)
 {%- else -%}
