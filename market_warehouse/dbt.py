@@ -114,8 +114,6 @@ class Warehouse:
     and pyarrow (about a second of start-up), which none of these needs. DuckDB and PostgreSQL; other
     targets (Spark) go through their sink."""
 
-    SEED_STATE = "raw.mwh_seed_state"  # the sinks' Sink.SEED_STATE
-
     def __init__(self, target: Target):
         self.target = target
         self._sink = None
@@ -171,11 +169,9 @@ class Warehouse:
             self._sink.refresh_statistics(MARKET_TABLES)
 
     def stored_seeds_checksum(self) -> str | None:
-        try:
-            rows = self.query(f"select checksum from {self.SEED_STATE}")
-        except Exception:  # noqa: BLE001 - never built here (autocommit: nothing to undo)
-            return None
-        return rows[0][0] if rows else None
+        from market_warehouse.loaders.schema import stored_seeds_checksum
+
+        return stored_seeds_checksum(self.query)
 
 
 

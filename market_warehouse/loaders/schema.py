@@ -381,3 +381,19 @@ BOOK_SEQUENCE_EVENTS = Table(
 )
 
 TICK_TABLES = (TRADES, DEPTH_UPDATES, BOOK_TICKERS, DEPTH_SNAPSHOTS, BOOK_STATES, BOOK_SEQUENCE_EVENTS)
+
+
+# ---- `mwh build`: which seed files the warehouse's `reference` tables were last built from ----------------------
+
+SEED_STATE = "raw.mwh_seed_state"
+
+
+def stored_seeds_checksum(query) -> str | None:
+    """The checksum `mwh build` stored after loading every seed, or None (never built here). `query`: a
+    function from SQL to rows on an autocommit connection (a failed read leaves nothing to undo): a sink's, or
+    market_warehouse.dbt.Warehouse's, which needs no pandas."""
+    try:
+        rows = query(f"select checksum from {SEED_STATE}")
+    except Exception:  # noqa: BLE001 - never built here
+        return None
+    return rows[0][0] if rows else None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from market_warehouse.loaders.schema import TYPES, Table, history_of
+from market_warehouse.loaders.schema import SEED_STATE, TYPES, Table, history_of, stored_seeds_checksum
 
 
 @dataclass
@@ -174,14 +174,10 @@ class Sink(ABC):
     def ensure_tables(self, tables: Sequence[Table]) -> None: ...
 
     # Which seed files the warehouse's `reference` tables were last built from (mwh build).
-    SEED_STATE = "raw.mwh_seed_state"
+    SEED_STATE = SEED_STATE
 
     def stored_seeds_checksum(self) -> str | None:
-        try:
-            rows = self.query(f"select checksum from {self.SEED_STATE}")
-        except Exception:  # noqa: BLE001 - never built here (autocommit connections: nothing to undo)
-            return None
-        return rows[0][0] if rows else None
+        return stored_seeds_checksum(self.query)
 
     def store_seeds_checksum(self, checksum: str) -> None:
         try:  # `mwh roles` gives it to mwh_transformer, which may not create tables in raw
