@@ -1,8 +1,8 @@
 """`make bench-scale --bulk-load`: land the generated files in raw through the engine's own bulk path
 (DuckDB `read_csv`, PostgreSQL COPY), without `mwh load`, to get a loaded warehouse at the seeds' scale
 fast and measure the builds. The rows are the ones `mwh load csv` writes: the same bar columns,
-dividends and splits as corporate actions, one `raw.loader_runs` row per landing (so the models'
-high-water marks see it). No validation: the generated files are clean real histories.
+dividends and splits as corporate actions, one `raw.loader_runs` row per file, as `mwh load` writes
+them (the models' load marks follow load entries: macros/market/incremental.sql, mwh_load_mark). No validation: the generated files are clean real histories.
 """
 
 from __future__ import annotations
@@ -64,11 +64,14 @@ def actions_select(folder: Path, run_id: str) -> str:
         ) as a"""
 
 
-def _run_row(run_id: str, kind: str, folder: Path, n: int, started: str) -> str:
+def _run_rows(run_id: str, kind: str, per_file: list[tuple[str, int]], started: str) -> str:
+    """raw.loader_runs' rows of a landing: one per file (its source, as the bars carry it), as `mwh load`."""
+    values = ", ".join(
+        f"('{run_id}', '{source}', 'bench-bulk-{kind}', 'raw.bars', null, {n}, {n}, 0, 0, 0, 'success', null, "
+        f"'{started}', now())" for source, n in per_file)
     return (f"insert into raw.loader_runs (run_id, source, loader, target_table, parameters, rows_read, "
             f"rows_loaded, rows_replaced, rows_duplicate, rows_quarantined, status, error, started_at, "
-            f"finished_at) values ('{run_id}', '{folder}', 'bench-bulk-{kind}', 'bars', null, {n}, {n}, 0, 0, 0, "
-            f"'success', null, '{started}', now())")
+            f"finished_at) values {values}")
 
 
 def land_duckdb(path: Path, folder: Path, kind: str) -> tuple[float, int]:
@@ -89,7 +92,9 @@ def land_duckdb(path: Path, folder: Path, kind: str) -> tuple[float, int]:
         acols = ", ".join(CORPORATE_ACTIONS.column_names)
         con.execute(f"insert into raw.corporate_actions ({acols}) select {acols} from ({actions_select(folder, run_id)})")
     n = con.execute("select count(*) from raw.bars").fetchone()[0] - before
-    con.execute(_run_row(run_id, kind, folder, n, started))
+    per_file = con.execute("select source, count(*) from raw.bars where run_id = ? group by source order by source",
+                           [run_id]).fetchall()
+    con.execute(_run_rows(run_id, kind, per_file, started))
     seconds = time.perf_counter() - t
     con.close()
     return seconds, n
@@ -117,6 +122,8 @@ def land_postgres(conninfo: str, folder: Path, kind: str, work: Path) -> tuple[f
     for csv_path, table, select in files.values():
         cols = ", ".join(table.column_names)
         con.execute(f"copy (select {cols} from ({select})) to '{csv_path}' (header false)")
+    per_file = con.execute(f"select source, count(*) from ({files['bars'][2]}) group by source order by source"
+                           ).fetchall()
     con.close()
     with PostgresSink(conninfo) as sink:
         sink.ensure_tables(MARKET_TABLES)
@@ -128,7 +135,7 @@ def land_postgres(conninfo: str, folder: Path, kind: str, work: Path) -> tuple[f
         for csv_path, table, _ in files.values():
             copy_csv_file(conn, table, csv_path)
         n = conn.execute("select count(*) from raw.bars").fetchone()[0] - before
-        conn.execute(_run_row(run_id, kind, folder, n, started))
+        conn.execute(_run_rows(run_id, kind, per_file, started))
         conn.execute("analyze raw.bars")
         seconds = time.perf_counter() - t
     for csv_path, _, _ in files.values():

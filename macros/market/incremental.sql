@@ -337,18 +337,91 @@ group by symbol, exchange
 
 
 {#
-    The high-water-mark predicate of incremental market models: true for a row (with loaded_at and
-    run_id) loaded after `mark` (an SQL expression), or written by a load run (raw.loader_runs) that
-    finished at or after it: a run that started before the mark but committed after it still counts.
-    What changed since the last build, by load run, rather than a wall-clock window.
+    The high-water-mark predicate of incremental market models: true for a row (with loaded_at, run_id
+    and load_source) loaded after `mark` (an SQL expression, a load mark: mwh_load_mark), or written by a
+    load entry (a raw.loader_runs row: one source of one run, committed in the same transaction as its
+    rows) that finished after it: a load that started before the mark but committed after it still
+    counts. What changed since the last build, by load entry, rather than a wall-clock window.
 #}
-{% macro mwh_loaded_since(mark, loaded_at='loaded_at', run_id='run_id') -%}
+{% macro mwh_loaded_since(mark, loaded_at='loaded_at', run_id='run_id', load_source='load_source') -%}
     ({{ loaded_at }} > {{ mark }}
-        or {{ run_id }} in (
-            select loader_runs.run_id
-            from {{ source('market', 'loader_runs') }} as loader_runs
-            where loader_runs.finished_at >= {{ mark }}
+        or ({{ run_id }}, {{ load_source }}) in (
+            select load_entry.run_id, load_entry.source
+            from {{ source('market', 'loader_runs') }} as load_entry
+            where load_entry.finished_at > {{ mark }}
         ))
+{%- endmacro %}
+
+
+{#
+    The load mark of `staged` (a relation with loaded_at, run_id and load_source, by default
+    stg_market__bars), an SQL scalar on the loaders' clock: how far a table that has read it has seen
+    the loads. The newest loaded_at it holds, moved on to the finish of every load entry
+    (raw.loader_runs) that finished after that and whose rows it holds. A load entry always finishes
+    after its rows' loaded_at: without the second step, mwh_loaded_since would count the newest entry (a
+    whole backfill) as changed again in every later build. Null when `staged` is empty.
+#}
+{% macro mwh_load_mark(staged=none) -%}
+    {%- set staged = staged if staged is not none else ref('stg_market__bars') -%}
+    (
+        select greatest(newest.loaded_at, coalesce((
+            select cast(max(load_entry.finished_at) as {{ mwh_timestamptz() }})
+            from {{ source('market', 'loader_runs') }} as load_entry
+            where
+                load_entry.finished_at > newest.loaded_at
+                and exists (
+                    select 1
+                    from {{ staged }} as staged_row
+                    where
+                        staged_row.run_id = load_entry.run_id
+                        and staged_row.load_source = load_entry.source
+                )
+        ), newest.loaded_at))
+        from (select max(held.loaded_at) as loaded_at from {{ staged }} as held) as newest
+    )
+{%- endmacro %}
+
+
+{#
+    The one-row table keeping an incremental model's load mark (mwh_load_mark of staging once the model
+    has read it), for models whose rows cannot carry it: fct_bars_1m, fct_volume_profile, fct_bar_gaps
+    (an empty mart keeps its mark too). It sits in the intermediate schema, beside
+    int_market__build_marks, out of the analysts' sight. Dropping it is safe: the next run takes the
+    mark from the model's rows (`fallback`), or reads everything.
+#}
+{% macro mwh_mark_table() -%}
+    {%- set node = (graph.get('nodes') or {}).get('model.market_warehouse.int_market__build_marks') -%}
+    {%- do return(api.Relation.create(database=this.database, schema=node.schema if node else this.schema,
+        identifier=this.identifier ~ '__checked_through', type='table')) -%}
+{%- endmacro %}
+
+
+{#- The model's kept load mark (an SQL scalar): its mark table's, else `fallback` (an SQL scalar over
+    the model's rows), else none (everything is read). -#}
+{% macro mwh_kept_mark(fallback) -%}
+    {%- set marks = mwh_mark_table() -%}
+    {%- if load_relation(marks) is not none -%}
+    coalesce((select max(kept_mark.checked_through_loaded_at) from {{ marks }} as kept_mark), {{ fallback }}, {{ mwh_min_ts() }})
+    {%- else -%}
+    coalesce({{ fallback }}, {{ mwh_min_ts() }})
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Post-hook of a model with a mark table (every build, full or incremental): keep the load mark of
+    staging, which the model has just read. -#}
+{% macro mwh_keep_mark() -%}
+    {#- Spark rebuilds these models whole every run (mwh_incremental_materialization): no mark to keep. -#}
+    {%- if mwh_incremental_materialization() != 'incremental' -%}
+    select 1
+    {%- else -%}
+    {%- set marks = mwh_mark_table() -%}
+    create schema if not exists {{ marks.include(database=false, identifier=false) }};
+    create table if not exists {{ marks }} (checked_through_loaded_at {{ mwh_timestamptz() }});
+    delete from {{ marks }};
+    insert into {{ marks }} (checked_through_loaded_at)
+    select {{ mwh_load_mark() }}
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -382,7 +455,7 @@ group by symbol, exchange
             bars.bar_interval in ('{{ var("gap_check_intervals") | join("', '") }}')
             and {{ mwh_loaded_since(
                 '(select coalesce(max(built.checked_through_loaded_at), ' ~ mwh_min_ts() ~ ') from ' ~ gaps_relation ~ ' as built)',
-                'bars.loaded_at', 'bars.run_id') }}
+                'bars.loaded_at', 'bars.run_id', 'bars.load_source') }}
         group by bars.symbol, bars.exchange, bars.bar_interval
     ) as changed
 {%- endmacro %}

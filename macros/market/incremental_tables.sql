@@ -236,14 +236,14 @@ from (
         from {{ ref('stg_market__bars') }} as changed_bars
         where
             changed_bars.bar_interval in ('1d', '1m')
-            and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id') }}
+            and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id', 'changed_bars.load_source') }}
         union all
         select
             changed_actions.symbol,
             changed_actions.exchange,
             {{ min_ts }} as changed_ts
         from {{ ref('stg_market__corporate_actions') }} as changed_actions
-        where {{ mwh_loaded_since(mark, 'changed_actions.loaded_at', 'changed_actions.run_id') }}
+        where {{ mwh_loaded_since(mark, 'changed_actions.loaded_at', 'changed_actions.run_id', 'changed_actions.load_source') }}
     ) as changes
     group by changes.symbol, changes.exchange
 ) as changed
@@ -273,7 +273,7 @@ from (
 {% macro mwh_mark_checked_through(key=['symbol', 'exchange', 'ts'], column='checked_through_loaded_at',
     value=none) -%}
     {%- if is_incremental() -%}
-    {%- set new_mark = value if value is not none else '(select max(loaded_at) from ' ~ ref('stg_market__bars') ~ ')' -%}
+    {%- set new_mark = value if value is not none else mwh_load_mark() -%}
     update {{ this }} set {{ column }} = {{ new_mark }}
     where
         {{ new_mark }} > (select coalesce(max(old_marks.{{ column }}), {{ mwh_min_ts() }}) from {{ this }} as old_marks)

@@ -44,8 +44,7 @@ with
 
 high_water as (
 
-    select max(loaded_at) as checked_through_loaded_at
-    from {{ ref('stg_market__bars') }}
+    select {{ mwh_load_mark() }} as checked_through_loaded_at
 
 ),
 

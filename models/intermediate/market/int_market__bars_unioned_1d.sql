@@ -20,7 +20,7 @@
     same rows as a full refresh.
 #}
 
-{%- set mark = '(select max(loaded_at) from ' ~ ref('stg_market__bars') ~ ')' %}
+{%- set mark = mwh_load_mark() %}
 
 {{ mwh_vendor_or_rollup('1d', ref('int_market__bars_rolled_up_1d'),
     changed=mwh_changed_window_table() if is_incremental() else none, mark=mark) }}

@@ -320,7 +320,7 @@ final as (
         coalesce(kept_last.base_index, 0) + row_number() over (
             partition by written.series_type, written.series_name, written.exchange order by written.session_date
         ) as return_index,
-        (select max(loaded_at) as mark from {{ ref('stg_market__bars') }}) as checked_through_loaded_at,
+        {{ mwh_load_mark() }} as checked_through_loaded_at,
         {{ built_at }} as built_at
     from written
     left join kept_last

@@ -7,15 +7,16 @@
         indexes=mwh_indexes([
             {'columns': ['symbol', 'ts desc']},
         ]),
+        post_hook="{{ mwh_keep_mark() }}",
     )
 }}
 
 {#
     One-minute bars for analysts: the loaded 1m bars of stg_market__bars (raw prices; intraday series
     are not adjusted), one row per (symbol, exchange, ts), indexed on (symbol, ts desc) on
-    PostgreSQL/TimescaleDB so "the last N minutes of a symbol" is one index range scan. Incremental by
-    the same high-water mark as staging (rows loaded after the newest load it holds, or by a load run
-    that finished after it).
+    PostgreSQL/TimescaleDB so "the last N minutes of a symbol" is one index range scan. Incremental: the
+    staged rows loaded since its load mark (mwh_loaded_since), which its mark table keeps
+    (mwh_keep_mark: staging's load mark once the model has read it).
 #}
 
 with
@@ -23,8 +24,7 @@ with
 {% if is_incremental() -%}
 high_water as (
 
-    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
-    from {{ this }}
+    select {{ mwh_kept_mark('(select max(held.loaded_at) from ' ~ this ~ ' as held)') }} as loaded_at
 
 ),
 

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         tags=['market_metrics'],
         pre_hook="{{ mwh_session_settings() }}",
+        post_hook="{{ mwh_keep_mark() }}",
         indexes=mwh_indexes([{'columns': ['symbol', 'exchange', 'window_start_ts']}]),
     )
 }}
@@ -22,8 +23,8 @@
       `volume_profile_value_area` (70%) of the window's volume.
     Every bin of a window has a row, empty ones too (volume 0).
     Incremental: a window depends only on its own bars, so an incremental run recomputes only the windows
-    holding a bar loaded since the table's high-water mark (max(loaded_at), mwh_loaded_since: by load
-    run), reading only their bars; all `bins` rows of such a window are replaced (delete+insert).
+    holding a bar loaded since the table's load mark (mwh_loaded_since; the mark kept in its mark
+    table by mwh_keep_mark), reading only their bars; all `bins` rows of such a window are replaced (delete+insert).
 #}
 
 {%- set bins = var('volume_profile_bins', 50) | int -%}
@@ -41,8 +42,7 @@ with recursive
 {% if is_incremental() -%}
 high_water as (
 
-    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
-    from {{ this }}
+    select {{ mwh_kept_mark('(select max(held.loaded_at) from ' ~ this ~ ' as held)') }} as loaded_at
 
 ),
 

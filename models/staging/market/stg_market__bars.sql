@@ -8,6 +8,7 @@
             {'columns': ['symbol', 'exchange', 'bar_interval', 'ts'], 'unique': true},
             {'columns': ['bar_interval', 'ts']},
             {'columns': ['loaded_at']},
+            {'columns': ['run_id', 'load_source']},
         ]),
     )
 }}
@@ -19,11 +20,12 @@
     nothing is lost, and no downstream model has to guard against them.
 
     Incremental rather than a view (the raw table is the largest one). A run takes what changed since
-    the previous one, by a high-water mark, not a wall-clock window: the raw rows loaded after the newest
-    `loaded_at` this table holds, plus every row of a load run (raw.loader_runs) that finished after it
-    (a run that started before the mark but committed after it). Their keys are replaced, so a reloaded
-    or corrected bar replaces the old one. A backfill is thus processed once, by the build after it, and
-    the next build takes only what is new again. Every downstream model reads a deduplicated table with
+    the previous one, by a high-water mark, not a wall-clock window: the table's load mark
+    (mwh_load_mark: the newest `loaded_at` it holds, moved on to the finish of every load entry of
+    raw.loader_runs whose rows it holds), then the raw rows loaded after it plus the rows of every load
+    entry that finished after it (one that started before the mark but committed after it). Their keys
+    are replaced, so a reloaded or corrected bar replaces the old one. A backfill is thus processed
+    once, by the build after it, and the next build takes only what is new again. Every downstream model reads a deduplicated table with
     statistics and indexes instead of re-sorting raw.bars.
 #}
 
@@ -32,8 +34,7 @@ with
 {% if is_incremental() -%}
 high_water as (
 
-    select coalesce(max(loaded_at), {{ mwh_min_ts() }}) as loaded_at
-    from {{ this }}
+    select coalesce({{ mwh_load_mark(this) }}, {{ mwh_min_ts() }}) as loaded_at
 
 ),
 
@@ -42,7 +43,7 @@ source_bars as (
 
     select * from {{ source('market', 'bars') }}
     {% if is_incremental() -%}
-    where {{ mwh_loaded_since('(select high_water.loaded_at from high_water)') }}
+    where {{ mwh_loaded_since('(select high_water.loaded_at from high_water)', load_source='source') }}
     {%- endif %}
 
 ),
