@@ -125,6 +125,41 @@ signalled as (
 {{ extremes }},
 {%- endif %}
 
+{%- if target.type == 'postgres' %}
+
+{# PostgreSQL: the features unrounded (the windows), then rounded by mwh_round_double_column over those
+   columns (mostly in double, to the numeric round trip's bits); `offset 0` keeps the rounding in
+   this subquery, evaluated once a row, not copied into the cross-sectional windows that read it #}
+per_bar_features as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        bar_index,
+        output_from_ts,
+        actions_loaded_at,
+        {%- for feature in per_bar %}
+        {{ mwh_round_double_column(feature.name, digits) | indent(8) }} as {{ feature.name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from (
+        select
+            symbol,
+            exchange,
+            ts,
+            bar_index,
+            output_from_ts,
+            actions_loaded_at,
+            {%- for feature in per_bar %}
+            {{ feature.sql }} as {{ feature.name }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from {{ 'extremes' if extremes else 'signalled' }}
+    ) as per_bar_unrounded
+    offset 0
+
+),
+{%- else %}
+
 per_bar_features as (
 
     select
@@ -140,6 +175,7 @@ per_bar_features as (
     from {{ 'extremes' if extremes else 'signalled' }}
 
 ),
+{%- endif %}
 
 written_rows as (
 
@@ -147,6 +183,53 @@ written_rows as (
     where ts >= output_from_ts
 
 ),
+
+{%- if target.type == 'postgres' and cross | length > 0 %}
+
+{# PostgreSQL: the cross-sectional values unrounded, then rounded as the per-bar ones #}
+final as (
+
+    select
+        symbol,
+        exchange,
+        ts,
+        feature_version,
+        {%- for feature in features %}
+        {%- if feature.kind is defined %}
+        {{ mwh_round_double_column(feature.name, digits) | indent(8) }} as {{ feature.name }},
+        {%- else %}
+        {{ feature.name }},
+        {%- endif %}
+        {%- endfor %}
+        actions_loaded_at
+    from (
+        select
+            symbol,
+            exchange,
+            ts,
+            cast({{ feature_version }} as integer) as feature_version,
+            {%- for feature in features %}
+            {%- if feature.kind is defined %}
+            {%- set cross_section = 'partition by exchange, ts, ' ~ feature.of ~ ' is null' %}
+            {%- if feature.kind == 'rank' %}
+            case when {{ feature.of }} is not null then
+                percent_rank() over ({{ cross_section }} order by {{ feature.of }}) end as {{ feature.name }},
+            {%- else %}
+            {%- set frame = '(' ~ cross_section ~ ' order by symbol rows between unbounded preceding and unbounded following)' %}
+            {{ mwh_safe_divide(feature.of ~ ' - avg(' ~ feature.of ~ ') over ' ~ frame,
+                'stddev_samp(' ~ feature.of ~ ') over ' ~ frame) }} as {{ feature.name }},
+            {%- endif %}
+            {%- else %}
+            {{ feature.name }},
+            {%- endif %}
+            {%- endfor %}
+            actions_loaded_at
+        from written_rows
+    ) as cross_unrounded
+    offset 0
+
+)
+{%- else %}
 
 final as (
 
@@ -175,6 +258,7 @@ final as (
     from written_rows
 
 )
+{%- endif %}
 
 select * from final
 {%- endmacro %}
