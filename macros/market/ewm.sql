@@ -67,10 +67,22 @@
                 end
             {%- endif %}
             when bar_index = {{ spec.seed_index }}
+                {%- if target.type == 'postgres' %}
+                {#- PostgreSQL: a moving double frame without an inverse re-adds its rows on every row
+                    (seed_period additions a bar, for one bar's value); the same rows in the same order,
+                    aggregated once per symbol: the same bits #}
+                then avg({{ spec.expr }}) filter (
+                    where bar_index between {{ spec.seed_index - spec.seed_period + 1 }} and {{ spec.seed_index }}
+                ) over (
+                    partition by {{ part }} order by bar_index
+                    rows between unbounded preceding and unbounded following
+                ) / {{ spec.alpha }}
+                {%- else %}
                 then avg({{ spec.expr }}) over (
                     partition by {{ part }} order by bar_index
                     rows between {{ spec.seed_period - 1 }} preceding and current row
                 ) / {{ spec.alpha }}
+                {%- endif %}
             when bar_index > {{ spec.seed_index }} then {{ spec.expr }}
         end as {{ spec.name }}__z{{ "," if not loop.last }}
         {%- endfor %}
