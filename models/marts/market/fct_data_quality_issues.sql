@@ -26,6 +26,18 @@
     {%- endif %}
 {%- endif %}
 
+{%- set vendor_bars -%}
+    select
+        bars.symbol,
+        bars.exchange,
+        bars.ts,
+        bars.session_date,
+        abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
+        abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside
+    from {{ ref('fct_bars_1d') }} as bars
+    where bars.adj_close is not null and bars.vendor_adj_close is not null and bars.vendor_adj_close != 0
+{%- endset %}
+
 with
 
 known as (
@@ -120,17 +132,21 @@ missing_sessions as (
 ),
 
 -- Adjusted close against the vendor's: bars further than the tolerance, consecutive bars collapsed.
-vendor_bars as (
+-- fct_bars_1d is read by three small selects rather than one 5M-row CTE read three times (DuckDB and
+-- PostgreSQL both materialize a CTE read more than once: at 5M bars, writing and re-reading it was about
+-- half of this model's time): the per-series counts in one pass, the acknowledged bars (a join with the
+-- seed's few rows of these checks) and the bars of the series with a disagreeing bar (rarely any).
+series_counts as (
 
     select
         bars.symbol,
         bars.exchange,
-        bars.ts,
-        bars.session_date,
-        abs(bars.adj_close / bars.vendor_adj_close - 1) as deviation,
-        abs(bars.adj_close - bars.vendor_adj_close) > {{ tolerance }} * abs(bars.vendor_adj_close) as is_outside
-    from {{ ref('fct_bars_1d') }} as bars
-    where bars.adj_close is not null and bars.vendor_adj_close is not null and bars.vendor_adj_close != 0
+        min(bars.session_date) as start_date,
+        max(bars.session_date) as end_date,
+        count(*) as compared_bars,
+        sum(case when bars.is_outside then 1 else 0 end) as outside_bars
+    from ({{ vendor_bars }}) as bars
+    group by bars.symbol, bars.exchange
 
 ),
 
@@ -141,8 +157,9 @@ acknowledged_bars as (
     select distinct
         bars.symbol,
         bars.exchange,
-        bars.ts
-    from vendor_bars as bars
+        bars.ts,
+        bars.is_outside
+    from ({{ vendor_bars }}) as bars
     inner join known
         on
             known.check_name in ('adjusted_close_disagrees_with_vendor', 'adjusted_close_share_below_min')
@@ -153,48 +170,36 @@ acknowledged_bars as (
 
 ),
 
-compared_bars as (
+acknowledged_counts as (
 
     select
-        vendor_bars.*,
-        acknowledged_bars.ts is not null as is_acknowledged
-    from vendor_bars
-    left join acknowledged_bars
-        on
-            vendor_bars.symbol = acknowledged_bars.symbol
-            and vendor_bars.exchange = acknowledged_bars.exchange
-            and vendor_bars.ts = acknowledged_bars.ts
+        symbol,
+        exchange,
+        count(*) as acknowledged_bars,
+        sum(case when is_outside then 1 else 0 end) as acknowledged_outside_bars
+    from acknowledged_bars
+    group by symbol, exchange
 
 ),
 
 -- Runs of consecutive disagreeing bars need each compared bar's position in its series: numbered only in
 -- the series that have a disagreeing bar (the vendor rarely disagrees; numbering every series' whole
 -- history was most of this model's time at 5M bars, on every run). Same positions: whole series.
-disagreeing_series as (
-
-    select distinct
-        symbol,
-        exchange
-    from compared_bars
-    where is_outside
-
-),
-
 numbered_bars as (
 
     select
-        compared_bars.symbol,
-        compared_bars.exchange,
-        compared_bars.session_date,
-        compared_bars.deviation,
-        compared_bars.is_outside,
-        row_number() over (partition by compared_bars.symbol, compared_bars.exchange order by compared_bars.ts)
-            as bar_index
-    from compared_bars
-    inner join disagreeing_series
+        bars.symbol,
+        bars.exchange,
+        bars.session_date,
+        bars.deviation,
+        bars.is_outside,
+        row_number() over (partition by bars.symbol, bars.exchange order by bars.ts) as bar_index
+    from ({{ vendor_bars }}) as bars
+    inner join series_counts as disagreeing_series
         on
-            compared_bars.symbol = disagreeing_series.symbol
-            and compared_bars.exchange = disagreeing_series.exchange
+            bars.symbol = disagreeing_series.symbol
+            and bars.exchange = disagreeing_series.exchange
+            and disagreeing_series.outside_bars > 0
 
 ),
 
@@ -229,21 +234,32 @@ adjusted_close_bars as (
 
 ),
 
+-- A bar is acknowledged or not, outside or not: the unacknowledged counts are the series' counts less
+-- its acknowledged bars'.
 symbol_shares as (
 
     select
-        symbol,
-        exchange,
-        min(session_date) as start_date,
-        max(session_date) as end_date,
-        count(*) as compared_bars,
-        sum(case when is_outside then 1 else 0 end) as outside_bars,
-        cast(sum(case when is_outside then 0 else 1 end) as {{ mwh_double() }}) / count(*) as share_within,
-        sum(case when is_acknowledged then 0 else 1 end) as unacknowledged_bars,
-        cast(sum(case when not is_acknowledged and not is_outside then 1 else 0 end) as {{ mwh_double() }})
-        / nullif(sum(case when is_acknowledged then 0 else 1 end), 0) as share_within_unacknowledged
-    from compared_bars
-    group by symbol, exchange
+        series_counts.symbol,
+        series_counts.exchange,
+        series_counts.start_date,
+        series_counts.end_date,
+        series_counts.compared_bars,
+        series_counts.outside_bars,
+        cast(series_counts.compared_bars - series_counts.outside_bars as {{ mwh_double() }})
+        / series_counts.compared_bars as share_within,
+        series_counts.compared_bars - coalesce(acknowledged_counts.acknowledged_bars, 0) as unacknowledged_bars,
+        cast(
+            series_counts.compared_bars - series_counts.outside_bars
+            - coalesce(acknowledged_counts.acknowledged_bars, 0)
+            + coalesce(acknowledged_counts.acknowledged_outside_bars, 0) as {{ mwh_double() }}
+        )
+        / nullif(series_counts.compared_bars - coalesce(acknowledged_counts.acknowledged_bars, 0), 0)
+            as share_within_unacknowledged
+    from series_counts
+    left join acknowledged_counts
+        on
+            series_counts.symbol = acknowledged_counts.symbol
+            and series_counts.exchange = acknowledged_counts.exchange
 
 ),
 
@@ -292,10 +308,23 @@ adjustment_issues as (
 
 ),
 
--- Stale sources: the rows of the bars_are_fresh test (tests/generic/bars_are_fresh.sql).
+-- Stale sources: the rows of the bars_are_fresh test (tests/generic/bars_are_fresh.sql), given each
+-- series' last bar only (the test's max(ts) of a max: the same rows; it joins 1,000 rows to the exchanges
+-- rather than every staged bar).
+{%- set last_bars -%}
+(
+        select
+            staged.symbol,
+            staged.exchange,
+            staged.bar_interval,
+            max(staged.ts) as ts
+        from {{ ref('stg_market__bars') }} as staged
+        group by staged.symbol, staged.exchange, staged.bar_interval
+    )
+{%- endset %}
 stale as (
 
-    {{ test_bars_are_fresh(model=ref('stg_market__bars')) | indent(4) }}
+    {{ test_bars_are_fresh(model=last_bars) | indent(4) }}
 
 ),
 
