@@ -46,6 +46,9 @@
 {%- set window = var('risk_var_window_returns', 250) | int -%}
 {%- set backtest = var('risk_backtest_returns', 250) | int -%}
 {%- set levels = var('risk_confidence_levels', [0.95, 0.99]) -%}
+{#- DuckDB incremental runs: series with at most this many as-of rows to write join their windows' members
+    (window_lists) rather than framing every row read. -#}
+{%- set few_as_of_rows = 20 -%}
 
 {#- percentile_cont(p) of n sorted values v_1..v_n is q = v_k + f (v_(k+1) - v_k), with h = (n - 1) p,
     k = floor(h) + 1 and f = h - floor(h). Every window holds exactly `window` returns, so k and f are
@@ -131,11 +134,56 @@ window_lists as (
         array_agg(daily_return) over member_rows
         {%- endif %} as member_returns
     from needed
+    {%- if target.type == 'duckdb' and is_incremental() %}
+    where last_index - write_from_index > {{ few_as_of_rows }}
+    {%- endif %}
     window member_rows as (
         partition by series_type, series_name, exchange
         order by return_index
         rows between {{ window - 1 }} preceding and current row
     )
+    {%- if target.type == 'duckdb' and is_incremental() %}
+
+    {#- DuckDB, incremental: a series with at most `few_as_of_rows` as-of rows to write (a new session: one)
+        gets each one's window by joining its `window` members (return_index is 1, 2, ... per series: the
+        same members as the 250-row frame), sorted by the aggregate. The frame above builds and sorts a
+        250-value list for every row it reads, 250 per series of which one is kept: most of this model's
+        incremental time at 5M bars. Same sorted lists, hence the same values. #}
+    union all
+
+    select
+        as_of.series_type,
+        as_of.series_name,
+        as_of.exchange,
+        as_of.return_index,
+        as_of.last_index,
+        as_of.write_from_index,
+        as_of.session_date as as_of_date,
+        as_of.next_session_date,
+        as_of.next_return,
+        list(members.daily_return order by members.daily_return) as member_returns
+    from needed as as_of
+    inner join needed as members
+        on
+            as_of.series_type = members.series_type
+            and as_of.series_name = members.series_name
+            and as_of.exchange = members.exchange
+            and members.return_index > as_of.return_index - {{ window }}
+            and members.return_index <= as_of.return_index
+    where
+        as_of.last_index - as_of.write_from_index <= {{ few_as_of_rows }}
+        and as_of.return_index >= as_of.write_from_index
+    group by
+        as_of.series_type,
+        as_of.series_name,
+        as_of.exchange,
+        as_of.return_index,
+        as_of.last_index,
+        as_of.write_from_index,
+        as_of.session_date,
+        as_of.next_session_date,
+        as_of.next_return
+    {%- endif %}
 
 ),
 
