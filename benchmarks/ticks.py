@@ -8,8 +8,7 @@ same rows, one COPY per table, one transaction: as CSV (Arrow-encoded blocks thr
 `copy.write`) and as binary (the loader's encoding, sinks/ticks_pg.py) into tables with no key, and
 binary into tables with the raw tables' primary key), and end to end (parse + book rebuild + bars from trades + write, as `mwh load
 ticks` runs: the book and bars on a second thread while the raw tables are written) into empty
-tables and again (a reload: every row a duplicate), and a first load in chunks of 24,000 lines
-(MWH_TICK_CHUNK_LINES, opt-in: each chunk written while the next is parsed, in the one transaction).
+tables and again (a reload: every row a duplicate).
 
 Each line gives wall seconds and this process's CPU seconds with its children's (the parse's second
 process; the database server's work is not in them), and the load average before the section: the machine is shared, so a wall figure is
@@ -36,7 +35,6 @@ from market_warehouse.runs import new_run_id, utcnow, with_audit
 REPO = Path(__file__).resolve().parents[1]
 CAPTURE = REPO / "data" / "sample" / "microstructure" / "usdm_btcusdt_20240808.gz"
 GOAL = 100_000  # events/s into TimescaleDB (issue 12)
-CHUNK_LINES = 24_000  # the chunked end-to-end line: a quarter of the capture per chunk
 
 
 def _pg_sink(server, timescale: bool) -> PostgresSink:
@@ -155,15 +153,6 @@ def _run_targets(server, batch, events: int, targets: list, tmp: Path) -> list[s
             lines.append(_line(f"{name} end to end, reload", t, events, f"  {report.duplicate:,} duplicates"))
         finally:
             sink.close()
-        # the same first load in chunks (opt-in): each chunk written while the next is parsed
-        chunked = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink(tmp / "chunked.duckdb")
-        try:
-            with _Timer() as t, _env("MWH_TICK_CHUNK_LINES", str(CHUNK_LINES)):
-                [report] = load_tick_files(chunked, [CAPTURE], "binance-ws")
-            lines.append(_line(f"{name} end to end, in chunks", t, events,
-                               f"  (MWH_TICK_CHUNK_LINES={CHUNK_LINES}) {report.loaded:,} new"))
-        finally:
-            chunked.close()
         # the raw tick tables only, into empty ones (no book, no bars): the loader's write path
         fresh = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink(tmp / "write.duckdb")
         try:

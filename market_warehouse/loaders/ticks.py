@@ -15,13 +15,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import queue
-import threading
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -154,10 +150,16 @@ def _quarantine(rejected: pd.DataFrame, run_id: str, source: str, at: pd.Timesta
     return q[QUARANTINE.column_names]
 
 
-def _raw_writes(batch: TickBatch, run_id: str, at: pd.Timestamp
-                ) -> tuple[list[tuple[Table, pd.DataFrame, SourceReport]], list[pd.DataFrame]]:
-    """A batch's raw tick rows to merge, one (table, rows with their audit columns, report) per
-    table it has messages for, and its rejected rows (the parse's, then the key clashes)."""
+def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame | None, events: pd.DataFrame | None,
+                bars: pd.DataFrame | None, run_id: str, started: pd.Timestamp,
+                derived: Future | None = None) -> list[SourceReport]:
+    """One source's ticks, book states, sequence events and bars in ONE transaction, with the audit
+    rows of every table written. Returns one report per table (the source's line is their sum).
+    `derived`: (states, events, bars) still being computed (by another thread) while the raw tables
+    are written; taken once they are, in the same transaction (a failure there rolls all back)."""
+    at = utcnow()
+    source = batch.source
+    reports: list[SourceReport] = []
     rejected = [batch.rejected]
     writes: list[tuple[Table, pd.DataFrame, SourceReport]] = []
     for name, table in TABLES.items():
@@ -170,89 +172,68 @@ def _raw_writes(batch: TickBatch, run_id: str, at: pd.Timestamp
                 "row_number": clash["_row"].to_numpy(), "target_table": name,
                 "record": [_record(r) for _, r in clash.iterrows()],
                 "reason": f"same key ({', '.join(table.key)}) as another line of this source with other values"}))
-        r = SourceReport(source=batch.source, loader=batch.loader, rows_read=int(batch.events.get(name, 0)),
+        r = SourceReport(source=source, loader=batch.loader, rows_read=int(batch.events.get(name, 0)),
                          duplicate=dups)
-        writes.append((table, with_audit(kept.drop(columns="_row"), batch.source, run_id, at)[table.column_names], r))
-    return writes, rejected
-
-
-def write_ticks(sink: Sink, batch: TickBatch, states: pd.DataFrame | None, events: pd.DataFrame | None,
-                bars: pd.DataFrame | None, run_id: str, started: pd.Timestamp,
-                derived: Future | None = None) -> list[SourceReport]:
-    """One source's ticks, book states, sequence events and bars in ONE transaction, with the audit
-    rows of every table written. Returns one report per table (the source's line is their sum).
-    `derived`: (states, events, bars) still being computed (by another thread) while the raw tables
-    are written; taken once they are, in the same transaction (a failure there rolls all back)."""
-    at = utcnow()
-    writes, rejected = _raw_writes(batch, run_id, at)
-    with sink.transaction() as tx:
-        ticks = binary_copies(tx)  # the tick tables by binary COPY on PostgreSQL (same merge, same transaction)
-        for table, frame, r in writes:
-            c = ticks.merge(table, frame)
-            r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate + r.duplicate
-        if derived is not None:
-            states, events, bars = derived.result()
-        return _write_derived(sink, tx, ticks, batch, [(t, r) for t, _, r in writes], rejected, states, events, bars,
-                              run_id, at, started)
-
-
-def _write_derived(sink: Sink, tx, ticks, batch: TickBatch, raw: list[tuple[Table, SourceReport]], rejected: list[pd.DataFrame],
-                   states: pd.DataFrame | None, events: pd.DataFrame | None, bars: pd.DataFrame | None,
-                   run_id: str, at: pd.Timestamp, started: pd.Timestamp) -> list[SourceReport]:
-    """After a source's raw tick tables (`raw`: each table and its report, merged): its book states,
-    sequence events, quarantine, bars and audit rows, in the same transaction. Returns every report."""
-    source = batch.source
-    reports = [r for _, r in raw]
-    audit: list[tuple[SourceReport, Table | str]] = [(r, t) for t, r in raw]
+        writes.append((table, with_audit(kept.drop(columns="_row"), source, run_id, at)[table.column_names], r))
     rej = pd.concat([x for x in rejected if len(x)], ignore_index=True) if any(len(x) for x in rejected) else None
     if rej is not None:
-        for table, r in raw:
+        for table, _, r in writes:
             part = rej[rej["target_table"] == table.name]
             r.quarantined = len(part)
             r.examples = [f"line {n}: {why}" for n, why in zip(part["row_number"][:5], part["reason"][:5])]
-    # A resync re-emits the state of the diff it restarts from: one row per key (the last).
-    book = [(t, f.drop_duplicates(subset=list(t.key), keep="last") if f is not None else f)
-            for t, f in ((BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events))]
-    for table, frame in book:
-        if frame is None or (frame.empty and not batch.events.get("depth_updates")):
-            continue
-        r = SourceReport(source=source, loader=BOOK_LOADER, rows_read=len(frame), notes=[table.qualified])
-        c = ticks.merge(table, with_audit(frame, source, run_id, at)[table.column_names])
-        r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate
-        reports.append(r)
-        audit.append((r, table))
-    if rej is not None:
-        unknown = rej[~rej["target_table"].isin([t.name for t, _ in raw])]
-        if len(unknown):
-            r = SourceReport(source=source, loader=batch.loader, rows_read=len(unknown),
-                             quarantined=len(unknown),
-                             examples=[f"line {n}: {why}" for n, why in
-                                       zip(unknown["row_number"][:5], unknown["reason"][:5])])
+    with sink.transaction() as tx:
+        ticks = binary_copies(tx)  # the tick tables by binary COPY on PostgreSQL (same merge, same transaction)
+        audit = []
+        for table, frame, r in writes:
+            c = ticks.merge(table, frame)
+            r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate + r.duplicate
             reports.append(r)
-            audit.append((r, "unknown"))
-        tx.append(QUARANTINE, _quarantine(rej, run_id, source, at))
-    if bars is not None and len(bars):
-        prep = prepare_batch(sink, ParsedBatch(
-            source=f"{source}#bars", loader=BARS_LOADER, bars=bars,
-            raw=bars.astype(str), row_numbers=pd.Series(np.arange(len(bars)) + 1, index=bars.index),
-            parse_errors=pd.Series("", index=bars.index, dtype=object),
-            parameters={"from": source, "intervals": sorted(bars["interval"].unique().tolist())}), run_id)
-        c = tx.merge(BARS, prep.bars, encoded=prep.encoded_bars)
-        if len(prep.quarantine):
-            tx.append(QUARANTINE, prep.quarantine)
-        r = SourceReport(source=f"{source}#bars", loader=BARS_LOADER, rows_read=len(bars), loaded=c.loaded,
-                         replaced=c.replaced, duplicate=c.duplicate + prep.checked.duplicates_in_source,
-                         quarantined=len(prep.quarantine))
-        reports.append(r)
-        audit.append((r, BARS))
-    finished = utcnow()
-    rows = []
-    for r, table in audit:
-        r.seconds = (finished - started).total_seconds()
-        target = table  # "unknown": messages of no known table (all quarantined)
-        rows.append(audit_row(r, run_id, target, batch.parameters, started, finished))
-    if rows:
-        tx.append(LOADER_RUNS, pd.concat(rows, ignore_index=True))
+            audit.append((r, table))
+        if derived is not None:
+            states, events, bars = derived.result()
+        # A resync re-emits the state of the diff it restarts from: one row per key (the last).
+        book = [(t, f.drop_duplicates(subset=list(t.key), keep="last") if f is not None else f)
+                for t, f in ((BOOK_STATES, states), (BOOK_SEQUENCE_EVENTS, events))]
+        for table, frame in book:
+            if frame is None or (frame.empty and not batch.events.get("depth_updates")):
+                continue
+            r = SourceReport(source=source, loader=BOOK_LOADER, rows_read=len(frame), notes=[table.qualified])
+            c = ticks.merge(table, with_audit(frame, source, run_id, at)[table.column_names])
+            r.loaded, r.replaced, r.duplicate = c.loaded, c.replaced, c.duplicate
+            reports.append(r)
+            audit.append((r, table))
+        if rej is not None:
+            unknown = rej[~rej["target_table"].isin([t.name for t, _, _ in writes])]
+            if len(unknown):
+                r = SourceReport(source=source, loader=batch.loader, rows_read=len(unknown),
+                                 quarantined=len(unknown),
+                                 examples=[f"line {n}: {why}" for n, why in
+                                           zip(unknown["row_number"][:5], unknown["reason"][:5])])
+                reports.append(r)
+                audit.append((r, "unknown"))
+            tx.append(QUARANTINE, _quarantine(rej, run_id, source, at))
+        if bars is not None and len(bars):
+            prep = prepare_batch(sink, ParsedBatch(
+                source=f"{source}#bars", loader=BARS_LOADER, bars=bars,
+                raw=bars.astype(str), row_numbers=pd.Series(np.arange(len(bars)) + 1, index=bars.index),
+                parse_errors=pd.Series("", index=bars.index, dtype=object),
+                parameters={"from": source, "intervals": sorted(bars["interval"].unique().tolist())}), run_id)
+            c = tx.merge(BARS, prep.bars, encoded=prep.encoded_bars)
+            if len(prep.quarantine):
+                tx.append(QUARANTINE, prep.quarantine)
+            r = SourceReport(source=f"{source}#bars", loader=BARS_LOADER, rows_read=len(bars), loaded=c.loaded,
+                             replaced=c.replaced, duplicate=c.duplicate + prep.checked.duplicates_in_source,
+                             quarantined=len(prep.quarantine))
+            reports.append(r)
+            audit.append((r, BARS))
+        finished = utcnow()
+        rows = []
+        for r, table in audit:
+            r.seconds = (finished - started).total_seconds()
+            target = table  # "unknown": messages of no known table (all quarantined)
+            rows.append(audit_row(r, run_id, target, batch.parameters, started, finished))
+        if rows:
+            tx.append(LOADER_RUNS, pd.concat(rows, ignore_index=True))
     return reports
 
 
@@ -293,127 +274,35 @@ def gc_paused():
             gc.enable()
 
 
-class _Unchunkable(Exception):
-    """A key of a tick table in two chunks of one file: whether the copies are duplicates or a clash
-    (both rejected) is the whole-file dedupe's to decide, so the file is loaded whole instead."""
-
-
-def _produce(path, lines: int, opts: dict, bars: bool, out: queue.Queue, stop: threading.Event) -> None:
-    """The parse thread of a chunked load: each chunk handed over as it is parsed, then the book fold
-    and the bars of the whole file (computed while the writer writes the last chunks). The writer gets
-    its own shallow copies of the frames: nothing either thread reads is a pandas object the other uses."""
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    try:
-        kept: dict[str, list[pd.DataFrame]] = {"depth_updates": [], "depth_snapshots": [], "trades": []}
-        levels = []
-        for chunk in binance_ws.parse_chunks(path, lines, **opts):
-            for name, parts in kept.items():
-                parts.append(chunk.frames[name])
-            levels.append(chunk.levels)
-            chunk.frames = {n: f.copy(deep=False) for n, f in chunk.frames.items()}
-            chunk.levels = {}
-            log.debug("chunk parsed")
-            if not put(("chunk", chunk)):
-                return
-        whole = {n: pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] for n, parts in kept.items()}
-        span = coverage(SimpleNamespace(frames=whole))
-        log.debug("all parsed: book fold and bars")
-        put(("done", _derive(whole["depth_updates"], whole["depth_snapshots"], binance_ws.concat_levels(levels),
-                             whole["trades"] if bars else None, *span)))
-    except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it in its transaction
-        put(("error", exc))
-
-
-def _load_chunked(sink: Sink, path, lines: int, opts: dict, bars: bool, run_id: str, started: pd.Timestamp):
-    """One capture in chunks of `lines` lines, in ONE transaction: a thread parses chunk k + 1 while
-    this one writes chunk k (the database ingests it meanwhile: its work and waiting release the GIL),
-    then the book, bars, quarantine and audit as `write_ticks` writes them. The rows landed and the
-    counts are those of the whole-file path (`write_ticks`); a key in two chunks raises `_Unchunkable`
-    (all rolled back). Returns (reports, messages per table, sequence events)."""
-    out: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    producer = threading.Thread(target=_produce, args=(path, lines, opts, bars, out, stop), daemon=True,
-                                name="mwh-tick-parse")
-    producer.start()
-    try:
-        at, source = utcnow(), str(Path(path))
-        totals: dict[str, SourceReport] = {}
-        rejected: list[pd.DataFrame] = []
-        seen: dict[str, np.ndarray] = {}
-        messages: Counter = Counter()
-        parameters = None
-        with sink.transaction() as tx:
-            ticks = binary_copies(tx)
-            while True:
-                kind, item = out.get()
-                if kind == "error":
-                    raise item
-                if kind == "done":
-                    log.debug("book fold and bars taken")
-                    break
-                messages.update(item.events)
-                parameters = parameters or item.parameters
-                for name, table in TABLES.items():  # the ids of every row, kept or not (the dedupe's input)
-                    ids = item.frames[name][table.key[2]].to_numpy(dtype="int64", na_value=-1)
-                    prev = seen.get(name)
-                    if prev is not None and len(ids) and np.isin(ids, prev).any():
-                        raise _Unchunkable(f"{source}: a {name} key in two chunks")
-                    seen[name] = ids if prev is None else np.concatenate([prev, ids])
-                writes, rej = _raw_writes(item, run_id, at)
-                rejected += rej
-                for table, frame, r in writes:
-                    c = ticks.merge(table, frame)
-                    t = totals.setdefault(table.name, SourceReport(source=source, loader=item.loader))
-                    t.rows_read += r.rows_read
-                    t.loaded, t.replaced = t.loaded + c.loaded, t.replaced + c.replaced
-                    t.duplicate += c.duplicate + r.duplicate
-                log.debug("chunk written")
-            states, events, bar_frame = item
-            whole = SimpleNamespace(source=source, loader="binance-ws", events=messages, parameters=parameters or {})
-            raw = [(TABLES[n], totals[n]) for n in TABLES if n in totals]
-            reports = _write_derived(sink, tx, ticks, whole, raw, rejected, states, events, bar_frame, run_id, at,
-                                     started)
-        return reports, messages, events
-    finally:
-        stop.set()
-        producer.join()
-
-
 def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars: bool = True,
                     **options) -> list[SourceReport]:
     """Load tick files one transaction each; returns one summary report per file (the per-table
-    reports are in its notes). With MWH_TICK_CHUNK_LINES=N (opt-in), a Binance capture is parsed in
-    chunks of N lines, each written while the next is parsed (`_load_chunked`); the same rows land."""
+    reports are in its notes)."""
     if fmt not in TICK_FORMATS:
         raise ValueError(f"unknown tick format {fmt!r}; one of {', '.join(TICK_FORMATS)}")
     sink.ensure_tables(TICK_TABLES)
     run_id = run_id or new_run_id()
     opts = {k: v for k, v in options.items() if v is not None}
-    lines = binance_ws.chunk_lines() if fmt == "binance-ws" and binance_ws.parse_processes() == 1 else 0
     out = []
     for path in paths:
         started = utcnow()
         source = str(Path(path))
         try:
             with gc_paused():
-                done = None
-                if lines:
+                batch = TICK_FORMATS[fmt](path, **opts)
+                # The book fold and the bars run on a second thread while the raw tables are written:
+                # the database ingests them meanwhile (its work and waiting release the GIL).
+                start, end = coverage(batch)
+                levels, batch.levels = batch.levels, {}
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    later = pool.submit(_derive, batch.frames["depth_updates"].copy(deep=False),
+                                        batch.frames["depth_snapshots"].copy(deep=False), levels,
+                                        batch.frames["trades"].copy(deep=False) if bars else None, start, end)
                     try:
-                        done = _load_chunked(sink, path, lines, opts, bars, run_id, started)
-                    except (_Unchunkable, binance_ws.SymbolUnknown):
-                        log.debug("tick load in chunks not possible, whole file", exc_info=True)
-                if done is None:
-                    done = _load_whole(sink, path, fmt, opts, bars, run_id, started)
-                reports, messages, events = done
+                        reports = write_ticks(sink, batch, None, None, None, run_id, started, derived=later)
+                    finally:
+                        later.cancel()
+                events = later.result()[1]
         except Exception as exc:
             log.debug("tick load failed", exc_info=True)
             out.append(record_failure(sink, run_id, source, fmt, describe_error(exc, source), started,
@@ -432,29 +321,10 @@ def load_tick_files(sink: Sink, paths, fmt: str, run_id: str | None = None, bars
             total.duplicate += r.duplicate
             total.quarantined += r.quarantined
             total.examples += r.examples
-        total.notes = [f"{t}: {n:,} messages" for t, n in sorted(messages.items())] + total.notes
+        total.notes = [f"{t}: {n:,} messages" for t, n in sorted(batch.events.items())] + total.notes
         ev = events[events["event"] != "synced"] if len(events) else events
         for _, e in ev.iterrows():
             total.notes.append(f"book {e['event']} at u={e['update_id']}: {e['detail']}")
         total.seconds = (utcnow() - started).total_seconds()
         out.append(total)
     return out
-
-
-def _load_whole(sink: Sink, path, fmt: str, opts: dict, bars: bool, run_id: str, started: pd.Timestamp):
-    """One file parsed whole, then written in one transaction, the book fold and bars on a second
-    thread while the raw tables are written. Returns (reports, messages per table, sequence events)."""
-    batch = TICK_FORMATS[fmt](path, **opts)
-    # The book fold and the bars run on a second thread while the raw tables are written:
-    # the database ingests them meanwhile (its work and waiting release the GIL).
-    start, end = coverage(batch)
-    levels, batch.levels = batch.levels, {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        later = pool.submit(_derive, batch.frames["depth_updates"].copy(deep=False),
-                            batch.frames["depth_snapshots"].copy(deep=False), levels,
-                            batch.frames["trades"].copy(deep=False) if bars else None, start, end)
-        try:
-            reports = write_ticks(sink, batch, None, None, None, run_id, started, derived=later)
-        finally:
-            later.cancel()
-    return reports, batch.events, later.result()[1]

@@ -31,8 +31,6 @@ from market_warehouse.loaders.sources.common import (
     FormatError,
     ParsedBatch,
     compact_json,
-    read_text,
-    reject_non_csv,
     vendor_format,
 )
 
@@ -630,27 +628,6 @@ class FlatSide:
         return cls(offsets, *(flat(c).to_numpy(zero_copy_only=False).astype("float64", copy=False) for c in (prices, qtys)),
                    price_code, qty_code, price_vocab, qty_vocab)
 
-    @classmethod
-    def concat(cls, parts: list[FlatSide]) -> FlatSide:
-        """The rows of `parts` one after the other (the vocabularies concatenated, codes shifted)."""
-        offsets, base = [], 0
-        for p in parts:
-            offsets.append(p.offsets[:-1] + base)
-            base += int(p.offsets[-1])
-        offsets.append(np.array([base], dtype=np.int64))
-
-        def codes(name: str, vocab: str) -> np.ndarray:
-            out, at = [], 0
-            for p in parts:
-                out.append(getattr(p, name).astype(np.int64) + at)
-                at += len(getattr(p, vocab))
-            return np.concatenate(out)
-
-        return cls(np.concatenate(offsets), np.concatenate([p.prices for p in parts]),
-                   np.concatenate([p.qtys for p in parts]), codes("price_code", "price_vocab"),
-                   codes("qty_code", "qty_vocab"), np.concatenate([p.price_vocab for p in parts]),
-                   np.concatenate([p.qty_vocab for p in parts]))
-
     def level_tuple(self, k: int) -> tuple[list, tuple[list, list]]:
         a, b = int(self.offsets[k]), int(self.offsets[k + 1])
         return ([[p, q] for p, q in zip(self.price_vocab[self.price_code[a:b]].tolist(),
@@ -675,8 +652,8 @@ class FlatLevels:
         return bids, asks, bid_parsed, ask_parsed
 
 
-def _lines_table(data: bytes, first_number: int = 1) -> tuple[pa.Table, np.ndarray]:
-    """The lines of `data` (split at every \\n, numbered from `first_number`, as str.split gives them) as an Arrow
+def _lines_table(data: bytes) -> tuple[pa.Table, np.ndarray]:
+    """The lines of `data` (split at every \\n, numbered from 1, as str.split gives them) as an Arrow
     table (n, line), without a Python object per line: the offsets of the newlines, found by numpy."""
     view = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(view == 10)
@@ -688,7 +665,7 @@ def _lines_table(data: bytes, first_number: int = 1) -> tuple[pa.Table, np.ndarr
     # line keeps its leading newline (none for the first), dropped in SQL with ltrim.
     n = len(offsets) - 1
     lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-    return pa.table({"n": np.arange(first_number, first_number + n, dtype=np.int64), "line": lines}), offsets
+    return pa.table({"n": np.arange(1, n + 1, dtype=np.int64), "line": lines}), offsets
 
 
 def _int64(column) -> pd.api.extensions.ExtensionArray:
@@ -741,12 +718,8 @@ def columnar_threads() -> int:
 
 def _parse_columnar(text: str, exchange: str, symbol: str | None) -> TickBatch:
     """The capture parsed column-wise (see the note above `_PATHS`), the rest line by line."""
-    return _parse_columnar_data(text.encode(), exchange, symbol)
-
-
-def _parse_columnar_data(data: bytes, exchange: str, symbol: str | None, first_number: int = 1) -> TickBatch:
-    """`_parse_columnar` of the lines in `data` (UTF-8), the first numbered `first_number`."""
-    lines, offsets = _lines_table(data, first_number)
+    data = text.encode()
+    lines, offsets = _lines_table(data)
     con = duckdb.connect(config={"threads": columnar_threads()})
     try:
         con.register("raw_lines", lines)
@@ -755,13 +728,12 @@ def _parse_columnar_data(data: bytes, exchange: str, symbol: str | None, first_n
         got = {t: _in_line_order(con.execute(sql).to_arrow_table()) for t, sql in _COLUMNAR_SELECT.items()}
     finally:
         con.close()
-    taken = np.zeros(len(lines) + first_number, dtype=bool)
+    taken = np.zeros(len(lines) + 1, dtype=bool)
     for t in got.values():
         taken[t.column("n").to_numpy()] = True
-    slow = np.flatnonzero(~taken[first_number:]) + 1  # indexes into offsets (1: the first line)
+    slow = np.flatnonzero(~taken[1:]) + 1
     rows = TickRows(exchange=exchange, symbol=symbol)
-    _scan_lines(rows, ((int(k) + first_number - 1, data[offsets[k - 1]:offsets[k]].decode().lstrip("\n"))
-                       for k in slow))
+    _scan_lines(rows, ((int(k), data[offsets[k - 1]:offsets[k]].decode().lstrip("\n")) for k in slow))
     if symbol is None:  # the file's symbol: the first message (either path) that named one
         first = [(t.column("n")[0].as_py(), t.column("symbol")[0].as_py()) for t in got.values() if t.num_rows]
         first += [(r[0][0], r[0][2]) for name, r in rows.rows.items() if r and name != "depth_snapshots"]
@@ -789,73 +761,3 @@ def _parse_columnar_data(data: bytes, exchange: str, symbol: str | None, first_n
 
 
 TICK_FORMATS["binance-ws"] = FORMATS.pop("binance-ws")
-
-
-# ---- the capture in chunks: `mwh load ticks` writes one chunk while the next is parsed ----
-
-DEFAULT_CHUNK_LINES = 0
-
-
-def chunk_lines() -> int:
-    """Lines per chunk of a capture (MWH_TICK_CHUNK_LINES): 0 (the default), the whole file as one batch;
-    N, chunks of N lines, each written while the next is parsed (loaders/ticks.py `_load_chunked`).
-    Opt-in: on the shared 2 cores (load 3-6) chunks of 24,000 or 47,000 lines were no faster end to end
-    than the whole file and cost 0.0-0.6 CPU-s more (docs/microstructure.md, Throughput); the overlap
-    needs a core to spare."""
-    raw = os.environ.get("MWH_TICK_CHUNK_LINES", str(DEFAULT_CHUNK_LINES))
-    if not raw.isdigit():
-        raise ValueError(f"MWH_TICK_CHUNK_LINES={raw!r}: a whole number of lines (0: no chunks)")
-    return int(raw)
-
-
-class SymbolUnknown(Exception):
-    """The first chunk of a capture names no symbol: its snapshots could take the file's symbol only
-    from a later chunk, so the capture is parsed whole instead."""
-
-
-def parse_chunks(path: str | Path, lines: int, symbol: str | None = None, exchange: str | None = None):
-    """The capture as consecutive `TickBatch`es of `lines` lines each, numbered on (the rows,
-    rejections and counts of each are those of the whole-file parse for its lines: the file's symbol,
-    named by the first chunk, is given to the later ones for their snapshots). Raises `SymbolUnknown`
-    when the first chunk names none and the caller gave none."""
-    path = Path(path)
-    text = read_text(path)
-    reject_non_csv(path, text, "a Binance websocket capture (<receive ns> <json> per line)")
-    first = text.lstrip().split("\n", 1)[0]
-    ns, _, body = first.partition(" ")
-    if not (ns.isdigit() and body.lstrip().startswith("{")):
-        raise FormatError(f"{path}: not a Binance websocket capture: line 1 is not `<receive ns> <json>` "
-                          f"({first[:80]!r})")
-    exchange = exchange or "BINANCE"
-    data = text.encode()
-    del text
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    cuts = ends[lines - 1::lines].tolist()  # the newline ending each chunk's last line
-    start, number = 0, 1
-    for cut in [*cuts, len(data)]:
-        if cut == len(data) and start > len(data):
-            break  # the data ended with a chunk's newline: no line after it (as str.split gives "")
-        batch = _parse_columnar_data(data[start:cut], exchange, symbol, number)
-        if symbol is None:
-            symbol = batch.parameters["symbol"]
-            if symbol is None:
-                raise SymbolUnknown(f"{path}: its first {lines:,} lines name no symbol")
-        batch.source, batch.loader = str(path), "binance-ws"
-        yield batch
-        number += data.count(b"\n", start, cut) + 1
-        start = cut + 1
-
-
-def concat_levels(parts: list[Levels]) -> Levels:
-    """The `Levels` of consecutive chunks as one (line numbers are unique across them)."""
-    rows: dict = {}
-    flats = []
-    for part in parts:
-        rows.update(part.rows)
-        if part.flat is not None:
-            flats.append(part.flat)
-    if len(flats) < 2:
-        return Levels(rows, flats[0] if flats else None)
-    return Levels(rows, FlatLevels(np.concatenate([f.lines for f in flats]),
-                                   FlatSide.concat([f.bids for f in flats]),
-                                   FlatSide.concat([f.asks for f in flats])))
