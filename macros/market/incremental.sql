@@ -384,8 +384,9 @@ group by symbol, exchange
 
 {#
     The one-row table keeping an incremental model's load mark (mwh_load_mark of staging once the model
-    has read it), for models whose rows cannot carry it: fct_bars_1m, fct_volume_profile, fct_bar_gaps
-    (an empty mart keeps its mark too). It sits in the intermediate schema, beside
+    has read it): for models whose rows cannot carry it (fct_bars_1m, fct_volume_profile), and beside the
+    rows' checked_through_loaded_at (mwh_mark_checked_through), so that an empty table (no gaps, no
+    adjustment events in a 1-minute-only warehouse) keeps its mark instead of rereading all history. It sits in the intermediate schema, beside
     int_market__build_marks, out of the analysts' sight. Dropping it is safe: the next run takes the
     mark from the model's rows (`fallback`), or reads everything.
 #}
@@ -409,8 +410,8 @@ group by symbol, exchange
 
 
 {#- Post-hook of a model with a mark table (every build, full or incremental): keep the load mark of
-    staging, which the model has just read. -#}
-{% macro mwh_keep_mark() -%}
+    staging, which the model has just read (or `value`, an SQL scalar). -#}
+{% macro mwh_keep_mark(value=none) -%}
     {#- Spark rebuilds these models whole every run (mwh_incremental_materialization): no mark to keep. -#}
     {%- if mwh_incremental_materialization() != 'incremental' -%}
     select 1
@@ -420,7 +421,7 @@ group by symbol, exchange
     create table if not exists {{ marks }} (checked_through_loaded_at {{ mwh_timestamptz() }});
     delete from {{ marks }};
     insert into {{ marks }} (checked_through_loaded_at)
-    select {{ mwh_load_mark() }}
+    select {{ value if value is not none else mwh_load_mark() }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -202,8 +202,17 @@ select * from {{ mwh_changed_window_table() }}
         ~ "checked_through_loaded_at column): run `mwh build --full-refresh --select "
         ~ marked_relation.identifier ~ "` once, then build as usual") }}
 {%- endif -%}
+{#- the newest mark of the table's rows or of its mark table (an empty table keeps its mark there) -#}
+{%- set kept = mwh_mark_table() -%}
+{%- set marked -%}
+    (select held.checked_through_loaded_at from {{ marked_relation }} as held
+    {%- if load_relation(kept) is not none %}
+    union all
+    select kept_mark.checked_through_loaded_at from {{ kept }} as kept_mark
+    {%- endif %})
+{%- endset -%}
 {%- set mark = '(select coalesce(max(marked.checked_through_loaded_at), ' ~ min_ts ~ ') from '
-    ~ marked_relation ~ ' as marked)' -%}
+    ~ marked ~ ' as marked)' -%}
 select
     changed.symbol,
     changed.exchange,
@@ -269,11 +278,15 @@ from (
 {#- Post-hook: the table has seen every staged load up to now (its new high-water mark, `value`; the
     largest `column` over the table). The rows a run writes carry the new mark already; when a run
     writes none (nothing it keeps changed), one row of the newest mark takes the new one: never the
-    whole table. `key`: columns naming one row. -#}
+    whole table. `key`: columns naming one row. The load mark (column checked_through_loaded_at) is
+    also kept in the model's mark table (mwh_keep_mark, every build), which an empty table needs. -#}
 {% macro mwh_mark_checked_through(key=['symbol', 'exchange', 'ts'], column='checked_through_loaded_at',
     value=none) -%}
-    {%- if is_incremental() -%}
     {%- set new_mark = value if value is not none else mwh_load_mark() -%}
+    {%- if column == 'checked_through_loaded_at' %}
+    {{ mwh_keep_mark(new_mark) }};
+    {%- endif %}
+    {%- if is_incremental() %}
     update {{ this }} set {{ column }} = {{ new_mark }}
     where
         {{ new_mark }} > (select coalesce(max(old_marks.{{ column }}), {{ mwh_min_ts() }}) from {{ this }} as old_marks)

@@ -21,13 +21,3 @@
         this.identifier ~ '.last_missing_ts > changed_window.start_ts') }}
     {%- endif -%}
 {%- endmacro %}
-
-
-{#- fct_bar_gaps' post-hook (every build): keep its load mark in its mark table (mwh_keep_mark), the
-    same value its rows carry, then the usual one-row update of the rows' mark (mwh_mark_checked_through). -#}
-{% macro mwh_bar_gaps_keep_mark() -%}
-    {{ mwh_keep_mark() }}
-    {%- if mwh_incremental_materialization() == 'incremental' %};
-    {{ mwh_mark_checked_through(key=['symbol', 'exchange', 'bar_interval', 'first_missing_ts']) }}
-    {%- endif -%}
-{%- endmacro %}

@@ -4,7 +4,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ mwh_bar_gaps_forget_changed_once() }}",
-        post_hook="{{ mwh_bar_gaps_keep_mark() }}",
+        post_hook="{{ mwh_mark_checked_through(key=['symbol', 'exchange', 'bar_interval', 'first_missing_ts']) }}",
         indexes=mwh_indexes([{'columns': ['symbol', 'last_missing_ts desc']}]),
     )
 }}
@@ -22,7 +22,7 @@
     the bar preceding its earliest changed bar; the pre-hook computes that window once (a temporary
     table the model reads) and forgets the old gaps there first. A late
     bar that fills or splits a gap thus updates it. The mark is also kept in a one-row table
-    (macros/market/mwh_bar_gaps_once.sql), so an empty mart (no gaps at all) keeps it too.
+    (mwh_mark_table, macros/market/incremental.sql), so an empty mart (no gaps at all) keeps it too.
 #}
 
 {%- set intervals = var('gap_check_intervals') %}

@@ -75,6 +75,9 @@ def test_incremental_build_reads_only_new_loads(kind, request, tmp_path):
     _mark_rows(wh)
     dbt("build", *SELECTION)
     assert _marked_rows_kept(wh) == {f"{r}.{w}": 1 for r, _, w in MARKED}
+    # the load mark is also kept in a one-row table beside each such model (an empty one needs it)
+    for model in ("int_market__adjustment_events", "int_market__bars_unioned_1d", "fct_bars_1m", "fct_bar_gaps"):
+        assert _count(wh, f"intermediate.{model}__checked_through") == 1, model
 
     # One new AAPL session: AAPL is rewritten from its change on, the MSFT and FILUSDT rows are not.
     new_session = tmp_path / "DA-AAPL-T-2021-04-22.csv"
