@@ -70,6 +70,9 @@ rewrite_built as (
         symbol,
         exchange,
         max(ts) as max_ts,
+        {#- the late window's start once per symbol: a timestamptz minus an interval, per bar, was most of
+            this model's incremental time on DuckDB (time-zone-aware arithmetic, 5M times at 5M bars) #}
+        max(ts) - interval '{{ var("daily_late_window_days", 7) }} days' as late_from_ts,
         max(actions_loaded_at) as actions_loaded_at
     from {{ this }}
     group by symbol, exchange
@@ -101,7 +104,7 @@ bars_in_scope as (
             rewrite_built.actions_loaded_at = rewrite_actions.actions_loaded_at
             or (rewrite_built.actions_loaded_at is null and rewrite_actions.actions_loaded_at is null)
         )
-        or daily_bars.ts >= rewrite_built.max_ts - interval '{{ var("daily_late_window_days", 7) }} days'
+        or daily_bars.ts >= rewrite_built.late_from_ts
     {%- endif %}
 
 ),
