@@ -202,14 +202,16 @@ select * from {{ mwh_changed_window_table() }}
         ~ "checked_through_loaded_at column): run `mwh build --full-refresh --select "
         ~ marked_relation.identifier ~ "` once, then build as usual") }}
 {%- endif -%}
-{#- the newest mark of the table's rows or of its mark table (an empty table keeps its mark there) -#}
+{#- the table's mark: its one-row mark table, written with the rows' mark after every build (an empty
+    table keeps it there; one row, not a scan of every row's mark: 4 scans of 5M rows on PostgreSQL);
+    a table built before the mark table existed: the newest mark of its rows -#}
 {%- set kept = mwh_mark_table() -%}
 {%- set marked -%}
-    (select held.checked_through_loaded_at from {{ marked_relation }} as held
-    {%- if load_relation(kept) is not none %}
-    union all
-    select kept_mark.checked_through_loaded_at from {{ kept }} as kept_mark
-    {%- endif %})
+    {%- if load_relation(kept) is not none -%}
+    (select kept_mark.checked_through_loaded_at from {{ kept }} as kept_mark)
+    {%- else -%}
+    (select held.checked_through_loaded_at from {{ marked_relation }} as held)
+    {%- endif -%}
 {%- endset -%}
 {%- set mark = '(select coalesce(max(marked.checked_through_loaded_at), ' ~ min_ts ~ ') from '
     ~ marked ~ ' as marked)' -%}
