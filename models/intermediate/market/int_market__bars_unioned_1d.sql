@@ -6,12 +6,8 @@
         on_schema_change='fail',
         pre_hook="{{ mwh_forget_changed_daily() }}",
         post_hook="{{ mwh_mark_checked_through() }}",
-        indexes=mwh_indexes([{'columns': ['symbol', 'exchange', 'ts']}]),
     )
 }}
-{#- The index (PostgreSQL): the changed window looks up each changed series' bars before its first
-    change (mwh_daily_changed_window_sql); without it that is a scan of every bar per series: 216.6 s
-    for 1,000 series at 5M bars on TimescaleDB. #}
 
 {#
     One daily bar per symbol and session: the vendor's own daily bar where one was loaded, otherwise
