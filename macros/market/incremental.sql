@@ -386,9 +386,10 @@ group by symbol, exchange
     The one-row table keeping an incremental model's load mark (mwh_load_mark of staging once the model
     has read it): for models whose rows cannot carry it (fct_bars_1m, fct_volume_profile), and beside the
     rows' checked_through_loaded_at (mwh_mark_checked_through), so that an empty table (no gaps, no
-    adjustment events in a 1-minute-only warehouse) keeps its mark instead of rereading all history. It sits in the intermediate schema, beside
-    int_market__build_marks, out of the analysts' sight. Dropping it is safe: the next run takes the
-    mark from the model's rows (`fallback`), or reads everything.
+    adjustment events in a 1-minute-only warehouse) keeps its mark instead of rereading all history. It
+    sits in the intermediate schema, beside int_market__build_marks, out of the analysts' sight. Dropping
+    it is safe: the next run takes the mark from the model's rows (mwh_kept_mark's `fallback`), or reads
+    everything.
 #}
 {% macro mwh_mark_table() -%}
     {%- set node = (graph.get('nodes') or {}).get('model.market_warehouse.int_market__build_marks') -%}
@@ -397,12 +398,14 @@ group by symbol, exchange
 {%- endmacro %}
 
 
-{#- The model's kept load mark (an SQL scalar): its mark table's, else `fallback` (an SQL scalar over
-    the model's rows), else none (everything is read). -#}
+{#- The model's load mark (an SQL scalar), the one every incremental market model reads: its mark
+    table's, which mwh_keep_mark writes after every build, so it is the newest the model has seen (one
+    row, not a scan of every row's mark); for a table built before mark tables existed, `fallback` (an
+    SQL scalar over the model's rows); the earliest time when neither holds one (everything is read). -#}
 {% macro mwh_kept_mark(fallback) -%}
     {%- set marks = mwh_mark_table() -%}
     {%- if load_relation(marks) is not none -%}
-    coalesce((select max(kept_mark.checked_through_loaded_at) from {{ marks }} as kept_mark), {{ fallback }}, {{ mwh_min_ts() }})
+    (select coalesce(max(kept_mark.checked_through_loaded_at), {{ mwh_min_ts() }}) from {{ marks }} as kept_mark)
     {%- else -%}
     coalesce({{ fallback }}, {{ mwh_min_ts() }})
     {%- endif -%}
@@ -428,10 +431,10 @@ group by symbol, exchange
 
 {#
     fct_bar_gaps' incremental window (a select): per series (symbol, exchange, bar_interval) with rows
-    in stg_market__bars changed since the mart's high-water mark (checked_through_loaded_at), the bar
+    in stg_market__bars changed since the mart's load mark (`mark`, an SQL scalar: mwh_kept_mark), the bar
     before its earliest changed bar (start_ts): gaps are recomputed from there on, earlier ones kept.
 #}
-{% macro mwh_bar_gaps_window(gaps_relation) -%}
+{% macro mwh_bar_gaps_window(mark) -%}
     select
         changed.symbol,
         changed.exchange,
@@ -454,30 +457,11 @@ group by symbol, exchange
         from {{ ref('stg_market__bars') }} as bars
         where
             bars.bar_interval in ('{{ var("gap_check_intervals") | join("', '") }}')
-            and {{ mwh_loaded_since(
-                '(select coalesce(max(built.checked_through_loaded_at), ' ~ mwh_min_ts() ~ ') from ' ~ gaps_relation ~ ' as built)',
-                'bars.loaded_at', 'bars.run_id', 'bars.load_source') }}
+            and {{ mwh_loaded_since(mark, 'bars.loaded_at', 'bars.run_id', 'bars.load_source') }}
         group by bars.symbol, bars.exchange, bars.bar_interval
     ) as changed
 {%- endmacro %}
 
-
-{#- fct_bar_gaps' pre-hook: on an incremental run, forget the gaps after each changed series' start_ts
-    (they are recomputed). -#}
-{% macro mwh_bar_gaps_forget_changed() -%}
-    {%- if is_incremental() -%}
-    delete from {{ this }} as gaps
-    where exists (
-        select 1
-        from ({{ mwh_bar_gaps_window(this) }}) as changed_window
-        where
-            gaps.symbol = changed_window.symbol
-            and gaps.exchange = changed_window.exchange
-            and gaps.bar_interval = changed_window.bar_interval
-            and gaps.last_missing_ts > changed_window.start_ts
-    )
-    {%- endif -%}
-{%- endmacro %}
 
 
 {#

@@ -202,19 +202,9 @@ select * from {{ mwh_changed_window_table() }}
         ~ "checked_through_loaded_at column): run `mwh build --full-refresh --select "
         ~ marked_relation.identifier ~ "` once, then build as usual") }}
 {%- endif -%}
-{#- the table's mark: its one-row mark table, written with the rows' mark after every build (an empty
-    table keeps it there; one row, not a scan of every row's mark: 4 scans of 5M rows on PostgreSQL);
-    a table built before the mark table existed: the newest mark of its rows -#}
-{%- set kept = mwh_mark_table() -%}
-{%- set marked -%}
-    {%- if load_relation(kept) is not none -%}
-    (select kept_mark.checked_through_loaded_at from {{ kept }} as kept_mark)
-    {%- else -%}
-    (select held.checked_through_loaded_at from {{ marked_relation }} as held)
-    {%- endif -%}
-{%- endset -%}
-{%- set mark = '(select coalesce(max(marked.checked_through_loaded_at), ' ~ min_ts ~ ') from '
-    ~ marked ~ ' as marked)' -%}
+{#- the table's kept mark (its mark table, written with the rows' mark after every build; read in place of
+    every row's mark: 4 scans of 5M rows a window on PostgreSQL) -#}
+{%- set mark = mwh_kept_mark('(select max(held.checked_through_loaded_at) from ' ~ marked_relation ~ ' as held)') -%}
 {#- read_from_ts: one join of the changed series with `daily_bars`, counted per series (a correlated
     exists per series was a sequential scan of all bars per series on PostgreSQL without an index:
     216.6 s for 1,000 series at 5M bars; an index for it turned fct_bars_1d's hash joins into 5M index
@@ -290,6 +280,8 @@ group by changed.symbol, changed.exchange, changed.first_changed_ts
     {%- set new_mark = value if value is not none else mwh_load_mark() -%}
     {%- if column == 'checked_through_loaded_at' %}
     {{ mwh_keep_mark(new_mark) }};
+    {#- the rows take the value just kept, not the load mark computed again (twice below) #}
+    {%- set new_mark = '(select max(kept_mark.checked_through_loaded_at) from ' ~ mwh_mark_table() ~ ' as kept_mark)' %}
     {%- endif %}
     {%- if is_incremental() %}
     update {{ this }} set {{ column }} = {{ new_mark }}
