@@ -210,15 +210,7 @@ final as (
             cast({{ feature_version }} as integer) as feature_version,
             {%- for feature in features %}
             {%- if feature.kind is defined %}
-            {%- set cross_section = 'partition by exchange, ts, ' ~ feature.of ~ ' is null' %}
-            {%- if feature.kind == 'rank' %}
-            case when {{ feature.of }} is not null then
-                percent_rank() over ({{ cross_section }} order by {{ feature.of }}) end as {{ feature.name }},
-            {%- else %}
-            {%- set frame = '(' ~ cross_section ~ ' order by symbol rows between unbounded preceding and unbounded following)' %}
-            {{ mwh_safe_divide(feature.of ~ ' - avg(' ~ feature.of ~ ') over ' ~ frame,
-                'stddev_samp(' ~ feature.of ~ ') over ' ~ frame) }} as {{ feature.name }},
-            {%- endif %}
+            {{ mwh_cross_sectional_sql(feature) }} as {{ feature.name }},
             {%- else %}
             {{ feature.name }},
             {%- endif %}
@@ -240,16 +232,7 @@ final as (
         cast({{ feature_version }} as integer) as feature_version,
         {%- for feature in features %}
         {%- if feature.kind is defined %}
-        {%- set cross_section = 'partition by exchange, ts, ' ~ feature.of ~ ' is null' %}
-        {%- if feature.kind == 'rank' %}
-        case when {{ feature.of }} is not null then {{ mwh_round(
-            'percent_rank() over (' ~ cross_section ~ ' order by ' ~ feature.of ~ ')', digits) }} end
-            as {{ feature.name }},
-        {%- else %}
-        {%- set frame = '(' ~ cross_section ~ ' order by symbol rows between unbounded preceding and unbounded following)' %}
-        {{ mwh_round(mwh_safe_divide(feature.of ~ ' - avg(' ~ feature.of ~ ') over ' ~ frame,
-            'stddev_samp(' ~ feature.of ~ ') over ' ~ frame), digits) }} as {{ feature.name }},
-        {%- endif %}
+        {{ mwh_cross_sectional_sql(feature, digits) }} as {{ feature.name }},
         {%- else %}
         {{ feature.name }},
         {%- endif %}
@@ -261,6 +244,27 @@ final as (
 {%- endif %}
 
 select * from final
+{%- endmacro %}
+
+
+{#- A cross-sectional feature's SQL over the written rows: the percent rank (`kind` 'rank') or z-score of
+    `feature.of` among the symbols of one exchange and session that have it, rounded to `digits` inside,
+    or unrounded (digits none: PostgreSQL rounds it one layer up, mwh_round_double_column). -#}
+{% macro mwh_cross_sectional_sql(feature, digits=none) -%}
+    {%- set cross_section = 'partition by exchange, ts, ' ~ feature.of ~ ' is null' -%}
+    {%- if feature.kind == 'rank' -%}
+        {%- set value = 'percent_rank() over (' ~ cross_section ~ ' order by ' ~ feature.of ~ ')' -%}
+    {%- else -%}
+        {%- set frame = '(' ~ cross_section ~ ' order by symbol rows between unbounded preceding and unbounded following)' -%}
+        {%- set value = mwh_safe_divide(feature.of ~ ' - avg(' ~ feature.of ~ ') over ' ~ frame,
+            'stddev_samp(' ~ feature.of ~ ') over ' ~ frame) -%}
+    {%- endif -%}
+    {%- set value = mwh_round(value, digits) if digits is not none else value -%}
+    {%- if feature.kind == 'rank' -%}
+    case when {{ feature.of }} is not null then {{ value }} end
+    {%- else -%}
+    {{ value }}
+    {%- endif -%}
 {%- endmacro %}
 
 
