@@ -173,16 +173,7 @@ window_lists as (
     where
         as_of.last_index - as_of.write_from_index <= {{ few_as_of_rows }}
         and as_of.return_index >= as_of.write_from_index
-    group by
-        as_of.series_type,
-        as_of.series_name,
-        as_of.exchange,
-        as_of.return_index,
-        as_of.last_index,
-        as_of.write_from_index,
-        as_of.session_date,
-        as_of.next_session_date,
-        as_of.next_return
+    group by all
     {%- endif %}
 
 ),
