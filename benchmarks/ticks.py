@@ -12,7 +12,9 @@ tables and again (a reload: every row a duplicate).
 
 Each line gives wall seconds and this process's CPU seconds with its children's (the parse's second
 process; the database server's work is not in them), and the load average before the section: the machine is shared, so a wall figure is
-only comparable with the others of the same run.
+only comparable with the others of the same run. The TimescaleDB lines also give the CPU seconds of the
+server's backend serving the load (`server`, read from /proc when the server runs on this machine):
+100k events/s is 0.94 s a file, so the loader and its backend each get at most 0.94 CPU-s of a core.
 """
 
 from __future__ import annotations
@@ -93,18 +95,45 @@ def _env(name: str, value: str):
             os.environ[name] = was
 
 
+def _backend_cpu(sink) -> float | None:
+    """CPU seconds so far of the PostgreSQL backend serving `sink`'s connection, from /proc: None when
+    it is not a process of this machine (a remote server, another PID namespace)."""
+    if sink is None:
+        return None
+    pid = sink.conn.execute("select pg_backend_pid()").fetchone()[0]
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, _, rest = stat.partition(" (")[2].rpartition(") ")
+    if not name.startswith("postgres"):
+        return None
+    fields = rest.split()  # from the state (field 3): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class _Timer:
+    """Wall and this process's CPU seconds; with a PostgreSQL `sink`, its backend's CPU seconds too."""
+
+    def __init__(self, sink=None):
+        self.sink, self.server = sink, None
+
     def __enter__(self):
+        self.server = _backend_cpu(self.sink)
         self.wall, self.cpu = time.perf_counter(), _cpu()
         return self
 
     def __exit__(self, *exc):
         self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
+        if self.server is not None:
+            after = _backend_cpu(self.sink)
+            self.server = after - self.server if after is not None else None
 
 
 def _line(what: str, t: _Timer, events: int, extra: str = "") -> str:
+    server = f", server {t.server:5.2f}s" if t.server is not None else ""
     return (f"  {what:<30} {t.wall:6.2f}s {events / t.wall:>9,.0f} events/s  (cpu {t.cpu:5.2f}s "
-            f"{events / max(t.cpu, 1e-9):>9,.0f}/s){extra}")
+            f"{events / max(t.cpu, 1e-9):>9,.0f}/s{server}){extra}")
 
 
 def run(server) -> list[str]:
@@ -138,17 +167,18 @@ def _run_targets(server, batch, events: int, targets: list, tmp: Path) -> list[s
         sink = _duckdb_sink(tmp / "load.duckdb") if name == "duckdb" else _pg_sink(server, timescale)
         try:
             lines.append(f"  {name}: load average {os.getloadavg()[0]:.1f}")
-            with _Timer() as t:
+            pg = sink if name != "duckdb" else None
+            with _Timer(pg) as t:
                 [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # empty tables
             lines.append(_line(f"{name} end to end, first load", t, events,
                                f"  {report.loaded:,} new, book + bars included"))
             if name != "duckdb":
                 for label, fmt, key in COPIES:
                     frames = _copy_tables(sink, batch, label.replace("+", "_"), key)
-                    with _Timer() as t:
+                    with _Timer(pg) as t:
                         _copy(sink, frames, label.replace("+", "_"), fmt)
                     lines.append(_line(f"{name} COPY same rows, {label}", t, events))
-            with _Timer() as t:
+            with _Timer(pg) as t:
                 [report] = load_tick_files(sink, [CAPTURE], "binance-ws")  # a reload: every row a duplicate
             lines.append(_line(f"{name} end to end, reload", t, events, f"  {report.duplicate:,} duplicates"))
         finally:
@@ -156,7 +186,7 @@ def _run_targets(server, batch, events: int, targets: list, tmp: Path) -> list[s
         # the raw tick tables only, into empty ones (no book, no bars): the loader's write path
         fresh = _pg_sink(server, timescale) if name != "duckdb" else _duckdb_sink(tmp / "write.duckdb")
         try:
-            with _Timer() as t:
+            with _Timer(fresh if name != "duckdb" else None) as t:
                 _write_raw(fresh, batch)
             lines.append(_line(f"{name} write (merge) raw only", t, events))
         finally:
