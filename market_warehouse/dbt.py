@@ -8,6 +8,8 @@
 - A selected build (`--select ...`) also builds the ancestors of its selection that do not exist in
   the warehouse yet (seeds included), and runs only the tests whose parents are built or exist
   (`--indirect-selection buildable`, unless you pass your own).
+- A plain build (no selection) leaves out the models and snapshots whose inputs did not change since the
+  last successful build (DuckDB; market_warehouse/build_state.py decides, `build()` below applies it).
 - After the build it reports the ML records that could not be matched to a bar
   (marts.fct_ml_unmatched_records).
 
@@ -271,15 +273,24 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
     """`mwh build [dbt args...]`: exit code 0 when dbt succeeded, else 1. `after(warehouse, dbt result)` runs
     on the same connection as the unmatched-records report (the result is None when dbt did not run)."""
 
+    from market_warehouse import build_state
+
     t0 = time.monotonic()
     if not isinstance(target, Target):
         target = load_target(target)
     checksum = seeds_checksum()
+    # The saved parse (target/partial_parse.msgpack) is reused; manifest.json is written by the build.
+    parsed = run_dbt(["parse", "--no-write-json"], target, quiet=True)
+    log.info("mwh build: dbt parse done at %.2fs", time.monotonic() - t0)
+    manifest = parsed.result if parsed.success else None
+    skip = build_state.SkipPlan()
     with Warehouse(target) as wh:
         existing = wh.relations()
         ready = wh.raw_ready(existing)
         if ready:
             wh.refresh_statistics()
+            if manifest is not None:  # the fingerprints, and the last successful build's (then removed)
+                skip = build_state.observe(wh, manifest, target, extra, existing)
         stored = wh.stored_seeds_checksum()
     if not ready:  # a new warehouse: the loaders' sink creates the raw tables (and TimescaleDB's extension)
         from market_warehouse.loaders.schema import MARKET_TABLES
@@ -287,16 +298,15 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
 
         with open_sink(target, tables=MARKET_TABLES) as sink:
             sink.refresh_statistics(MARKET_TABLES)
-        existing = _existing_relations(target)
-    log.info("mwh build: warehouse checked in %.2fs", time.monotonic() - t0)
-    # The saved parse (target/partial_parse.msgpack) is reused; manifest.json is written by the build.
-    parsed = run_dbt(["parse", "--no-write-json"], target, quiet=True)
-    log.info("mwh build: dbt parse done at %.2fs", time.monotonic() - t0)
+        with Warehouse(target) as wh:
+            existing = wh.relations()
+            if manifest is not None:
+                skip = build_state.observe(wh, manifest, target, extra, existing)
+    log.info("mwh build: warehouse checked at %.2fs", time.monotonic() - t0)
     res = None
-    if not parsed.success:
+    if manifest is None:
         print(f"mwh build: dbt parse failed: {parsed.exception or 'see logs/dbt.log'}")
     else:
-        manifest = parsed.result
         try:
             plan = plan_build(extra, target, manifest, stored, checksum, existing=existing)
         except RuntimeError as exc:
@@ -306,13 +316,20 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
             if plan.added_parents:
                 print(f"mwh build: also building {len(plan.added_parents)} missing parent(s) of the selection: "
                       + ", ".join(plan.added_parents))
-            res = run_dbt(plan.args, target, quiet=quiet, manifest=manifest)
+            # Models whose inputs did not change since the last successful build are left out (build_state.py).
+            build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
+            if skip.reason:
+                log.info("mwh build: building %s", skip.reason)
+            res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
+                          manifest=manifest)
             log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
             if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
                 _store_seeds_checksum(target, checksum)
     with Warehouse(target) as wh:
         if res is not None:
             report_unmatched(wh)
+            if res.success and skip.project and build_state.build_complete(manifest, skip, res.result):
+                build_state.write_state(wh, skip.project, skip.sources)
         if after is not None:
             after(wh, res)
     log.info("mwh build: reported at %.2fs", time.monotonic() - t0)

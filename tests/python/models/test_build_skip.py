@@ -1,0 +1,92 @@
+"""A plain `mwh build` leaves out the models whose inputs did not change since the last successful build
+(market_warehouse/build_state.py), and only those: on a real DuckDB warehouse with real loads, every
+model downstream of a source that received rows is rebuilt and holds the new rows; a first build, a
+failed or unfinished build, a changed project and --full-refresh rebuild everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from market_warehouse.build_report import last_run_results
+from market_warehouse.build_state import STATE_TABLE
+from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.sinks import open_sink
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "data" / "sample" / "alphavantage"
+AAPL = SAMPLE / "DA-AAPL-T-2021-04-21.csv.gz"
+MSFT = SAMPLE / "DA-MSFT-T-2021-04-21.csv.gz"
+MODELS = ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+# Downstream of raw.bars: must run whenever bars are loaded.
+BARS_MODELS = {"stg_market__bars", "fct_bars_1d", "int_market__ewm_states_daily", "fct_features_daily",
+               "fct_latest_bars", "fct_data_quality_issues", "fct_value_at_risk"}
+# Read nothing the bars loads touch (ML and microstructure sources, absent here).
+UNTOUCHED = {"stg_ml__signals", "fct_agent_episodes", "stg_microstructure__trades", "metricflow_time_spine"}
+
+
+def _ran() -> set[str]:
+    return {r.node.name for r in last_run_results() if str(r.status) == "success"}
+
+
+def _load(target, *files: Path) -> None:
+    with open_sink(target) as sink:
+        reports = load_files(sink, [str(p) for p in files], "alphavantage")
+    assert all(r.status == "success" for r in reports), [r.line() for r in reports]
+
+
+def _query(target, sql: str) -> list[tuple]:
+    with open_sink(target, tables=()) as sink:
+        return sink.query(sql)
+
+
+def test_plain_build_skips_only_unchanged_inputs(duckdb_target):
+    from market_warehouse.cli import main as mwh
+
+    target = duckdb_target
+    _load(target, AAPL)
+    # A first build: everything, and the state is kept.
+    assert mwh(["build", *MODELS]) == 0
+    first = _ran()
+    assert first >= BARS_MODELS | UNTOUCHED
+    assert len(_query(target, f"select * from {STATE_TABLE}")) == 1
+
+    # Nothing loaded: the models of unchanged inputs are left out; the clock's still run.
+    assert mwh(["build", *MODELS]) == 0
+    idle = _ran()
+    assert "int_market__build_marks" in idle  # reads run_started_at
+    assert not (UNTOUCHED | {"fct_bars_1d", "stg_market__bars"}) & idle
+    assert len(idle) < len(first)
+
+    # New bars (a new symbol): everything downstream of raw.bars runs and holds them; the rest is left out.
+    _load(target, MSFT)
+    assert mwh(["build", *MODELS]) == 0
+    after_load = _ran()
+    assert after_load >= BARS_MODELS
+    assert not UNTOUCHED & after_load
+    for table in ("marts.fct_bars_1d", "marts.fct_features_daily_v2", "marts.fct_latest_bars",
+                  "intermediate.int_market__ewm_states_daily"):
+        assert _query(target, f"select count(*) from {table} where symbol = 'MSFT'")[0][0] > 0, table
+    # The same rows as a full rebuild (the skipped models too).
+    before = {t: _query(target, f"select count(*) from {t}")[0][0]
+              for t in ("marts.fct_bars_1d", "marts.fct_latest_bars", "marts.fct_data_quality_issues")}
+
+    # A changed project (another fingerprint stored): everything.
+    _query(target, f"update {STATE_TABLE} set project = 'another project'")
+    assert mwh(["build", *MODELS]) == 0
+    assert _ran() >= BARS_MODELS | UNTOUCHED
+
+    # A build that did not finish leaves no state: the next build runs everything.
+    _query(target, f"delete from {STATE_TABLE}")
+    assert mwh(["build", *MODELS]) == 0
+    assert _ran() >= BARS_MODELS | UNTOUCHED
+
+    # --full-refresh runs everything, and keeps the state.
+    assert mwh(["build", "--full-refresh", *MODELS]) == 0
+    assert _ran() >= BARS_MODELS | UNTOUCHED
+    assert len(_query(target, f"select * from {STATE_TABLE}")) == 1
+    assert before == {t: _query(target, f"select count(*) from {t}")[0][0] for t in before}
+
+    # A selected build runs its selection and leaves the state as it was.
+    assert mwh(["build", "--select", "fct_bars_1d", *MODELS]) == 0
+    assert _ran() == {"fct_bars_1d"}
+    assert len(_query(target, f"select * from {STATE_TABLE}")) == 1
