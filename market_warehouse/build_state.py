@@ -44,6 +44,13 @@ PLAIN_FLAGS = ("--exclude-resource-type", "--exclude-resource-types", "--threads
                "--no-fail-fast", "--quiet", "-q", "--no-partial-parse", "--partial-parse")
 
 
+# A build with its own selection leaves the state as it was (what it builds, it builds from the current
+# sources); any flag outside these and PLAIN_FLAGS (--vars, --state, --defer, ...) may build something the
+# plain build would not, so it removes the state.
+SELECTION_FLAGS = ("-s", "--select", "-m", "--models", "--model", "--exclude", "--selector", "--resource-type",
+                   "--resource-types", "--indirect-selection", "--full-refresh")
+
+
 @dataclass
 class SkipPlan:
     """What a plain build may leave out, and why (or why not)."""
@@ -197,6 +204,10 @@ def observe(wh, manifest, target, extra: Sequence[str], existing: set[tuple[str,
         return plan
     if not is_plain([a for a in extra if a != "--full-refresh"]):
         plan.reason = "every selected node (a build with its own selection)"
+        known = PLAIN_FLAGS + SELECTION_FLAGS
+        if (not all(not a.startswith("-") or a.split("=", 1)[0] in known for a in extra)
+                and read_state(wh) is not None):
+            clear_state(wh)
         return plan
     plan.project = project_fingerprint(manifest, target)
     plan.sources = source_fingerprints(wh, manifest, existing)

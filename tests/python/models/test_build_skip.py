@@ -90,3 +90,6 @@ def test_plain_build_skips_only_unchanged_inputs(duckdb_target):
     assert mwh(["build", "--select", "fct_bars_1d", *MODELS]) == 0
     assert _ran() == {"fct_bars_1d"}
     assert len(_query(target, f"select * from {STATE_TABLE}")) == 1
+    # --vars may build what a plain build would not: the state is removed, the next plain build runs everything.
+    assert mwh(["build", "--select", "fct_bars_1d", "--vars", "{}", *MODELS]) == 0
+    assert _query(target, f"select count(*) from {STATE_TABLE}")[0][0] == 0
