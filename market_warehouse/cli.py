@@ -318,6 +318,7 @@ def _command(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command(argv))
     args, extra = parser.parse_known_args(argv)
@@ -332,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
                     i = extra.index(flag)
                     args.target = extra[i + 1]
                     del extra[i:i + 2]
-            return args.func(args, extra)
+            code = args.func(args, extra)
+            if command_line and args.func is cmd_build:  # `mwh build` ends here (dbt.exit_process)
+                from market_warehouse.dbt import exit_process
+
+                exit_process(code)
+            return code
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.func(args)

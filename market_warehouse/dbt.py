@@ -334,3 +334,25 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
             after(wh, res)
     log.info("mwh build: reported at %.2fs", time.monotonic() - t0)
     return 0 if res is not None and res.success else 1
+
+
+def exit_process(code: int) -> None:
+    """End the `mwh build` process now: dbt's DuckDB connection closed (its checkpoint: the build's writes in
+    the database file), the atexit handlers run (logging flushed), stdout and stderr flushed, then
+    os._exit. Skipped: the interpreter's teardown of dbt's objects (the parsed project, the adapters), about
+    1.6 s at 5M (load 8). Only for the command line (`mwh build`), never when `main()` is called in a process
+    that goes on (tests)."""
+    import atexit
+    import sys
+
+    duckdb_manager = sys.modules.get("dbt.adapters.duckdb.connections")
+    if duckdb_manager is not None:
+        manager = duckdb_manager.DuckDBConnectionManager
+        with manager._LOCK:
+            env, manager._ENV = manager._ENV, None
+        if env is not None:
+            env.close()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
