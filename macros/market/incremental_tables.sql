@@ -13,7 +13,8 @@
     horizon and the features' late window. Nothing is narrowed when `mwh_full_tests` is true (the
     nightly job), on a full refresh, when the build marks do not exist yet or hold one build (a first
     build), or for the tests of var `mwh_test_unscoped_tests`, which judge a whole series or table
-    (completeness and rollups bound themselves with mwh_test_window). On DuckDB the tests of var
+    (completeness and rollups bound themselves with mwh_test_changed_window: the same
+    changed series). On DuckDB the tests of var
     `mwh_test_unscoped_tests_duckdb` (not_null, accepted_range) are not narrowed either: its zone maps
     answer them over the whole table in about 1 ms at 5M bars, where the scope's join took 120-190 ms.
 
@@ -40,6 +41,11 @@
     {%- set marks = mwh_graph_relation('model.market_warehouse.int_market__build_marks') -%}
     {%- if marks is none -%}
         {%- do return(relation) -%}
+    {%- endif -%}
+    {#- the changed series as constants, asked once per invocation (macros/market/test_scope.sql) -#}
+    {%- set series = mwh_test_changed_series() -%}
+    {%- if series is not none -%}
+        {%- do return(mwh_test_scope_constant(relation, series)) -%}
     {%- endif -%}
     {%- do return(mwh_test_scope(relation, marks)) -%}
 {%- endmacro %}

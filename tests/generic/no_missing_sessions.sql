@@ -7,10 +7,11 @@
                         sessions acknowledged there are left out (they stay listed, acknowledged, in
                         fct_data_quality_issues). See docs/data_quality.md.
 
-    Bounded by default: only the symbols with bars loaded into stg_market__bars within
-    `mwh_test_window_hours` of its newest load are checked, from `mwh_test_lookback_days` before the
-    earliest of those bars on (what the last loads changed). `--vars '{mwh_full_tests: true}'` checks
-    every bar (the nightly job). A full load (or a full refresh of staging) is checked in full either way.
+    Bounded by default: only the series with bars loaded into stg_market__bars since the build before
+    (int_market__build_marks; mwh_test_changed_window in macros/market/test_scope.sql) are checked,
+    from `mwh_test_lookback_days` (UTC midnight) before the first of those bars on (what the last
+    loads changed). `--vars '{mwh_full_tests: true}'` checks every bar (the nightly job). A first build
+    (or a full refresh of the marks) is checked in full either way.
 #}
 {% test no_missing_sessions(model, bar_interval, interval_column=none, acknowledged_check=none) %}
 
@@ -19,7 +20,7 @@ with
 {% if not var('mwh_full_tests', false) -%}
 test_window as (
 
-    {{ mwh_test_window(bar_interval) | indent(4) }}
+    {{ mwh_test_changed_window(bar_interval) | indent(4) }}
 
 ),
 

@@ -9,10 +9,11 @@
     bucket_width     '5 minutes', '15 minutes', '1 hour'; or 'session' for daily bars by exchange session
     tolerance        relative tolerance for volume sums (floating point)
 
-    Bounded by default, like `no_missing_sessions`: only the symbols with source bars loaded within
-    `mwh_test_window_hours` of the newest load, from `mwh_test_lookback_days` (UTC midnight) before the
-    earliest of those bars (a whole bucket or session, which never starts before its UTC day). With
-    `--vars '{mwh_full_tests: true}'` every bucket (the nightly job).
+    Bounded by default, like `no_missing_sessions`: only the series with source bars loaded since the
+    build before (int_market__build_marks; mwh_test_changed_window in macros/market/test_scope.sql),
+    from `mwh_test_lookback_days` (UTC midnight) before the first of those bars (a whole bucket or
+    session, which never starts before its UTC day). With `--vars '{mwh_full_tests: true}'` every
+    bucket (the nightly job).
 #}
 {% test rollup_reconciles(model, source_model, source_interval='1m', bucket_width='1 hour', tolerance=1e-9) %}
 
@@ -23,7 +24,7 @@ with
 {% if bounded -%}
 test_window as (
 
-    {{ mwh_test_window(source_interval, source_interval) | indent(4) }}
+    {{ mwh_test_changed_window(source_interval, source_interval) | indent(4) }}
 
 ),
 

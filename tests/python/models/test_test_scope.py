@@ -1,13 +1,16 @@
-"""Data tests on what changed (macros/market/incremental_tables.sql): after an incremental build, a test
-of a big market relation checks only the series loaded since the build before, from
-mwh_test_scope_days before their first new bar; `mwh_full_tests: true` checks every row. A bad row in
-scope fails the scoped test; an old bad row is skipped by it and found by the full scan."""
+"""Data tests on what changed (macros/market/incremental_tables.sql, macros/market/test_scope.sql): after
+an incremental build, a test of a big market relation checks only the series loaded since the build
+before, from mwh_test_scope_days before their first new bar; the completeness and rollup tests check the
+same series from mwh_test_lookback_days before; `mwh_full_tests: true` checks every row. A bad row in
+scope fails the scoped test; an old bad row is skipped by it and found by the full scan. On every
+target: the changed series are written into each test as constants."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 from dbt.cli.main import dbtRunner
 
 from market_fixtures import REPO, Warehouse, dbt, load_sample
@@ -17,20 +20,30 @@ SELECT_MODELS = ["--select", "+fct_bars_1d", "int_market__build_marks",
 OHLC_TEST = "ohlc_is_consistent_fct_bars_1d_"
 
 
-def _ohlc_test(full: bool = False) -> tuple[str, int]:
-    """Run fct_bars_1d's OHLC test; its status and failing rows."""
-    args = ["--no-use-colors", "test", "--select", "fct_bars_1d,test_name:ohlc_is_consistent",
-            "--project-dir", str(REPO)]
+KINDS = ["duckdb", pytest.param("timescale", marks=pytest.mark.postgres),
+         pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _run_test(select: str, name: str, full: bool = False) -> tuple[str, int]:
+    """Run the data test `name` (selected by `select`); its status and failing rows."""
+    args = ["--no-use-colors", "test", "--select", select, "--project-dir", str(REPO)]
     if full:
         args += ["--vars", "{mwh_full_tests: true}"]
     result = dbtRunner().invoke(args)
     assert result.result is not None, result.exception
-    [row] = [r for r in result.result.results if r.node.name == OHLC_TEST]
+    [row] = [r for r in result.result.results if r.node.name == name]
     return str(row.status), row.failures or 0
 
 
-def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(duckdb_target):
-    wh = Warehouse("duckdb")
+def _ohlc_test(full: bool = False) -> tuple[str, int]:
+    """Run fct_bars_1d's OHLC test; its status and failing rows."""
+    return _run_test("fct_bars_1d,test_name:ohlc_is_consistent", OHLC_TEST, full)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(kind, request):
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
     wh.create_raw()
     bars, actions = load_sample(symbols=["AAPL", "KO"], start="2020-01-01", crypto=False)
     cut = pd.Timestamp("2021-04-12", tz="UTC")
@@ -65,3 +78,52 @@ def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(duckdb_target):
     corrupt(old)
     assert _ohlc_test() == ("pass", 0), "the scoped test reads only what the last build could write"
     assert _ohlc_test(full=True) == ("fail", 2), "the full scan (nightly) finds the old bad bars"
+
+
+COMPLETE_TEST = "stg_market__bars_1m_complete"
+ROLLUP_TEST = "rollup_reconciles_int_market__bars_rolled_up_1h_1_hour__ref_stg_market__bars_"
+MINUTE_MODELS = ["--select", "+int_market__bars_rolled_up_1h", "int_market__build_marks", "exchanges", "known_data_issues",
+                 "+int_market__trading_sessions", "--exclude-resource-type", "test", "unit_test"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_completeness_and_rollup_tests_check_the_changed_series(kind, request):
+    """The 1m completeness test and the 1h rollup reconciliation check, after an incremental build, the
+    series loaded since the build before from mwh_test_lookback_days before its first new bar (not
+    the loads of the last mwh_test_window_hours): a bar missing from, or changed in, the new day fails
+    them; the same fault in February is left to the full scan."""
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    bars, actions = load_sample(symbols=["KO"], start="2023-01-01")   # KO daily, FILUSDT 1m (Feb, Apr 2023)
+    cut = pd.Timestamp("2023-04-30", tz="UTC")
+    minute = bars["interval"] == "1m"
+    first = bars[~minute | (bars["ts"] < cut)].copy()
+    first["loaded_at"] = datetime.now(UTC) - timedelta(hours=2)   # within mwh_test_window_hours
+    new = bars[minute & (bars["ts"] >= cut)].copy()
+    assert len(new) > 1000
+    wh.upsert(first, actions)
+    dbt("build", *MINUTE_MODELS, "--full-refresh")
+    new["loaded_at"] = datetime.now(UTC)
+    wh.upsert(new)
+    dbt("build", *MINUTE_MODELS)
+    complete = (COMPLETE_TEST, COMPLETE_TEST)
+    rollup = (ROLLUP_TEST, ROLLUP_TEST)
+    assert _run_test(*complete) == ("pass", 0)
+    assert _run_test(*rollup) == ("pass", 0)
+
+    def bar(ts: str) -> str:
+        return f"symbol = 'FILUSDT' and bar_interval = '1m' and ts = timestamptz '{ts}+00'"
+
+    for ts, in_scope in (("2023-04-30 12:07:00", True), ("2023-02-15 12:07:00", False)):
+        wh.execute(f"update staging.stg_market__bars set volume = volume + 1 where {bar(ts)}")
+        assert _run_test(*rollup) == (("fail", 1) if in_scope else ("pass", 0)), ts
+        assert _run_test(*rollup, full=True) == ("fail", 1), ts
+        wh.execute(f"update staging.stg_market__bars set volume = volume - 1 where {bar(ts)}")
+    assert _run_test(*rollup, full=True) == ("pass", 0)
+
+    wh.execute(f"delete from staging.stg_market__bars where {bar('2023-04-30 12:07:00')}")
+    assert _run_test(*complete) == ("warn", 1), "a bar missing from the new day fails the scoped test"
+    wh.execute(f"delete from staging.stg_market__bars where {bar('2023-02-15 12:07:00')}")
+    assert _run_test(*complete) == ("warn", 1), "February is out of the scope"
+    assert _run_test(*complete, full=True) == ("warn", 2), "the full scan (nightly) finds both"
