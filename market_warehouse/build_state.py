@@ -13,7 +13,8 @@ The next plain build leaves out (`--exclude`) every model and snapshot except:
 
 Everything is built, as before, when there is no stored state (a first build, or the previous build
 failed: the state is removed when a plain build starts and written only when it succeeds), when the
-project's fingerprint differs (any model, macro, seed, snapshot or config, dbt_project.yml, the env vars
+project's fingerprint differs (any model, macro, seed, snapshot or config, dbt_project.yml (its vars
+included), packages.yml, the env vars
 the project reads, dbt's version, the target), on `--full-refresh`, when seeds are (re)loaded, and for any
 build with its own selection. Tests are not left out: `--indirect-selection empty` keeps the tests of the
 models left out (they run on the unchanged relations).
@@ -31,6 +32,8 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from market_warehouse.config import project_dir
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,9 @@ def project_fingerprint(manifest, target) -> str:
             digest.update(b"\0")
 
     add(dbt.version.__version__, target.name, target.type)
+    for name in ("dbt_project.yml", "packages.yml", "dependencies.yml"):  # vars, configs, packages
+        path = project_dir() / name
+        add(name, path.read_bytes() if path.exists() else b"")
     for uid in sorted(manifest.nodes):
         node = manifest.nodes[uid]
         config = node.config.to_dict() if hasattr(node.config, "to_dict") else node.config
