@@ -161,12 +161,14 @@ class Warehouse:
             self.query("select 1 from pg_extension where extname = 'timescaledb'"))
 
     def refresh_statistics(self) -> None:
-        """PostgreSQL: analyze the raw market tables, so a build right after a load plans on fresh estimates
-        (the sinks' refresh_statistics; nothing to do on DuckDB)."""
+        """PostgreSQL: analyze the raw market tables whose statistics are stale, so a build right after a
+        load plans on fresh estimates (the sinks' refresh_statistics; nothing to do on DuckDB)."""
         from market_warehouse.loaders.schema import MARKET_TABLES
 
         if self.target.type == "postgres":
-            self._con.execute(f"analyze {', '.join(t.qualified for t in MARKET_TABLES)}")
+            from market_warehouse.loaders.sinks.postgres_sink import analyze_stale
+
+            analyze_stale(self._con, [t.qualified for t in MARKET_TABLES])
         elif self._sink is not None:
             self._sink.refresh_statistics(MARKET_TABLES)
 

@@ -23,7 +23,9 @@
 
     The bars n before a point come from an aggregate per symbol (mwh_nth_ts_before: a top-n list on
     DuckDB, an index probe on PostgreSQL), not from a row_number() over every bar: the rows and indexes
-    are those a numbering of the whole history gives.
+    are those a numbering of the whole history gives. `rewrite_from` is a materialized CTE: PostgreSQL
+    then reads each symbol's bars from its output_from_ts by the (symbol, ts desc) index (inlined, it
+    read every bar of each symbol and filtered: 25 s of fct_labels_daily's 41 s at 5M bars).
 #}
 {% macro mwh_bars_to_rewrite(bars_relation, late_window_days, rewrite_lookback_bars=0, read_lookback_bars=0,
     actions_aware=true, across_symbols=false) -%}
@@ -108,7 +110,7 @@ rewrite_late_start as (
 
 rewrite_back as (
 
-    {{ mwh_nth_ts_before(bars_relation, 'rewrite_late_start', 'late_start_ts', rewrite_lookback_bars) | indent(4) }}
+    {{ mwh_nth_ts_before(bars_relation, 'rewrite_late_start', 'late_start_ts', rewrite_lookback_bars, false) | indent(4) }}
 
 ),
 
@@ -118,10 +120,7 @@ rewrite_per_symbol as (
         rewrite_late_start.symbol,
         rewrite_late_start.exchange,
         rewrite_late_start.actions_loaded_at,
-        case
-            when rewrite_back.bars_before >= {{ rewrite_lookback_bars }} then rewrite_back.nth_ts
-            else {{ min_ts }}
-        end as output_from_ts
+        coalesce(rewrite_back.nth_ts, {{ min_ts }}) as output_from_ts
     from rewrite_late_start
     inner join rewrite_back
         on
@@ -190,7 +189,7 @@ rewrite_read_back as (
 
 ),
 
-rewrite_from as (
+rewrite_from as {{ mwh_materialized_cte() }} (
 
     select
         rewrite_output.symbol,
@@ -216,7 +215,7 @@ rewrite_from as (
 
 {% else %}
 
-rewrite_from as (
+rewrite_from as {{ mwh_materialized_cte() }} (
 
     select
         *,
@@ -229,7 +228,7 @@ rewrite_from as (
 
 {% else %}
 
-rewrite_from as (
+rewrite_from as {{ mwh_materialized_cte() }} (
 
     select
         rewrite_series.symbol,
@@ -253,21 +252,25 @@ rewrite_from as (
 
 
 {#
-    Per (symbol, exchange) of `thresholds_cte` (with symbol, exchange and `threshold_column`): how many
-    bars of `bars_relation` lie before the threshold (`bars_before`), and the ts of the n-th of them
-    counting back from it (`nth_ts`; null when there are fewer than n). A select; no window over the
-    whole history on DuckDB (a top-n aggregate) or PostgreSQL (an index probe per symbol on the
-    relation's (symbol, ts desc) index); other engines number the bars before the threshold.
+    Per (symbol, exchange) of `thresholds_cte` (with symbol, exchange and `threshold_column`): the ts of
+    the n-th bar of `bars_relation` counting back from the threshold (`nth_ts`; null when there are
+    fewer than n), and with `count_before` how many bars lie before the threshold (`bars_before`). A
+    select; no window over the whole history on DuckDB (a top-n aggregate) or PostgreSQL (an index probe
+    per symbol on the relation's (symbol, ts desc) index; the count is the series' bars, counted in one
+    pass, less those from the threshold on, counted by index); other engines number the bars before
+    the threshold.
 #}
-{% macro mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
-    {{ return(adapter.dispatch('mwh_nth_ts_before', 'market_warehouse')(bars_relation, thresholds_cte, threshold_column, n)) }}
+{% macro mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n, count_before=true) -%}
+    {{ return(adapter.dispatch('mwh_nth_ts_before', 'market_warehouse')(bars_relation, thresholds_cte, threshold_column, n, count_before)) }}
 {%- endmacro %}
 
-{% macro duckdb__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+{% macro duckdb__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n, count_before) -%}
 select
     thresholds.symbol,
     thresholds.exchange,
+    {%- if count_before %}
     count(before_bars.ts) as bars_before,
+    {%- endif %}
     case when count(before_bars.ts) >= {{ n }} then list_min(max(before_bars.ts, {{ n }})) end as nth_ts
 from {{ thresholds_cte }} as thresholds
 left join {{ bars_relation }} as before_bars
@@ -278,29 +281,37 @@ left join {{ bars_relation }} as before_bars
 group by thresholds.symbol, thresholds.exchange
 {%- endmacro %}
 
-{% macro postgres__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+{% macro postgres__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n, count_before) -%}
 select
     thresholds.symbol,
     thresholds.exchange,
-    coalesce(counted.bars_before, 0) as bars_before,
+    {%- if count_before %}
+    series_bars.bar_count - from_threshold.bar_count as bars_before,
+    {%- endif %}
     nth.ts as nth_ts
 from {{ thresholds_cte }} as thresholds
-left join (
+{%- if count_before %}
+{#- one pass over the bars, not a join of every bar with its threshold (that sorted whole histories) #}
+inner join (
     select
-        counted_thresholds.symbol,
-        counted_thresholds.exchange,
-        count(*) as bars_before
-    from {{ thresholds_cte }} as counted_thresholds
-    inner join {{ bars_relation }} as counted_bars
-        on
-            counted_thresholds.symbol = counted_bars.symbol
-            and counted_thresholds.exchange = counted_bars.exchange
-            and counted_bars.ts < counted_thresholds.{{ threshold_column }}
-    group by counted_thresholds.symbol, counted_thresholds.exchange
-) as counted
+        symbol,
+        exchange,
+        count(*) as bar_count
+    from {{ bars_relation }}
+    group by symbol, exchange
+) as series_bars
     on
-        thresholds.symbol = counted.symbol
-        and thresholds.exchange = counted.exchange
+        thresholds.symbol = series_bars.symbol
+        and thresholds.exchange = series_bars.exchange
+cross join lateral (
+    select count(*) as bar_count
+    from {{ bars_relation }} as recent_bars
+    where
+        recent_bars.symbol = thresholds.symbol
+        and recent_bars.exchange = thresholds.exchange
+        and recent_bars.ts >= thresholds.{{ threshold_column }}
+) as from_threshold
+{%- endif %}
 left join lateral (
     select back_bars.ts
     from {{ bars_relation }} as back_bars
@@ -313,11 +324,13 @@ left join lateral (
 ) as nth on true
 {%- endmacro %}
 
-{% macro default__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n) -%}
+{% macro default__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n, count_before) -%}
 select
     symbol,
     exchange,
+    {%- if count_before %}
     count(ts) as bars_before,
+    {%- endif %}
     max(case when back_rank = {{ n }} then ts end) as nth_ts
 from (
     select

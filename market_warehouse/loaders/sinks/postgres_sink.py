@@ -37,6 +37,74 @@ def _pg(sql: str) -> str:
                    for i, p in enumerate(parts))
 
 
+# A table's statistics are stale when more than this share of its rows (plus 50) changed since its last
+# ANALYZE: autovacuum's own default (autovacuum_analyze_scale_factor 0.1, autovacuum_analyze_threshold 50).
+STALE_SHARE = 0.1
+STALE_ROWS = 50
+
+_STALE_SQL = """
+with tables as (
+    select c.oid, format('%%I.%%I', n.nspname, c.relname) as qualified
+    from pg_class as c
+    inner join pg_namespace as n on c.relnamespace = n.oid
+    where format('%%I.%%I', n.nspname, c.relname) = any(%s)
+),
+
+parts as (  -- a table itself, or a hypertable's chunks (its inheritance children)
+    select tables.qualified, tables.oid as relid from tables
+    union all
+    select tables.qualified, pg_inherits.inhrelid from tables
+    inner join pg_inherits on tables.oid = pg_inherits.inhparent
+)
+
+select
+    parts.qualified,
+    format('%%I.%%I', s.schemaname, s.relname) as part,
+    parts.relid = (select oid from tables where tables.qualified = parts.qualified) as is_table,
+    s.n_live_tup,
+    s.n_mod_since_analyze,
+    coalesce(s.last_analyze, s.last_autoanalyze) is null as never_analyzed
+from parts
+inner join pg_stat_user_tables as s on parts.relid = s.relid
+"""
+
+
+def stale_statistics(conn: psycopg.Connection, tables: Sequence[str]) -> list[str]:
+    """What to ANALYZE of `tables` (schema-qualified) so a build right after a load plans on fresh
+    estimates (not nested loops over "empty" tables), without re-sampling what did not change: a plain
+    table whose rows changed by more than STALE_SHARE since its last analyze (or never analyzed); of a
+    hypertable, such chunks, or the whole hypertable (its own statistics over all chunks as well) when
+    that much of all its rows changed, or it was never analyzed. Autovacuum gets to the rest."""
+
+    rows = conn.execute(_STALE_SQL, [list(tables)]).fetchall()
+    chosen: list[str] = []
+    for table in tables:
+        mine = [r for r in rows if r[0] == table]
+        own = next((r for r in mine if r[2]), None)
+        chunks = [r for r in mine if not r[2]]
+        if own is None:  # not there (or no statistics row yet): ANALYZE it, as before
+            chosen.append(table)
+            continue
+        _, _, _, live, changed, never = own
+        if chunks:
+            live = sum(r[3] for r in chunks)
+            changed = sum(r[4] for r in chunks)
+        if never or changed > STALE_ROWS + STALE_SHARE * live:
+            chosen.append(table)
+        else:
+            chosen += [r[1] for r in chunks if r[5] or r[4] > STALE_ROWS + STALE_SHARE * r[3]]
+    return chosen
+
+
+def analyze_stale(conn: psycopg.Connection, tables: Sequence[str]) -> list[str]:
+    """ANALYZE what stale_statistics chooses; returns it."""
+
+    chosen = stale_statistics(conn, tables)
+    if chosen:
+        conn.execute(f"analyze {', '.join(chosen)}")
+    return chosen
+
+
 def encode_csv(columns: list[str], frame: pd.DataFrame) -> list[bytes]:
     """The frame as COPY CSV chunks. Arrow formats it in C++ (nulls as empty fields, floats that
     round-trip exactly); zoned timestamps are written naive (Arrow formats those ~25x faster): the
@@ -216,9 +284,7 @@ class PostgresSink(Sink):
         return cur.fetchall() if cur.description else []
 
     def refresh_statistics(self, tables: Sequence[Table]) -> None:
-        # Autovacuum gets there eventually; a build right after a load should not plan on stale
-        # estimates (nested loops over "empty" tables).
-        self.conn.execute(f"analyze {', '.join(t.qualified for t in tables)}")
+        analyze_stale(self.conn, [t.qualified for t in tables])
 
     def close(self) -> None:
         self.conn.close()
