@@ -349,7 +349,9 @@ def exit_process(code: int) -> None:
 
     duckdb_manager = sys.modules.get("dbt.adapters.duckdb.connections")
     if duckdb_manager is not None:
-        manager = duckdb_manager.DuckDBConnectionManager
+        manager = getattr(duckdb_manager, "DuckDBConnectionManager", None)
+        if not (hasattr(manager, "_LOCK") and hasattr(manager, "_ENV")):
+            return  # a dbt-duckdb whose internals differ (not the pinned 1.11): the interpreter's own exit
         with manager._LOCK:
             env, manager._ENV = manager._ENV, None
         if env is not None:
