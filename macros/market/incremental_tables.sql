@@ -80,19 +80,8 @@
     {%- endif -%}
     {%- set min_ts = mwh_min_ts() -%}
     {#- the older of the two marks (none yet: everything), moved back to the start of any load run that
-        finished after it -#}
-    {%- set since -%}
-        (
-            select least(mark_row.mark, coalesce(min(cast(mark_runs.started_at as {{ mwh_timestamptz() }})), mark_row.mark))
-            from (
-                select case when count(*) >= 2 then min(built_marks.built_at) else {{ min_ts }} end as mark
-                from {{ marks }} as built_marks
-            ) as mark_row
-            left join {{ runs }} as mark_runs
-                on mark_runs.finished_at >= mark_row.mark
-            group by mark_row.mark
-        )
-    {%- endset -%}
+        finished after it (mwh_test_scope_since, which the constant scope reads too) -#}
+    {%- set since = '(select since_mark.mark from (' ~ mwh_test_scope_since(marks, runs) ~ ') as since_mark)' -%}
     {%- set scoped -%}
     (
         select scoped_rows.*
