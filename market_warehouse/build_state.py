@@ -19,10 +19,24 @@ the project reads, dbt's version, the target), on `--full-refresh`, when seeds a
 build with its own selection. Tests are not left out: `--indirect-selection empty` keeps the tests of the
 models left out (they run on the unchanged relations).
 
-DuckDB only: there the fingerprints cost about 0.15 s at 5M bars; on PostgreSQL a count over the bars
-hypertable would cost more than most builds save, so every node is built as before.
-A change to a raw table made by hand, without a loader, run_id or loaded_at (an UPDATE of prices), is
-not seen: after one, run `mwh build --full-refresh` (as the incremental models already require).
+How a source's fingerprint is taken depends on the engine:
+
+- DuckDB: the row count and the sum of hash(run_id, loaded_at) (of the whole row for a table without
+  them), one query over every source: about 0.15 s at 5M bars. A change made by hand without a loader,
+  run_id or loaded_at (an UPDATE of prices) is not seen.
+- PostgreSQL and TimescaleDB, where a count over the 5M-bar hypertable would cost seconds: the loaders'
+  audit rows for the table (raw.loader_runs: every load, replacement and `mwh runs undo` writes or
+  changes one in the same transaction as its rows), plus the server's own counters for the table and
+  every chunk or partition under it (pg_stat_all_tables' inserted, updated and deleted rows, and each
+  one's file node, which TRUNCATE and compression change, and the set of chunks, which drop_chunks and
+  retention change). The audit part sees every load at once; the counters see the other writes (a
+  retention delete, an UPDATE by hand) once the writing session's statistics reach the server, which
+  is at its commit or exit, or within seconds: a build that starts in that moment leaves the change to
+  the next build. With `track_counts = off` only the audit part is left. A counter reset
+  (pg_stat_reset, a crash) counts as a change.
+
+After a change that neither sees, run `mwh build --full-refresh` (as the incremental models already
+require).
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from market_warehouse.config import project_dir
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "raw.mwh_build_state"
+STATE_COLUMNS = "project varchar, sources varchar, built_at timestamp"
 CLOCK_TOKENS = ("run_started_at", "current_timestamp", "current_date", "now()", "invocation_id",
                 "localtimestamp", "get_current_timestamp", "current_time")
 BUILT = ("model", "snapshot")
@@ -109,11 +124,17 @@ def _source_tables(manifest) -> dict[tuple[str, str], list[str]]:
 
 
 def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[str, str]:
-    """Per source unique id: 'absent', or the row count and a sum of row hashes (one query)."""
+    """Per source unique id: 'absent', or what says its rows changed (see the module docstring): the row
+    count and a sum of row hashes on DuckDB, the audit rows and the server's counters on PostgreSQL."""
     tables = _source_tables(manifest)
     present = [key for key in sorted(tables) if key in existing]
     out = {uid: "absent" for key, uids in tables.items() if key not in existing for uid in uids}
     if not present:
+        return out
+    if wh.target.type == "postgres":
+        for key, fingerprint in _postgres_fingerprints(wh, present, existing).items():
+            for uid in tables[key]:
+                out[uid] = fingerprint
         return out
     cols: dict[tuple[str, str], set[str]] = {}
     schemas = sorted({s for s, _ in present})
@@ -130,6 +151,50 @@ def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[st
     for i, n, h in wh.query(" union all ".join(parts)):
         for uid in tables[present[i]]:
             out[uid] = f"{n}:{h}"
+    return out
+
+
+def _postgres_fingerprints(wh, present: list[tuple[str, str]],
+                           existing: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """PostgreSQL: per (schema, table), its audit rows in raw.loader_runs and the server's counters for it
+    and every table under it (TimescaleDB chunks, partitions), two catalog-sized queries."""
+    from market_warehouse.loaders.schema import LOADER_RUNS, RAW_SCHEMA
+
+    names = ", ".join(f"('{s}', '{t}')" for s, t in present)
+    counters = dict(wh.query(f"""
+        with recursive roots as (
+            select n.nspname as schema_name, c.relname as table_name, c.oid as relid
+            from pg_class as c
+            inner join pg_namespace as n on c.relnamespace = n.oid
+            where (n.nspname, c.relname) in ({names})
+        ),
+        parts as (
+            select schema_name, table_name, relid from roots
+            union all
+            select parts.schema_name, parts.table_name, i.inhrelid
+            from parts inner join pg_inherits as i on i.inhparent = parts.relid
+        )
+        select
+            parts.schema_name || '.' || parts.table_name,
+            count(*) || ':' || md5(string_agg(
+                parts.relid || '/' || c.relfilenode || '/' || coalesce(s.n_tup_ins, 0) || '/'
+                || coalesce(s.n_tup_upd, 0) || '/' || coalesce(s.n_tup_del, 0), ',' order by parts.relid))
+        from parts
+        inner join pg_class as c on parts.relid = c.oid
+        left join pg_stat_all_tables as s on parts.relid = s.relid
+        group by parts.schema_name, parts.table_name"""))
+    audit: dict[str, str] = {}
+    if (RAW_SCHEMA, LOADER_RUNS.name) in existing:
+        audit = dict(wh.query(f"""
+            select
+                lower(target_table),
+                count(*) || ':' || sum(hashtext(run_id || '/' || source || '/' || status))
+            from {LOADER_RUNS.qualified}
+            group by lower(target_table)"""))
+    out = {}
+    for schema, name in present:
+        qualified = f"{schema}.{name}"
+        out[(schema, name)] = f"{counters.get(qualified, '')}|{audit.get(qualified, '')}"
     return out
 
 
@@ -194,18 +259,25 @@ def clear_state(wh) -> None:
 
 
 def write_state(wh, project: str, sources: dict[str, str]) -> None:
-    wh.query(f"create table if not exists {STATE_TABLE} (project varchar, sources varchar, "
-             "built_at timestamp)")
-    wh.query(f"delete from {STATE_TABLE}")
-    wh.query(f"insert into {STATE_TABLE} values ('{project}', '{json.dumps(sources, sort_keys=True)}', "
-             "cast(now() as timestamp))")
+    """Keep the fingerprints of a build that succeeded. Where the build's role may not write raw (`mwh roles`
+    creates the table for it), a warning: the next build runs every node."""
+    try:
+        if read_state(wh) is None:
+            wh.query(f"create table if not exists {STATE_TABLE} ({STATE_COLUMNS})")
+        wh.query(f"delete from {STATE_TABLE}")
+        wh.query(f"insert into {STATE_TABLE} values ('{project}', '{json.dumps(sources, sort_keys=True)}', "
+                 "cast(now() as timestamp))")
+    except Exception as exc:  # noqa: BLE001 - a privilege or a read-only warehouse: the build itself succeeded
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"mwh build: warning: build state not kept in {STATE_TABLE} ({first}); the next build runs "
+              "every model (run `mwh roles` to give dbt's role the table)")
 
 
 def observe(wh, manifest, target, extra: Sequence[str], existing: set[tuple[str, str]]) -> SkipPlan:
-    """Before a build: the fingerprints (a plain build or a plain --full-refresh on DuckDB), the stored
+    """Before a build: the fingerprints (a plain build or a plain --full-refresh), the stored
     state, which is then removed, so that a build that does not finish leaves none."""
     plan = SkipPlan()
-    if target.type != "duckdb":
+    if target.type not in ("duckdb", "postgres"):
         plan.reason = f"every node ({target.type}: no build state kept)"
         return plan
     if not is_plain([a for a in extra if a != "--full-refresh"]):
@@ -219,7 +291,10 @@ def observe(wh, manifest, target, extra: Sequence[str], existing: set[tuple[str,
     plan.sources = source_fingerprints(wh, manifest, existing)
     plan.stored = read_state(wh)
     if plan.stored is not None:
-        clear_state(wh)
+        try:
+            clear_state(wh)
+        except Exception:  # noqa: BLE001 - not ours to write (no `mwh roles`): not trusted, every node runs
+            plan.stored = None
     if "--full-refresh" in extra:
         plan.reason = "every node (--full-refresh)"
     return plan

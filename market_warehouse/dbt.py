@@ -9,7 +9,8 @@
   the warehouse yet (seeds included), and runs only the tests whose parents are built or exist
   (`--indirect-selection buildable`, unless you pass your own).
 - A plain build (no selection) leaves out the models and snapshots whose inputs did not change since the
-  last successful build (DuckDB; market_warehouse/build_state.py decides, `build()` below applies it).
+  last successful build (DuckDB, PostgreSQL and TimescaleDB; market_warehouse/build_state.py decides,
+  `build()` below applies it).
 - After the build it reports the ML records that could not be matched to a bar
   (marts.fct_ml_unmatched_records).
 
@@ -144,7 +145,8 @@ class Warehouse:
     def query(self, sql: str) -> list[tuple]:
         if self._sink is not None:
             return self._sink.query(sql)
-        return self._con.execute(sql).fetchall()
+        cursor = self._con.execute(sql)
+        return cursor.fetchall() if cursor.description is not None else []
 
     def relations(self) -> set[tuple[str, str]]:
         """(schema, name) of every table and view in the warehouse, lower case."""

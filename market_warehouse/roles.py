@@ -4,8 +4,8 @@
   and has no privilege on any schema dbt builds.
 - `mwh_transformer` is dbt: it owns the schemas dbt builds (staging, intermediate, marts, reference,
   snapshots, test_failures, analytics) and everything in them, and reads raw (SELECT, also on raw
-  tables the loader creates later); in raw it writes only `mwh build`'s record of the seed files
-  (raw.mwh_seed_state, which it owns).
+  tables the loader creates later); in raw it writes only `mwh build`'s bookkeeping: the record of the
+  seed files (raw.mwh_seed_state) and of the last successful build (raw.mwh_build_state), which it owns.
 - `mwh_analyst` reads marts, nothing else: USAGE on `marts`, SELECT on its tables and views, and
   default privileges so marts built later are readable too (dbt's `grants` config in
   dbt_project.yml grants the same on every build). The docs dbt persists as comments
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from market_warehouse import build_state
 from market_warehouse.config import Target, load_target
 from market_warehouse.loaders.schema import RAW_SCHEMA
 
@@ -37,6 +38,9 @@ LOADER, TRANSFORMER, ANALYST = "mwh_loader", "mwh_transformer", "mwh_analyst"
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "reference", "snapshots", "test_failures", "analytics")
 ANALYST_SCHEMAS = ("marts",)
 SEED_STATE = "mwh_seed_state"  # market_warehouse/loaders/sinks/base.py Sink.SEED_STATE, in raw
+# The tables in raw that `mwh build` (dbt's role) writes, and their columns.
+BUILD_BOOKKEEPING = {SEED_STATE: "checksum text not null",
+                     build_state.STATE_TABLE.split(".", 1)[1]: build_state.STATE_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -186,17 +190,20 @@ def apply_roles(target: Target) -> list[str]:
             conn.execute(sql.SQL("revoke create, temporary on database {} from {}").format(
                 dbi, _ident(ANALYST)))
 
-            moved = _own_schema(conn, RAW_SCHEMA, LOADER, exclude=(SEED_STATE,))
+            moved = _own_schema(conn, RAW_SCHEMA, LOADER, exclude=tuple(BUILD_BOOKKEEPING))
             raw = _ident(RAW_SCHEMA)
-            # `mwh build`'s bookkeeping (which seed files `reference` was built from) is dbt's to write.
-            owner = conn.execute("select relowner::regrole::text from pg_class where oid = to_regclass(%s)",
-                                 (f"{RAW_SCHEMA}.{SEED_STATE}",)).fetchone()
-            if owner is None:
-                conn.execute(sql.SQL("create table {} (checksum text not null)").format(_ident(RAW_SCHEMA, SEED_STATE)))
-            if owner is None or owner[0] != TRANSFORMER:
-                conn.execute(sql.SQL("alter table {} owner to {}").format(_ident(RAW_SCHEMA, SEED_STATE),
-                                                                         _ident(TRANSFORMER)))
-                moved += owner is not None
+            # `mwh build`'s bookkeeping (which seed files `reference` was built from, and the fingerprints
+            # of its last successful build) is dbt's to write.
+            for table, columns in BUILD_BOOKKEEPING.items():
+                owner = conn.execute("select relowner::regrole::text from pg_class where oid = to_regclass(%s)",
+                                     (f"{RAW_SCHEMA}.{table}",)).fetchone()
+                if owner is None:
+                    conn.execute(sql.SQL("create table {} ({})").format(_ident(RAW_SCHEMA, table),
+                                                                        sql.SQL(columns)))
+                if owner is None or owner[0] != TRANSFORMER:
+                    conn.execute(sql.SQL("alter table {} owner to {}").format(_ident(RAW_SCHEMA, table),
+                                                                             _ident(TRANSFORMER)))
+                    moved += owner is not None
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(raw, _ident(TRANSFORMER)))
             conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(
                 raw, _ident(TRANSFORMER)))

@@ -128,6 +128,12 @@ def test_roles_least_privilege(which, request, monkeypatch, capsys, tmp_path):
     with _as(target, roles.TRANSFORMER) as conn:
         assert conn.execute("select count(*) from raw.bars").fetchone()[0] > 10_000  # dbt reads raw
         assert _denied(conn, "delete from raw.bars")  # and does not write it
+        # ... except `mwh build`'s bookkeeping: the fingerprints of its last successful build
+        from market_warehouse import build_state
+
+        conn.execute(f"delete from {build_state.STATE_TABLE}")
+        conn.execute(f"insert into {build_state.STATE_TABLE} values ('p', '{{}}', now())")
+        assert conn.execute(f"select count(*) from {build_state.STATE_TABLE}").fetchone()[0] == 1
     print(f"\n{which}: roles test {time.monotonic() - t0:.0f}s (build as mwh_transformer {build_s:.0f}s)")
 
 

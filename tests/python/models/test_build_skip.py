@@ -93,3 +93,48 @@ def test_plain_build_skips_only_unchanged_inputs(duckdb_target):
     # --vars may build what a plain build would not: the state is removed, the next plain build runs everything.
     assert mwh(["build", "--select", "fct_bars_1d", "--vars", "{}", *MODELS]) == 0
     assert _query(target, f"select count(*) from {STATE_TABLE}")[0][0] == 0
+
+
+def test_plain_build_skips_on_postgres(timescale_target):
+    """TimescaleDB: the fingerprints are the loaders' audit rows and the server's counters
+    (build_state._postgres_fingerprints), not a count of the bars. A load is seen at once; a delete made by
+    hand (no loader, no audit row) is seen through the counters of the chunks it touched."""
+    import time
+
+    from market_warehouse import build_state
+    from market_warehouse.dbt import Warehouse
+
+    from market_warehouse.cli import main as mwh
+
+    target = timescale_target
+    _load(target, AAPL)
+    assert mwh(["build", *MODELS]) == 0
+    assert _ran() >= BARS_MODELS | UNTOUCHED
+    assert len(_query(target, f"select * from {STATE_TABLE}")) == 1
+
+    assert mwh(["build", *MODELS]) == 0
+    idle = _ran()
+    assert "int_market__build_marks" in idle
+    assert not (UNTOUCHED | {"fct_bars_1d", "stg_market__bars"}) & idle
+
+    _load(target, MSFT)
+    assert mwh(["build", *MODELS]) == 0
+    after_load = _ran()
+    assert after_load >= BARS_MODELS
+    assert not UNTOUCHED & after_load
+    assert _query(target, "select count(*) from marts.fct_features_daily_v2 where symbol = 'MSFT'")[0][0] > 0
+
+    def bars_fingerprint() -> str:
+        with Warehouse(target) as wh:
+            return build_state._postgres_fingerprints(wh, [("raw", "bars")], wh.relations())[("raw", "bars")]
+
+    # A delete by hand: no audit row; the chunks' counters change once the deleting session ends.
+    before = bars_fingerprint()
+    _query(target, "delete from raw.bars where symbol = 'MSFT' and ts >= '2021-01-01'")
+    deadline = time.monotonic() + 30
+    while bars_fingerprint() == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert bars_fingerprint() != before
+    assert mwh(["build", *MODELS]) == 0
+    assert {"stg_market__bars", "fct_bars_1d", "fct_latest_bars"} <= _ran()
+    assert not UNTOUCHED & _ran()
