@@ -102,9 +102,8 @@ def test_plain_build_skips_on_postgres(timescale_target):
     import time
 
     from market_warehouse import build_state
-    from market_warehouse.dbt import Warehouse
-
     from market_warehouse.cli import main as mwh
+    from market_warehouse.dbt import Warehouse
 
     target = timescale_target
     _load(target, AAPL)
