@@ -208,6 +208,12 @@ select * from {{ mwh_changed_window_table() }}
     the join hashed all 5M bars (4.5 s of int_risk__daily_returns_unioned's 6.1 s pre-hook, one new
     session). -#}
 {%- set probe = daily_bars_indexed and target.type == 'postgres' %}
+{%- set before_changed_bar -%}
+                changed.symbol = before_bars.symbol
+                and changed.exchange = before_bars.exchange
+                and before_bars.ts < changed.first_changed_ts
+                and before_bars.ts >= changed.first_changed_ts - interval '30 days'
+{%- endset %}
 select
     changed.symbol,
     changed.exchange,
@@ -218,10 +224,7 @@ select
             select 1
             from {{ daily_bars }} as before_bars
             where
-                changed.symbol = before_bars.symbol
-                and changed.exchange = before_bars.exchange
-                and before_bars.ts < changed.first_changed_ts
-                and before_bars.ts >= changed.first_changed_ts - interval '30 days'
+{{ before_changed_bar }}
         ) then changed.first_changed_ts - interval '30 days'
         {%- else %}
         when count(before_bars.ts) > 0 then changed.first_changed_ts - interval '30 days'
@@ -258,10 +261,7 @@ from (
 {%- if not probe %}
 left join {{ daily_bars }} as before_bars
     on
-        changed.symbol = before_bars.symbol
-        and changed.exchange = before_bars.exchange
-        and before_bars.ts < changed.first_changed_ts
-        and before_bars.ts >= changed.first_changed_ts - interval '30 days'
+{{ before_changed_bar }}
 group by changed.symbol, changed.exchange, changed.first_changed_ts
 {%- endif %}
 {%- endmacro %}
