@@ -244,12 +244,17 @@ def built_nodes(manifest) -> dict[str, object]:
             if n.resource_type in BUILT and n.config.materialized != "ephemeral"}
 
 
-def read_state(wh) -> tuple[str, dict[str, str]] | None:
+def _state_rows(wh) -> list[tuple] | None:
+    """The state table's rows; None when there is no table yet (a first build)."""
     try:
-        rows = wh.query(f"select project, sources from {STATE_TABLE}")
-    except Exception:  # noqa: BLE001 - no table yet (a first build)
+        return wh.query(f"select project, sources from {STATE_TABLE}")
+    except Exception:  # noqa: BLE001 - no table yet
         return None
-    if len(rows) != 1:
+
+
+def read_state(wh) -> tuple[str, dict[str, str]] | None:
+    rows = _state_rows(wh)
+    if rows is None or len(rows) != 1:
         return None
     return rows[0][0], json.loads(rows[0][1])
 
@@ -262,8 +267,8 @@ def write_state(wh, project: str, sources: dict[str, str]) -> None:
     """Keep the fingerprints of a build that succeeded. Where the build's role may not write raw (`mwh roles`
     creates the table for it), a warning: the next build runs every node."""
     try:
-        if read_state(wh) is None:
-            wh.query(f"create table if not exists {STATE_TABLE} ({STATE_COLUMNS})")
+        if _state_rows(wh) is None:  # PostgreSQL checks CREATE on raw even when the table exists
+            wh.query(f"create table {STATE_TABLE} ({STATE_COLUMNS})")
         wh.query(f"delete from {STATE_TABLE}")
         wh.query(f"insert into {STATE_TABLE} values ('{project}', '{json.dumps(sources, sort_keys=True)}', "
                  "cast(now() as timestamp))")

@@ -14,9 +14,10 @@ import time
 import psycopg
 import pytest
 
-from market_warehouse import roles
+from market_warehouse import build_state, roles
 from market_warehouse.cli import main
 from market_warehouse.config import load_target
+from market_warehouse.dbt import Warehouse
 
 SAMPLE_FILES = ["data/sample/alphavantage/DA-AAPL-T-2021-04-21.csv.gz",
                 "data/sample/alphavantage/DA-MSFT-T-2021-04-21.csv.gz"]
@@ -128,12 +129,17 @@ def test_roles_least_privilege(which, request, monkeypatch, capsys, tmp_path):
     with _as(target, roles.TRANSFORMER) as conn:
         assert conn.execute("select count(*) from raw.bars").fetchone()[0] > 10_000  # dbt reads raw
         assert _denied(conn, "delete from raw.bars")  # and does not write it
-        # ... except `mwh build`'s bookkeeping: the fingerprints of its last successful build
-        from market_warehouse import build_state
 
-        conn.execute(f"delete from {build_state.STATE_TABLE}")
-        conn.execute(f"insert into {build_state.STATE_TABLE} values ('p', '{{}}', now())")
-        assert conn.execute(f"select count(*) from {build_state.STATE_TABLE}").fetchone()[0] == 1
+    # ... except `mwh build`'s bookkeeping: the fingerprints of its last successful build, written as a plain
+    # build writes them (emptied when the build starts, written when it succeeds), without CREATE on raw.
+    monkeypatch.setenv("MWH_PG_USER", roles.TRANSFORMER)
+    capsys.readouterr()
+    with Warehouse(load_target()) as wh:
+        build_state.clear_state(wh)
+        build_state.write_state(wh, "p", {"source.x": "1:2"})
+        assert build_state.read_state(wh) == ("p", {"source.x": "1:2"})
+    assert "warning" not in capsys.readouterr().out
+    monkeypatch.setenv("MWH_PG_USER", admin.user)
     print(f"\n{which}: roles test {time.monotonic() - t0:.0f}s (build as mwh_transformer {build_s:.0f}s)")
 
 
