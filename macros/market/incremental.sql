@@ -245,6 +245,16 @@ rewrite_from as {{ mwh_materialized_cte() }} (
 {%- endmacro %}
 
 
+{#- A bar (alias `bars`) of a threshold's series (alias `thresholds`: symbol, exchange and
+    `threshold_column`) on the side `op` ('<' before, '>=' from) of its threshold: the predicate of
+    mwh_first_ts_from and mwh_nth_ts_before, as a join condition or, on PostgreSQL, an index probe's. -#}
+{% macro mwh_threshold_series_bar(bars, op, threshold_column) -%}
+{{ bars }}.symbol = thresholds.symbol
+and {{ bars }}.exchange = thresholds.exchange
+and {{ bars }}.ts {{ op }} thresholds.{{ threshold_column }}
+{%- endmacro %}
+
+
 {#
     The earliest bar of `bars_relation` at or after each (symbol, exchange)'s `threshold_column` in
     `thresholds_cte`, over all of them: a select of one row, `first_ts`. PostgreSQL probes the
@@ -260,9 +270,7 @@ select min(rewrite_bars.ts) as first_ts
 from {{ bars_relation }} as rewrite_bars
 inner join {{ thresholds_cte }} as thresholds
     on
-        rewrite_bars.symbol = thresholds.symbol
-        and rewrite_bars.exchange = thresholds.exchange
-        and rewrite_bars.ts >= thresholds.{{ threshold_column }}
+        {{ mwh_threshold_series_bar('rewrite_bars', '>=', threshold_column) | indent(8) }}
 {%- endmacro %}
 
 {% macro postgres__mwh_first_ts_from(bars_relation, thresholds_cte, threshold_column) -%}
@@ -272,9 +280,7 @@ cross join lateral (
     select rewrite_bars.ts
     from {{ bars_relation }} as rewrite_bars
     where
-        rewrite_bars.symbol = thresholds.symbol
-        and rewrite_bars.exchange = thresholds.exchange
-        and rewrite_bars.ts >= thresholds.{{ threshold_column }}
+        {{ mwh_threshold_series_bar('rewrite_bars', '>=', threshold_column) | indent(8) }}
     order by rewrite_bars.ts
     limit 1
 ) as first_bar
@@ -305,9 +311,7 @@ select
 from {{ thresholds_cte }} as thresholds
 left join {{ bars_relation }} as before_bars
     on
-        thresholds.symbol = before_bars.symbol
-        and thresholds.exchange = before_bars.exchange
-        and before_bars.ts < thresholds.{{ threshold_column }}
+        {{ mwh_threshold_series_bar('before_bars', '<', threshold_column) | indent(8) }}
 group by thresholds.symbol, thresholds.exchange
 {%- endmacro %}
 
@@ -337,18 +341,14 @@ cross join lateral (
     select count(*) as bar_count
     from {{ bars_relation }} as recent_bars
     where
-        recent_bars.symbol = thresholds.symbol
-        and recent_bars.exchange = thresholds.exchange
-        and recent_bars.ts >= thresholds.{{ threshold_column }}
+        {{ mwh_threshold_series_bar('recent_bars', '>=', threshold_column) | indent(8) }}
 ) as from_threshold
 {%- endif %}
 left join lateral (
     select back_bars.ts
     from {{ bars_relation }} as back_bars
     where
-        back_bars.symbol = thresholds.symbol
-        and back_bars.exchange = thresholds.exchange
-        and back_bars.ts < thresholds.{{ threshold_column }}
+        {{ mwh_threshold_series_bar('back_bars', '<', threshold_column) | indent(8) }}
     order by back_bars.ts desc
     offset {{ n - 1 }} limit 1
 ) as nth on true
@@ -371,9 +371,7 @@ from (
     from {{ thresholds_cte }} as thresholds
     left join {{ bars_relation }} as before_bars
         on
-            thresholds.symbol = before_bars.symbol
-            and thresholds.exchange = before_bars.exchange
-            and before_bars.ts < thresholds.{{ threshold_column }}
+            {{ mwh_threshold_series_bar('before_bars', '<', threshold_column) | indent(12) }}
 ) as ranked
 group by symbol, exchange
 {%- endmacro %}
