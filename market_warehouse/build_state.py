@@ -6,10 +6,19 @@ raw.mwh_build_state, a fingerprint of the project and one per raw table the proj
 The next plain build leaves out (`--exclude`) every model and snapshot except:
 
 - the descendants of every source whose fingerprint changed (rows loaded, replaced, undone or deleted:
-  the row count and the sum of hash(run_id, loaded_at), or of the whole row for a table without them);
+  the row count and the sum of hash(run_id, loaded_at), or of the whole row for a table without them),
+  except a source the models read only for their load marks (raw.loader_runs: meta read_for_marks_only,
+  from market_warehouse/loaders/schema.py), whose changes alone change no model's rows;
 - the models whose SQL, or a macro they call, reads the clock (run_started_at, current_timestamp, ...),
   and their descendants;
 - the models whose relation is missing from the warehouse, and their descendants.
+
+Bars are followed by interval, on DuckDB: raw.bars is fingerprinted per interval too, stg_market__bars keeps
+a row's interval (meta.bar_interval_column), and a model that reads some intervals only says which where it
+filters on them (mwh_read_interval: meta.reads_bar_interval_<interval>). A load of daily bars alone then
+leaves out the models that read minute or hourly bars only (the rollups, fct_bars_1m, the intraday features,
+the market metrics), and their descendants unless something else they read changed. A model that does not
+say which intervals it reads runs after a load of any interval.
 
 Everything is built, as before, when there is no stored state (a first build, or the previous build
 failed: the state is removed when a plain build starts and written only when it succeeds), when the
@@ -56,6 +65,9 @@ STATE_COLUMNS = "project varchar, sources varchar, built_at timestamp"
 CLOCK_TOKENS = ("run_started_at", "current_timestamp", "current_date", "now()", "invocation_id",
                 "localtimestamp", "get_current_timestamp", "current_time")
 BUILT = ("model", "snapshot")
+INTERVAL_COLUMN = "interval"  # raw.bars' bar length (market_warehouse/loaders/schema.py, BARS)
+KEEPS_INTERVAL = "bar_interval_column"  # meta of a model whose rows keep their source row's interval
+READS_INTERVAL = "reads_bar_interval_"  # meta prefix set by mwh_read_interval
 # The flags a build may pass and still be a plain build (everything the project builds). Any other flag
 # (--select, --exclude, --selector, --resource-type, --full-refresh, --vars, --state, ...) builds everything.
 PLAIN_FLAGS = ("--exclude-resource-type", "--exclude-resource-types", "--threads", "--fail-fast", "-x",
@@ -144,14 +156,41 @@ def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[st
         cols.setdefault((s.lower(), t.lower()), set()).add(c.lower())
     parts = []
     for i, (schema, name) in enumerate(present):
-        hashed = "hash(t.run_id, t.loaded_at)" if {"run_id", "loaded_at"} <= cols.get((schema, name), set()) \
-            else "hash(t)"
-        parts.append(f"select {i} as i, count(*) as n, cast(coalesce(sum({hashed}), 0) as varchar) as h "
-                     f'from "{schema}"."{name}" as t')
-    for i, n, h in wh.query(" union all ".join(parts)):
-        for uid in tables[present[i]]:
-            out[uid] = f"{n}:{h}"
+        columns = cols.get((schema, name), set())
+        hashed = "hash(t.run_id, t.loaded_at)" if {"run_id", "loaded_at"} <= columns else "hash(t)"
+        interval = f't."{INTERVAL_COLUMN}"' if INTERVAL_COLUMN in columns else "null"
+        parts.append(f"select {i} as i, cast({interval} as varchar) as iv, count(*) as n, "
+                     f'cast(coalesce(sum({hashed}), 0) as varchar) as h from "{schema}"."{name}" as t '
+                     f"group by {interval}")
+    per_table: dict[int, dict[str, str]] = {}
+    for i, iv, n, h in wh.query(" union all ".join(parts)):
+        per_table.setdefault(i, {})[iv] = f"{n}:{h}"
+    for i, key in enumerate(present):
+        by_interval = per_table.get(i, {})
+        for uid in tables[key]:
+            if None in by_interval or not by_interval:  # a table without intervals (or empty)
+                out[uid] = by_interval.get(None, "0:0")
+                continue
+            out[uid] = ",".join(f"{iv}={fp}" for iv, fp in sorted(by_interval.items()))
+            for iv, fp in by_interval.items():
+                out[interval_key(uid, iv)] = fp
     return out
+
+
+def interval_key(uid: str, interval: str) -> str:
+    """The state's key of one interval's fingerprint of a source with bars of several intervals."""
+    return f"{uid}[{INTERVAL_COLUMN}={interval}]"
+
+
+def changed_intervals(uid: str, current: dict[str, str], stored: dict[str, str]) -> frozenset[str] | None:
+    """The intervals of source `uid` whose bars changed since the stored state; None: not known per
+    interval (every interval counts as changed)."""
+    prefix = interval_key(uid, "")[:-1]
+    now = {k: v for k, v in current.items() if k.startswith(prefix)}
+    before = {k: v for k, v in stored.items() if k.startswith(prefix)}
+    if not now and not before:
+        return None
+    return frozenset(k[len(prefix):-1] for k in now.keys() | before.keys() if now.get(k) != before.get(k))
 
 
 def _postgres_fingerprints(wh, present: list[tuple[str, str]],
@@ -226,16 +265,46 @@ def clock_nodes(manifest) -> set[str]:
     return out
 
 
-def _descendants(manifest, roots: set[str]) -> set[str]:
+def _read_for_marks_only(manifest, uid: str) -> bool:
+    """A source the models read only for their load marks (raw.loader_runs; schema.py's
+    read_for_marks_only): its changes alone change no model's rows."""
+    src = manifest.sources[uid]
+    meta = getattr(src.config, "meta", None) or getattr(src, "meta", None) or {}
+    return bool(meta.get("read_for_marks_only"))
+
+
+def _must_run(manifest, roots: dict[str, frozenset[str] | None]) -> set[str]:
+    """The roots and their descendants, following bars by interval (module docstring): `roots` maps a node
+    or source to the intervals of its rows that changed (None: its rows changed, whatever their interval).
+    A model whose rows keep their interval (meta bar_interval_column) passes the intervals on; a model that
+    reads some intervals only (mwh_read_interval) runs when one of them changed; any other model runs."""
     child_map = manifest.child_map if manifest.child_map else manifest.build_child_map()
-    seen = set(roots)
+    changed: dict[str, frozenset[str] | None] = dict(roots)
     todo = list(roots)
     while todo:
-        for child in child_map.get(todo.pop(), []):
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return seen
+        parent = todo.pop()
+        intervals = changed[parent]
+        for child in child_map.get(parent, []):
+            node = manifest.nodes.get(child)
+            meta = (getattr(node.config, "meta", None) or {}) if node is not None else {}
+            passed: frozenset[str] | None = None
+            if intervals is not None:
+                if meta.get(KEEPS_INTERVAL):
+                    passed = intervals
+                else:
+                    reads = {k[len(READS_INTERVAL):] for k, v in meta.items() if k.startswith(READS_INTERVAL) and v}
+                    if reads and not reads & intervals:
+                        continue  # it reads none of the intervals that changed
+            if child in changed:
+                before = changed[child]
+                merged = None if before is None or passed is None else before | passed
+                if merged == before:
+                    continue
+                changed[child] = merged
+            else:
+                changed[child] = passed
+            todo.append(child)
+    return set(changed)
 
 
 def built_nodes(manifest) -> dict[str, object]:
@@ -321,15 +390,18 @@ def decide(plan: SkipPlan, manifest, extra: Sequence[str], seeds_excluded: bool,
         plan.reason = "every node (seeds are loaded)"
         return plan
     nodes = built_nodes(manifest)
-    changed = {uid for uid, fp in plan.sources.items() if sources.get(uid) != fp}
+    changed = {uid: changed_intervals(uid, plan.sources, sources) for uid, fp in plan.sources.items()
+               if uid in manifest.sources and sources.get(uid) != fp and not _read_for_marks_only(manifest, uid)}
     missing = {uid for uid, n in nodes.items()
                if (str(n.schema).lower(), str(n.alias or n.name).lower()) not in existing}
     clock = clock_nodes(manifest)
-    must = _descendants(manifest, changed | missing | clock)
+    must = _must_run(manifest, {**changed, **dict.fromkeys(missing | clock)})
     plan.skipped = sorted(uid for uid in nodes if uid not in must)
+    names = sorted(uid.split(".", 2)[2] + (f"[{', '.join(sorted(iv))}]" if iv is not None else "")
+                   for uid, iv in changed.items())
     plan.reason = (f"{len(nodes) - len(plan.skipped)} of {len(nodes)} models/snapshots: changed sources "
-                   f"{sorted(u.split('.', 2)[2] for u in changed) or 'none'}, {len(clock)} reading the clock, "
-                   f"{len(missing)} missing, and their descendants")
+                   f"{names or 'none'}, {len(clock)} reading the clock, {len(missing)} missing, and their "
+                   "descendants")
     return plan
 
 

@@ -113,11 +113,16 @@ def _table(t: Table) -> list[str]:
     out = [f"      - name: {t.name}", *_text("description", _description(t), 8)]
     if "loaded_at" in t.column_names:
         out.append("        loaded_at_field: loaded_at")
-    if t.freshness:
+    if t.freshness or t.read_for_marks_only:
         out.append("        config:")
+    if t.freshness:
         out += [f"          # {line}" for line in textwrap.wrap(t.freshness_note, WIDTH - 12)]
         out.append("          freshness:")
         out += [f"            {k}: {_flow(v) if isinstance(v, dict) else _scalar(v)}" for k, v in t.freshness.items()]
+    if t.read_for_marks_only:
+        out += ["          # Read by the incremental models only to find what changed (their load marks): a plain",
+                "          # `mwh build` does not rebuild them for its changes alone (market_warehouse/build_state.py).",
+                "          meta: {read_for_marks_only: true}"]
     out.append("        columns:")
     for c in t.columns:
         out += _column(c)

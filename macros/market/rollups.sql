@@ -114,11 +114,8 @@ select
     max(loaded_at) as source_loaded_at
 from {{ raw_bars }}
 where
-    "interval" = '1m'
-    and volume >= 0
-    and least(open, high, low, close) > 0
-    and high >= greatest(open, low, close)
-    and low <= least(open, close)
+    "interval" = {{ mwh_read_interval('1m') }}
+    and {{ mwh_bar_is_valid() }}
 group by symbol, exchange, time_bucket(interval '{{ bucket_width }}', ts)
 {%- endmacro %}
 
@@ -131,7 +128,7 @@ minute_bars as (
 
     select * from {{ ref('stg_market__bars') }}
     where
-        bar_interval = '1m'
+        bar_interval = {{ mwh_read_interval('1m') }}
         {% if mwh_is_incremental() -%}
         and ts >= {{ mwh_rollup_late_cutoff() }}
         {%- endif %}
@@ -222,7 +219,7 @@ vendor as (
             and vendor_all.exchange = vendor_changed.exchange
             and vendor_all.ts >= vendor_changed.first_changed_ts
     {%- endif %}
-    where vendor_all.bar_interval = '{{ bar_interval }}'
+    where vendor_all.bar_interval = {{ mwh_read_interval(bar_interval) }}
 
 ),
 

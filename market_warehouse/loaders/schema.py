@@ -49,6 +49,9 @@ class Table:
     # dbt source freshness ({"warn_after": {"count": 96, "period": "hour"}, ...}), and why those limits.
     freshness: dict | None = None
     freshness_note: str = ""
+    # True: models read this table only to find what changed in other tables (their load marks), never as
+    # data, so a plain `mwh build` does not run them for its changes alone (market_warehouse/build_state.py).
+    read_for_marks_only: bool = False
 
     @property
     def qualified(self) -> str:
@@ -173,6 +176,7 @@ LOADER_RUNS = Table(
         Column("finished_at", "timestamp", False, "End (UTC)."),
     ),
     key=("run_id", "source", "target_table"),
+    read_for_marks_only=True,
 )
 
 

@@ -22,7 +22,7 @@ minute_bars as (
     {# in incremental runs: a session dated on or after the cut-off can open a day earlier in UTC #}
     select * from {{ ref('stg_market__bars') }}
     where
-        bar_interval = '1m'
+        bar_interval = {{ mwh_read_interval('1m') }}
         and ts >= {% if mwh_is_incremental() %}{{ mwh_rollup_late_cutoff() }} - interval '1 day'
         {%- else %}{{ mwh_min_ts() }}{% endif %}
 

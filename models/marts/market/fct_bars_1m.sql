@@ -33,7 +33,7 @@ high_water as (
 minute_bars as (
 
     select * from {{ ref('stg_market__bars') }}
-    where bar_interval = '1m'
+    where bar_interval = {{ mwh_read_interval('1m') }}
 
 ),
 

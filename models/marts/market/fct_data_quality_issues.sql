@@ -361,15 +361,8 @@ invalid_raw_bars as (
         {{ mwh_utc_date('ts') }} as bar_date,
         ts
     from {{ source('market', 'bars') }}
-    -- the negation of stg_market__bars' `valid` filter (a null comparison counts as invalid there too)
-    where not coalesce(
-        ts is not null
-        and volume >= 0
-        and least(open, high, low, close) > 0
-        and high >= greatest(open, low, close)
-        and low <= least(open, close),
-        false
-    )
+    -- the negation of stg_market__bars' filter (a null comparison counts as invalid there too)
+    where not coalesce({{ mwh_bar_is_valid() }}, false)
 
 ),
 

@@ -31,7 +31,7 @@ minute_bars as (
         quote_volume,
         trade_count
     from {{ ref('stg_market__bars') }}
-    where bar_interval = '1m'
+    where bar_interval = {{ mwh_read_interval('1m') }}
 
 ),
 

@@ -29,7 +29,7 @@ minute_bars as (
         lag(ts) over (partition by symbol, exchange order by ts) as previous_ts,
         lag(close) over (partition by symbol, exchange order by ts) as previous_close
     from {{ ref('stg_market__bars') }}
-    where bar_interval = '1m'
+    where bar_interval = {{ mwh_read_interval('1m') }}
 
 ),
 

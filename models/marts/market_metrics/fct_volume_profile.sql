@@ -54,7 +54,7 @@ changed_windows as (
         {{ mwh_time_bucket(window_width, 'ts') }} as window_start_ts
     from {{ ref('stg_market__bars') }}
     where
-        bar_interval = '1m'
+        bar_interval = {{ mwh_read_interval('1m') }}
         and {{ mwh_loaded_since('(select high_water.loaded_at from high_water)') }}
 
 ),
@@ -65,7 +65,7 @@ recent_bars as (
     select *
     from {{ ref('stg_market__bars') }}
     where
-        bar_interval = '1m'
+        bar_interval = {{ mwh_read_interval('1m') }}
         and ts >= (select min(changed_windows.window_start_ts) from changed_windows)
 
 ),
@@ -103,7 +103,7 @@ minute_bars as (
         (high + low + close) / 3 as typical_price,
         loaded_at
     from {{ ref('stg_market__bars') }}
-    where bar_interval = '1m'
+    where bar_interval = {{ mwh_read_interval('1m') }}
 
 ),
 

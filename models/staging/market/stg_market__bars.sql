@@ -10,6 +10,7 @@
             {'columns': ['loaded_at']},
             {'columns': ['run_id', 'load_source']},
         ]),
+        meta={'bar_interval_column': 'bar_interval'},
     )
 }}
 
@@ -27,6 +28,10 @@
     are replaced, so a reloaded or corrected bar replaces the old one. A backfill is thus processed
     once, by the build after it, and the next build takes only what is new again. Every downstream model reads a deduplicated table with
     statistics and indexes instead of re-sorting raw.bars.
+
+    meta.bar_interval_column: a row here is a row of raw.bars of the same interval, so a load of some
+    intervals changes only those intervals' rows; a plain `mwh build` then leaves out the models that read
+    other intervals only (mwh_read_interval, market_warehouse/build_state.py).
 #}
 
 with
@@ -86,12 +91,7 @@ newest_load as (
 valid as (
 
     select * from newest_load
-    where
-        ts is not null
-        and volume >= 0
-        and least(open, high, low, close) > 0
-        and high >= greatest(open, low, close)
-        and low <= least(open, close)
+    where {{ mwh_bar_is_valid() }}
 
 ),
 

@@ -5,6 +5,7 @@ failed or unfinished build, a changed project and --full-refresh rebuild everyth
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from market_warehouse.build_report import last_run_results
@@ -137,3 +138,79 @@ def test_plain_build_skips_on_postgres(timescale_target):
     assert mwh(["build", *MODELS]) == 0
     assert {"stg_market__bars", "fct_bars_1d", "fct_latest_bars"} <= _ran()
     assert not UNTOUCHED & _ran()
+
+
+# Read minute bars only (mwh_read_interval('1m')) or the hourly union of them: left out after a daily load.
+MINUTE_ONLY = {"int_market__bars_rolled_up_5m", "int_market__bars_rolled_up_15m", "int_market__bars_rolled_up_1h",
+               "int_market__bars_rolled_up_1d", "int_market__bars_unioned_1h", "fct_bars_1m", "fct_bars_1h",
+               "int_market__ewm_states_hourly", "fct_features_hourly", "fct_labels_hourly",
+               "fct_realized_volatility_daily", "fct_volume_profile"}
+FILUSDT = [REPO / "data" / "sample" / "binance_klines" / f"FILUSDT-1m-2023-{m}.csv.gz" for m in ("02", "04")]
+# Every relation the sequence below writes that a build-time column does not make differ between two builds.
+COMPARED = ["staging.stg_market__bars", "intermediate.int_market__bars_rolled_up_5m",
+            "intermediate.int_market__bars_rolled_up_1h", "intermediate.int_market__bars_rolled_up_1d",
+            "intermediate.int_market__bars_unioned_1d", "marts.fct_bars_1m", "marts.fct_bars_1h", "marts.fct_bars_1d",
+            "marts.fct_features_hourly_v1", "marts.fct_features_daily_v2", "marts.fct_labels_hourly",
+            "marts.fct_realized_volatility_daily", "marts.fct_volume_profile", "marts.fct_bar_gaps"]
+
+
+def _rows(target, relation: str) -> list[tuple]:
+    """A relation's rows, without its build-time columns (loaded_at, checked_through_*, ..._at), in the order
+    of their other values than floats."""
+    schema, name = relation.split(".")
+    columns = [c for (c,) in _query(target, "select column_name from information_schema.columns where "
+                                            f"table_schema = '{schema}' and table_name = '{name}' order by ordinal_position")
+               if not c.endswith("_at") and not c.startswith("checked_through")]
+    assert columns, relation
+    listed = ", ".join(f'"{c}"' for c in columns)
+    rows = _query(target, f"select {listed} from {relation}")
+    return sorted(rows, key=lambda row: repr([v for v in row if not isinstance(v, float)]))
+
+
+def _same_rows(a: list[tuple], b: list[tuple]) -> bool:
+    """Equal, floats to 1e-12 relative (a sum's order differs between an incremental run and a full refresh)."""
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(math.isclose(u, v, rel_tol=1e-12) if isinstance(u, float) and isinstance(v, float)
+                                 else u == v for u, v in zip(x, y, strict=True))
+        for x, y in zip(a, b, strict=True))
+
+
+def test_plain_build_follows_bars_by_interval(duckdb_target):
+    """A load of daily bars alone leaves out the models that read minute bars only (mwh_read_interval), and a
+    load of minute bars runs them again; the audit rows of raw.loader_runs (read for load marks only) run
+    nothing by themselves. After daily, minute, daily, minute loads, every relation holds the rows of a full
+    refresh."""
+    from market_warehouse.cli import main as mwh
+
+    target = duckdb_target
+    _load(target, AAPL)
+    with open_sink(target) as sink:
+        assert all(r.status == "success" for r in load_files(sink, [str(FILUSDT[0])], "binance-klines"))
+    assert mwh(["build", *MODELS]) == 0
+    assert _ran() >= MINUTE_ONLY | BARS_MODELS
+
+    _load(target, MSFT)  # daily bars only
+    assert mwh(["build", *MODELS]) == 0
+    daily = _ran()
+    assert daily >= BARS_MODELS | {"int_market__bars_unioned_1d"}
+    assert not MINUTE_ONLY & daily, sorted(MINUTE_ONLY & daily)
+
+    with open_sink(target) as sink:  # minute bars only
+        assert all(r.status == "success" for r in load_files(sink, [str(FILUSDT[1])], "binance-klines"))
+    assert mwh(["build", *MODELS]) == 0
+    minute = _ran()
+    assert minute >= MINUTE_ONLY | {"stg_market__bars", "int_market__bars_unioned_1d", "fct_bars_1d"}
+    assert _query(target, "select count(*) from marts.fct_bars_1m where ts >= '2023-04-01'")[0][0] > 0
+
+    # A failed load writes an audit row and no bar: nothing downstream of the bars runs.
+    with open_sink(target) as sink:
+        reports = load_files(sink, [str(REPO / "data" / "sample" / "alphavantage" / "DA-BF.B-T-2021-04-21.csv")],
+                             "alphavantage")
+    assert [r.status for r in reports] == ["failed"]
+    assert mwh(["build", *MODELS]) == 0
+    assert not ({"stg_market__bars", "fct_bars_1d"} | MINUTE_ONLY) & _ran()
+
+    built = {relation: _rows(target, relation) for relation in COMPARED}
+    assert mwh(["build", "--full-refresh", *MODELS]) == 0
+    for relation in COMPARED:
+        assert _same_rows(_rows(target, relation), built[relation]), relation

