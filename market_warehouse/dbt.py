@@ -277,7 +277,7 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
     """`mwh build [dbt args...]`: exit code 0 when dbt succeeded, else 1. `after(warehouse, dbt result)` runs
     on the same connection as the unmatched-records report (the result is None when dbt did not run)."""
 
-    from market_warehouse import build_order, build_state
+    from market_warehouse import build_state
 
     t0 = time.monotonic()
     if not isinstance(target, Target):
@@ -324,11 +324,8 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
             build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
             if skip.reason:
                 log.info("mwh build: building %s", skip.reason)
-            # Ready models start longest remaining chain first, by the last builds' durations (build_order.py).
-            with build_order.longest_chain_first(build_order.read_durations()):
-                res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
-                              manifest=manifest)
-            build_order.keep_durations(getattr(res.result, "results", None))
+            res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
+                          manifest=manifest)
             log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
             if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
                 _store_seeds_checksum(target, checksum)
