@@ -37,12 +37,14 @@ import pandas as pd
 
 from market_warehouse.config import Target, load_target
 
-# interval -> (relation, has adjusted columns). Daily and hourly come from the marts; the other
-# intervals are the vendor's raw bars as staged (no adjustment exists for them).
+# interval -> (relation, has adjusted columns). Daily, hourly and 1-minute bars come from the marts (fct_bars_1m:
+# indexed on (symbol, ts desc) on PostgreSQL, where staging's (symbol, exchange, interval, ts) key cannot serve
+# "the last N minutes of a symbol" without a sort); the other intervals are the vendor's raw bars as staged (no
+# adjustment exists for them).
 BAR_RELATIONS = {
     "1d": ("marts.fct_bars_1d", True),
     "1h": ("marts.fct_bars_1h", False),
-    "1m": ("staging.stg_market__bars", False),
+    "1m": ("marts.fct_bars_1m", False),
     "5m": ("staging.stg_market__bars", False),
     "15m": ("staging.stg_market__bars", False),
     "1wk": ("staging.stg_market__bars", False),

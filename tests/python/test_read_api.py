@@ -58,6 +58,11 @@ def check_read_api(target) -> None:
         assert before["close"] == pytest.approx(before["raw_close"] / 4, rel=0.02)
         minutes = r.bars("FILUSDT", "1m", "2023-02-01 00:00", "2023-02-01 00:09")
         assert len(minutes) == 10 and (minutes["exchange"] == "BINANCE").all()
+        # 1-minute bars come from marts.fct_bars_1m: the newest N of a symbol, in time order
+        newest = r.bars("FILUSDT", "1m", last=5)
+        assert len(newest) == 5 and newest["ts"].is_monotonic_increasing
+        assert newest["ts"].iloc[-1] == r.query("select max(ts) as ts from staging.stg_market__bars "
+                                                "where symbol = 'FILUSDT' and bar_interval = '1m'")["ts"][0]
         # parameters are bound: a quote in a value is just a value
         assert r.bars("AAPL' or '1'='1", "1d").empty
         with pytest.raises(ValueError, match="interval"):
