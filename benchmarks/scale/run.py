@@ -263,6 +263,19 @@ def latency_queries(r: Reader, symbols: list[str], last_day: str) -> list[tuple[
     ]
 
 
+def minute_latency_queries(r: Reader, symbols: list[str]) -> list[tuple[str, str, object, str, object]]:
+    """The 1-minute set's question (#14 item 5): the last 1,000 1-minute bars of a symbol, from the analysts'
+    mart through the read API, beside raw."""
+    one = symbols[0]
+    bar_cols = "symbol, exchange, ts, open, high, low, close, volume, vwap"
+    return [
+        ("last 1,000 1-minute bars of a symbol", "read.bars('1m', last=1000): fct_bars_1m",
+         lambda: r.bars(one, interval="1m", last=1000),
+         "raw.bars", lambda: r.query(f"select {bar_cols} from raw.bars where symbol = ? and interval = '1m' "
+                                     "order by ts desc limit 1000", [one])),
+    ]
+
+
 def timed(call, runs: int, warm: int = 3) -> tuple[float, float, int, float]:
     """p50 and p95 wall ms, rows, and the median client CPU ms a call (process_time: the load affects it least)."""
     for _ in range(warm):
@@ -276,10 +289,10 @@ def timed(call, runs: int, warm: int = 3) -> tuple[float, float, int, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(frame), float(np.median(cpu))
 
 
-def latency_lines(r: Reader, symbols: list[str], last_day: str, runs: int) -> list[str]:
+def latency_lines(r: Reader, questions: list[tuple[str, str, object, str, object]], runs: int) -> list[str]:
     out = [f"  {'query (p50 / p95 ms, ' + str(runs) + ' warm runs, read API)':<40} {'mart':>17}   "
            f"{'naive':>17}  rows"]
-    for question, mart, call, naive, naive_call in latency_queries(r, symbols, last_day):
+    for question, mart, call, naive, naive_call in questions:
         # Seconds-long questions run fewer times: the training extract, and the naive whole-history numbering
         # (89 s a run on TimescaleDB at 5M, load 17), which is warmed once and run 3 times.
         bulky = "training" in question
@@ -329,7 +342,7 @@ def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg:
     with opened as (r, size):
         n = int(r.query("select count(*) as n from raw.bars where interval = '1d'")["n"][0])
         return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
-                *latency_lines(r, symbols, LAST_DAY, runs)]
+                *latency_lines(r, latency_queries(r, symbols, LAST_DAY), runs)]
 
 
 # ---- one target -----------------------------------------------------------------------------------
@@ -470,7 +483,7 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
                 else opened_warehouse(duckdb_path=wh) as (r, size):
             out.append(f"  size on disk {gb(size)} ({n_bars + len(new_session):,} daily bars, all models built)")
             log(out[-1])
-            for line in latency_lines(r, manifest["daily_symbols"], LAST_DAY, runs):
+            for line in latency_lines(r, latency_queries(r, manifest["daily_symbols"], LAST_DAY), runs):
                 out.append(line)
                 log(line)
     finally:
@@ -481,12 +494,13 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
     return out
 
 
-def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None) -> list[str]:
+def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None, runs: int = 50) -> list[str]:
     """--size minute: the 1-minute files landed through read_csv / COPY (bulk.py), then the full build,
     models then tests, with the time, CPU and peak memory of each (the 1-minute scale question: does it
     finish, and in how much memory); then, when the set holds a session back (new_session/: the last UTC
     day of every minute symbol), that day loaded by `mwh load csv` and the incremental build, models then
-    tests, beside the full build of the same run."""
+    tests, beside the full build of the same run; then the last 1,000 1-minute bars of a symbol (`runs` warm
+    runs)."""
     logfile = work / f"{target}.log"
     env = {**os.environ, "MWH_TARGET": target, "DBT_TARGET_PATH": str(work / f"{target}_target"),
            "DBT_LOG_PATH": str(work / f"{target}_logs"), "DO_NOT_TRACK": "1"}
@@ -548,6 +562,11 @@ def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict |
             size = sum(p.stat().st_size for p in work.glob("warehouse.duckdb*") if p.is_file())
         out.append(f"  size on disk {gb(size)}")
         log(out[-1])
+        with opened_warehouse(conninfo=admin.replace("dbname=postgres", f"dbname={db}")) if server \
+                else opened_warehouse(duckdb_path=work / "warehouse.duckdb") as (r, _):
+            for line in latency_lines(r, minute_latency_queries(r, manifest["minute_symbols"]), runs):
+                out.append(line)
+                log(line)
     finally:
         if server:
             with psycopg.connect(admin, autocommit=True) as c:
@@ -625,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir(parents=True, exist_ok=True)
             (work / f"{target}.log").unlink(missing_ok=True)
             pg = pg_server() if target != "duckdb" else None
-            bench_minute(target, data, manifest, work, pg)
+            bench_minute(target, data, manifest, work, pg, args.runs)
         log(f"load average at the end {os.getloadavg()[0]:.1f}")
         return 0
     if not manifest["daily_bars"]:
