@@ -68,6 +68,8 @@ BUILT = ("model", "snapshot")
 INTERVAL_COLUMN = "interval"  # raw.bars' bar length (market_warehouse/loaders/schema.py, BARS)
 KEEPS_INTERVAL = "bar_interval_column"  # meta of a model whose rows keep their source row's interval
 READS_INTERVAL = "reads_bar_interval_"  # meta prefix set by mwh_read_interval
+# A source's fingerprint: one string, or for bars one per interval ({interval: fingerprint}).
+Fingerprint = str | dict[str, str]
 # The flags a build may pass and still be a plain build (everything the project builds). Any other flag
 # (--select, --exclude, --selector, --resource-type, --full-refresh, --vars, --state, ...) builds everything.
 PLAIN_FLAGS = ("--exclude-resource-type", "--exclude-resource-types", "--threads", "--fail-fast", "-x",
@@ -88,8 +90,8 @@ class SkipPlan:
     skipped: list[str] = field(default_factory=list)  # unique ids of the models/snapshots left out
     reason: str = ""
     project: str = ""
-    sources: dict[str, str] = field(default_factory=dict)
-    stored: tuple[str, dict[str, str]] | None = None
+    sources: dict[str, Fingerprint] = field(default_factory=dict)
+    stored: tuple[str, dict[str, Fingerprint]] | None = None
 
 
 def is_plain(extra: Sequence[str]) -> bool:
@@ -135,9 +137,10 @@ def _source_tables(manifest) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[str, str]:
+def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[str, Fingerprint]:
     """Per source unique id: 'absent', or what says its rows changed (see the module docstring): the row
-    count and a sum of row hashes on DuckDB, the audit rows and the server's counters on PostgreSQL."""
+    count and a sum of row hashes on DuckDB (per interval, {interval: ...}, for a table with an interval
+    column: the bars), the audit rows and the server's counters on PostgreSQL."""
     tables = _source_tables(manifest)
     present = [key for key in sorted(tables) if key in existing]
     out = {uid: "absent" for key, uids in tables.items() if key not in existing for uid in uids}
@@ -170,27 +173,17 @@ def source_fingerprints(wh, manifest, existing: set[tuple[str, str]]) -> dict[st
         for uid in tables[key]:
             if None in by_interval or not by_interval:  # a table without intervals (or empty)
                 out[uid] = by_interval.get(None, "0:0")
-                continue
-            out[uid] = ",".join(f"{iv}={fp}" for iv, fp in sorted(by_interval.items()))
-            for iv, fp in by_interval.items():
-                out[interval_key(uid, iv)] = fp
+            else:  # bars: one fingerprint per interval
+                out[uid] = dict(sorted(by_interval.items()))
     return out
 
 
-def interval_key(uid: str, interval: str) -> str:
-    """The state's key of one interval's fingerprint of a source with bars of several intervals."""
-    return f"{uid}[{INTERVAL_COLUMN}={interval}]"
-
-
-def changed_intervals(uid: str, current: dict[str, str], stored: dict[str, str]) -> frozenset[str] | None:
-    """The intervals of source `uid` whose bars changed since the stored state; None: not known per
-    interval (every interval counts as changed)."""
-    prefix = interval_key(uid, "")[:-1]
-    now = {k: v for k, v in current.items() if k.startswith(prefix)}
-    before = {k: v for k, v in stored.items() if k.startswith(prefix)}
-    if not now and not before:
+def changed_intervals(current: Fingerprint, stored: Fingerprint | None) -> frozenset[str] | None:
+    """The intervals whose bars changed between a source's stored and current fingerprints; None: not known
+    per interval (every interval counts as changed)."""
+    if not isinstance(current, dict) or not isinstance(stored, dict):
         return None
-    return frozenset(k[len(prefix):-1] for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+    return frozenset(iv for iv in current.keys() | stored.keys() if current.get(iv) != stored.get(iv))
 
 
 def _postgres_fingerprints(wh, present: list[tuple[str, str]],
@@ -321,7 +314,7 @@ def _state_rows(wh) -> list[tuple] | None:
         return None
 
 
-def read_state(wh) -> tuple[str, dict[str, str]] | None:
+def read_state(wh) -> tuple[str, dict[str, Fingerprint]] | None:
     rows = _state_rows(wh)
     if rows is None or len(rows) != 1:
         return None
@@ -332,7 +325,7 @@ def clear_state(wh) -> None:
     wh.query(f"delete from {STATE_TABLE}")
 
 
-def write_state(wh, project: str, sources: dict[str, str]) -> None:
+def write_state(wh, project: str, sources: dict[str, Fingerprint]) -> None:
     """Keep the fingerprints of a build that succeeded. Where the build's role may not write raw (`mwh roles`
     creates the table for it), a warning: the next build runs every node."""
     try:
@@ -390,8 +383,8 @@ def decide(plan: SkipPlan, manifest, extra: Sequence[str], seeds_excluded: bool,
         plan.reason = "every node (seeds are loaded)"
         return plan
     nodes = built_nodes(manifest)
-    changed = {uid: changed_intervals(uid, plan.sources, sources) for uid, fp in plan.sources.items()
-               if uid in manifest.sources and sources.get(uid) != fp and not _read_for_marks_only(manifest, uid)}
+    changed = {uid: changed_intervals(fp, sources.get(uid)) for uid, fp in plan.sources.items()
+               if sources.get(uid) != fp and not _read_for_marks_only(manifest, uid)}
     missing = {uid for uid, n in nodes.items()
                if (str(n.schema).lower(), str(n.alias or n.name).lower()) not in existing}
     clock = clock_nodes(manifest)
