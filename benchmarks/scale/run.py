@@ -229,21 +229,28 @@ def bulk_land_warehouse(target: str, folder: Path, work: Path, admin: str | None
 # protocol on prepared statements into pandas), so each time includes the rows' conversion into a
 # DataFrame. The naive form of each question goes through the same client (Reader.query).
 
+BAR_COLS = "symbol, exchange, ts, open, high, low, close, volume, vwap"
+
+
+def last_bars_question(r: Reader, symbol: str, interval: str, question: str,
+                       mart: str) -> tuple[str, str, object, str, object]:
+    """The last 1,000 `interval` bars of `symbol` through the read API, beside the same from raw.bars."""
+    return (question, mart, lambda: r.bars(symbol, interval=interval, last=1000),
+            "raw.bars", lambda: r.query(f"select {BAR_COLS} from raw.bars where symbol = ? and interval = '{interval}' "
+                                        "order by ts desc limit 1000", [symbol]))
+
+
 def latency_queries(r: Reader, symbols: list[str], last_day: str) -> list[tuple[str, str, object, str, object]]:
     """(question, what the read API reads, its call, naive label, the naive call)."""
     one, hundred = symbols[0], symbols[:100]
     start = str(np.datetime64(last_day) - np.timedelta64(5 * 365 + 1, "D"))  # 5 years back
-    bar_cols = "symbol, exchange, ts, open, high, low, close, volume, vwap"
-    naive_latest_bar = (f"select {bar_cols} from (select *, row_number() over (partition by symbol, exchange "
+    naive_latest_bar = (f"select {BAR_COLS} from (select *, row_number() over (partition by symbol, exchange "
                         "order by ts desc) as rn from raw.bars where interval = '1d') as x where rn = 1")
     naive_stats = ("select count(*), min(low), max(high), avg(close), sum(volume) from raw.bars "
                    "where symbol = ? and interval = '1d' and ts > (select max(ts) from raw.bars "
                    "where symbol = ? and interval = '1d') - interval '30 days'")
     return [
-        ("last 1,000 bars of a symbol", "read.bars(last=1000): fct_bars_1d",
-         lambda: r.bars(one, last=1000),
-         "raw.bars", lambda: r.query(f"select {bar_cols} from raw.bars where symbol = ? and interval = '1d' "
-                                     "order by ts desc limit 1000", [one])),
+        last_bars_question(r, one, "1d", "last 1,000 bars of a symbol", "read.bars(last=1000): fct_bars_1d"),
         ("latest bar of every symbol", "read.latest_bars(): fct_latest_bars", r.latest_bars,
          "raw.bars (row_number)", lambda: r.query(naive_latest_bar)),
         ("30-day stats of a symbol", "read.price_stats(days=30): fct_bars_1d", lambda: r.price_stats(one, 30),
@@ -266,14 +273,8 @@ def latency_queries(r: Reader, symbols: list[str], last_day: str) -> list[tuple[
 def minute_latency_queries(r: Reader, symbols: list[str]) -> list[tuple[str, str, object, str, object]]:
     """The 1-minute set's question (#14 item 5): the last 1,000 1-minute bars of a symbol, from the analysts'
     mart through the read API, beside raw."""
-    one = symbols[0]
-    bar_cols = "symbol, exchange, ts, open, high, low, close, volume, vwap"
-    return [
-        ("last 1,000 1-minute bars of a symbol", "read.bars('1m', last=1000): fct_bars_1m",
-         lambda: r.bars(one, interval="1m", last=1000),
-         "raw.bars", lambda: r.query(f"select {bar_cols} from raw.bars where symbol = ? and interval = '1m' "
-                                     "order by ts desc limit 1000", [one])),
-    ]
+    return [last_bars_question(r, symbols[0], "1m", "last 1,000 1-minute bars of a symbol",
+                               "read.bars('1m', last=1000): fct_bars_1m")]
 
 
 def timed(call, runs: int, warm: int = 3) -> tuple[float, float, int, float]:
