@@ -25,11 +25,20 @@
     DuckDB, an index probe on PostgreSQL), not from a row_number() over every bar: the rows and indexes
     are those a numbering of the whole history gives. `rewrite_from` is a materialized CTE: PostgreSQL
     then reads each symbol's bars from its output_from_ts by the (symbol, ts desc) index (inlined, it
-    read every bar of each symbol and filtered: 25 s of fct_labels_daily's 41 s at 5M bars).
+    read every bar of each symbol and filtered: 25 s of fct_labels_daily's 41 s at 5M bars). The newest
+    bar of each series, in {{ this }} and in `bars_relation`, comes from mwh_series_newest (index probes
+    on PostgreSQL; `bars_indexed` false: `bars_relation` has no (symbol, ts desc) index, so aggregate).
 #}
 {% macro mwh_bars_to_rewrite(bars_relation, late_window_days, rewrite_lookback_bars=0, read_lookback_bars=0,
-    actions_aware=true, across_symbols=false) -%}
+    actions_aware=true, across_symbols=false, bars_indexed=true) -%}
 {%- set min_ts = mwh_min_ts() -%}
+{#- mwh_series_newest's series list on PostgreSQL, referenced at parse time too (dbt records a model's
+    refs while parsing, when the incremental branch below is not rendered). Only there: on DuckDB a direct
+    edge from staging would make a load of other intervals run these models (build_state.py follows
+    intervals through staging on DuckDB only). -#}
+{%- if target.type == 'postgres' -%}
+    {%- set series_source = ref('stg_market__bars') -%}
+{%- endif -%}
 
 rewrite_actions as (
 
@@ -52,26 +61,22 @@ rewrite_actions as (
 
 {% if is_incremental() %}
 
+{#- the model's own newest bar per series, and the action load time its rows carry (one value per series:
+    a run writes a symbol's rows with its current actions_loaded_at, and all of them when that changed) #}
 rewrite_built as (
 
     select
         symbol,
         exchange,
-        max(ts) as max_ts,
-        {{ 'max(actions_loaded_at)' if actions_aware else 'cast(null as ' ~ mwh_timestamptz() ~ ')' }} as actions_loaded_at
-    from {{ this }}
-    group by symbol, exchange
+        last_ts as max_ts,
+        {{ 'actions_loaded_at' if actions_aware else 'cast(null as ' ~ mwh_timestamptz() ~ ')' }} as actions_loaded_at
+    from ({{ mwh_series_newest(this, ['actions_loaded_at'] if actions_aware else []) | indent(8) }}) as built_series
 
 ),
 
 rewrite_series as (
 
-    select
-        symbol,
-        exchange,
-        max(ts) as last_ts
-    from {{ bars_relation }}
-    group by symbol, exchange
+    {{ mwh_series_newest(bars_relation, indexed=bars_indexed) | indent(4) }}
 
 ),
 
@@ -245,6 +250,91 @@ rewrite_from as {{ mwh_materialized_cte() }} (
 {%- endmacro %}
 
 
+{#
+    The newest bar of every series (symbol, exchange; with `by_interval`, of a relation with bar_interval
+    such as staging itself: symbol, exchange, bar_interval) of `relation` (a select: the key, last_ts,
+    and each of `columns` there; elsewhere than PostgreSQL their max over the series: callers pass columns
+    that hold one value per series). On PostgreSQL/TimescaleDB, when `indexed` (the relation has the
+    (symbol, ts desc) index every per-symbol market table has): the series of stg_market__bars (every
+    series of a relation built from bars is one of them) by a loose scan of staging's unique
+    (symbol, exchange, bar_interval, ts) index (one probe per series: a recursive step to the next
+    (symbol, exchange)), then one probe of the relation's index for each one's newest row; a series the
+    relation does not hold has none and is left out. The cost follows the number of series, never the
+    history: a max(ts) per series read every bar, 1.0-1.8 s a relation at 5M bars, two or three
+    relations in each incremental feature, label and state model. No new index: one on (symbol,
+    exchange, ts) turned fct_bars_1d's join of the bars in scope into a nested loop of 5M probes (57 s
+    instead of 3.8). Other engines, and a relation without that index, aggregate.
+#}
+{% macro mwh_series_newest(relation, columns=[], indexed=true, by_interval=false) -%}
+    {{ return(adapter.dispatch('mwh_series_newest', 'market_warehouse')(relation, columns, indexed, by_interval)) }}
+{%- endmacro %}
+
+{% macro default__mwh_series_newest(relation, columns, indexed, by_interval) -%}
+{%- set key = ['symbol', 'exchange'] + (['bar_interval'] if by_interval else []) -%}
+select
+    {{ key | join(',\n    ') }},
+    max(ts) as last_ts
+    {%- for column in columns %},
+    max({{ column }}) as {{ column }}
+    {%- endfor %}
+from {{ relation }}
+group by {{ key | join(', ') }}
+{%- endmacro %}
+
+{% macro postgres__mwh_series_newest(relation, columns, indexed, by_interval) -%}
+{%- if not indexed -%}
+{{ return(default__mwh_series_newest(relation, columns, indexed, by_interval)) }}
+{%- endif -%}
+{%- set staged = ref('stg_market__bars') -%}
+{%- set key = ['symbol', 'exchange'] + (['bar_interval'] if by_interval else []) -%}
+select
+    {%- for column in key %}
+    series.{{ column }},
+    {%- endfor %}
+    newest.ts as last_ts
+    {%- for column in columns %},
+    newest.{{ column }}
+    {%- endfor %}
+from (
+    with recursive series_walk as (
+        (
+            select {% for column in key %}first_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            from {{ staged }} as first_row
+            order by {% for column in key %}first_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            limit 1
+        )
+        union all
+        select {% for column in key %}next_series.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+        from series_walk
+        cross join lateral (
+            select {% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            from {{ staged }} as next_row
+            where ({% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %})
+                > ({% for column in key %}series_walk.{{ column }}{{ ", " if not loop.last }}{% endfor %})
+            order by {% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            limit 1
+        ) as next_series
+    )
+
+    select * from series_walk
+) as series
+cross join lateral (
+    select
+        newest_row.ts
+        {%- for column in columns %},
+        newest_row.{{ column }}
+        {%- endfor %}
+    from {{ relation }} as newest_row
+    where
+        {%- for column in key %}
+        {{ "and " if not loop.first }}newest_row.{{ column }} = series.{{ column }}
+        {%- endfor %}
+    order by newest_row.ts desc
+    limit 1
+) as newest
+{%- endmacro %}
+
+
 {#- A bar (alias `bars`) of a threshold's series (alias `thresholds`: symbol, exchange and
     `threshold_column`) on the side `op` ('<' before, '>=' from) of its threshold: the predicate of
     mwh_first_ts_from and mwh_nth_ts_before, as a join condition or, on PostgreSQL, an index probe's. -#}
@@ -383,14 +473,31 @@ group by symbol, exchange
     load entry (a raw.loader_runs row: one source of one run, committed in the same transaction as its
     rows) that finished after it: a load that started before the mark but committed after it still
     counts. What changed since the last build, by load entry, rather than a wall-clock window.
+
+    `standalone_mark`: `mark` is a scalar query of its own (mwh_kept_mark), not a column of the caller's
+    CTE. On PostgreSQL it is then read when the model compiles, and written as a literal with the run ids
+    of the load entries finished after it: the planner estimates the rows loaded after a literal from the
+    column's statistics and reads them by the loaded_at and (run_id, load_source) indexes (a bitmap OR).
+    With the mark a subquery it assumed a third of the table and read all of it, in three parallel
+    processes: 1.8 s of int_market__bars_unioned_1d's pre-hook at 5M bars, for no row. The same rows.
 #}
-{% macro mwh_loaded_since(mark, loaded_at='loaded_at', run_id='run_id', load_source='load_source') -%}
+{% macro mwh_loaded_since(mark, loaded_at='loaded_at', run_id='run_id', load_source='load_source', standalone_mark=false) -%}
+    {%- set runs_after = none -%}
+    {%- if standalone_mark and target.type == 'postgres' and execute -%}
+        {%- set known = run_query("select cast(mark.value as text), (select string_agg(distinct quote_literal(load_entry.run_id), ', ')"
+            ~ " from " ~ source('market', 'loader_runs') ~ " as load_entry where load_entry.finished_at > mark.value)"
+            ~ " from (select " ~ mark ~ " as value) as mark").rows[0] -%}
+        {%- set mark = "cast('" ~ known[0] ~ "' as " ~ mwh_timestamptz() ~ ")" -%}
+        {%- set runs_after = known[1] or 'null' -%}
+    {%- endif -%}
     ({{ loaded_at }} > {{ mark }}
-        or ({{ run_id }}, {{ load_source }}) in (
-            select load_entry.run_id, load_entry.source
-            from {{ source('market', 'loader_runs') }} as load_entry
-            where load_entry.finished_at > {{ mark }}
-        ))
+        or (
+            {%- if runs_after is not none %}{{ run_id }} in ({{ runs_after }}) and {% endif -%}
+            ({{ run_id }}, {{ load_source }}) in (
+                select load_entry.run_id, load_entry.source
+                from {{ source('market', 'loader_runs') }} as load_entry
+                where load_entry.finished_at > {{ mark }}
+            )))
 {%- endmacro %}
 
 
@@ -498,7 +605,7 @@ group by symbol, exchange
         from {{ ref('stg_market__bars') }} as bars
         where
             bars.bar_interval in ('{{ var("gap_check_intervals") | join("', '") }}')
-            and {{ mwh_loaded_since(mark, 'bars.loaded_at', 'bars.run_id', 'bars.load_source') }}
+            and {{ mwh_loaded_since(mark, 'bars.loaded_at', 'bars.run_id', 'bars.load_source', standalone_mark=true) }}
         group by bars.symbol, bars.exchange, bars.bar_interval
     ) as changed
 {%- endmacro %}

@@ -247,14 +247,14 @@ from (
         from {{ ref('stg_market__bars') }} as changed_bars
         where
             changed_bars.bar_interval in ('1d', '1m')
-            and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id', 'changed_bars.load_source') }}
+            and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id', 'changed_bars.load_source', standalone_mark=true) }}
         union all
         select
             changed_actions.symbol,
             changed_actions.exchange,
             {{ min_ts }} as changed_ts
         from {{ ref('stg_market__corporate_actions') }} as changed_actions
-        where {{ mwh_loaded_since(mark, 'changed_actions.loaded_at', 'changed_actions.run_id', 'changed_actions.load_source') }}
+        where {{ mwh_loaded_since(mark, 'changed_actions.loaded_at', 'changed_actions.run_id', 'changed_actions.load_source', standalone_mark=true) }}
     ) as changes
     group by changes.symbol, changes.exchange
 ) as changed

@@ -27,7 +27,8 @@ unioned_bars as (
 
 ),
 
-{{ mwh_bars_to_rewrite(ref('int_market__bars_unioned_1d'), var('daily_late_window_days', 7)) }},
+{#- the union has no (symbol, ts desc) index: its series' newest bars by an aggregate #}
+{{ mwh_bars_to_rewrite(ref('int_market__bars_unioned_1d'), var('daily_late_window_days', 7), bars_indexed=false) }},
 
 daily_bars as (
 

@@ -310,16 +310,16 @@ adjustment_issues as (
 
 -- Stale sources: the rows of the bars_are_fresh test (tests/generic/bars_are_fresh.sql), given each
 -- series' last bar only (the test's max(ts) of a max: the same rows; it joins 1,000 rows to the exchanges
--- rather than every staged bar).
+-- rather than every staged bar). The last bars by mwh_series_newest: on PostgreSQL one index probe per
+-- series, not a scan of every staged bar (1.4 s at 5M bars, on every build).
 {%- set last_bars -%}
 (
         select
-            staged.symbol,
-            staged.exchange,
-            staged.bar_interval,
-            max(staged.ts) as ts
-        from {{ ref('stg_market__bars') }} as staged
-        group by staged.symbol, staged.exchange, staged.bar_interval
+            staged_series.symbol,
+            staged_series.exchange,
+            staged_series.bar_interval,
+            staged_series.last_ts as ts
+        from ({{ mwh_series_newest(ref('stg_market__bars'), by_interval=true) | indent(12) }}) as staged_series
     )
 {%- endset %}
 stale as (
