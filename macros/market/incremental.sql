@@ -298,20 +298,19 @@ select
 from (
     with recursive series_walk as (
         (
-            select {% for column in key %}first_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            select {{ 'first_row.' ~ key | join(', first_row.') }}
             from {{ staged }} as first_row
-            order by {% for column in key %}first_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            order by {{ 'first_row.' ~ key | join(', first_row.') }}
             limit 1
         )
         union all
-        select {% for column in key %}next_series.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+        select {{ 'next_series.' ~ key | join(', next_series.') }}
         from series_walk
         cross join lateral (
-            select {% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            select {{ 'next_row.' ~ key | join(', next_row.') }}
             from {{ staged }} as next_row
-            where ({% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %})
-                > ({% for column in key %}series_walk.{{ column }}{{ ", " if not loop.last }}{% endfor %})
-            order by {% for column in key %}next_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+            where ({{ 'next_row.' ~ key | join(', next_row.') }}) > ({{ 'series_walk.' ~ key | join(', series_walk.') }})
+            order by {{ 'next_row.' ~ key | join(', next_row.') }}
             limit 1
         ) as next_series
     )
