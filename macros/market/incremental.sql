@@ -258,8 +258,8 @@ rewrite_from as {{ mwh_materialized_cte() }} (
     (symbol, ts desc) index every per-symbol market table has): the series of stg_market__bars (every
     series of a relation built from bars is one of them) by a loose scan of staging's unique
     (symbol, exchange, bar_interval, ts) index (one probe per series: a recursive step to the next
-    (symbol, exchange)), then one probe of the relation's index for each one's newest row; a series the
-    relation does not hold has none and is left out. The cost follows the number of series, never the
+    (symbol, exchange)), then one probe of the relation's index for each one's newest row
+    (mwh_latest_rows); a series the relation does not hold has none and is left out. The cost follows the number of series, never the
     history: a max(ts) per series read every bar, 1.0-1.8 s a relation at 5M bars, two or three
     relations in each incremental feature, label and state model. No new index: one on (symbol,
     exchange, ts) turned fct_bars_1d's join of the bars in scope into a nested loop of 5M probes (57 s
@@ -287,15 +287,9 @@ group by {{ key | join(', ') }}
 {%- endif -%}
 {%- set staged = ref('stg_market__bars') -%}
 {%- set key = ['symbol', 'exchange'] + (['bar_interval'] if by_interval else []) -%}
-select
-    {%- for column in key %}
-    series.{{ column }},
-    {%- endfor %}
-    newest.ts as last_ts
-    {%- for column in columns %},
-    newest.{{ column }}
-    {%- endfor %}
-from (
+{#- the series: a loose scan of staging's unique index, one probe to the next key each -#}
+{%- set series_walk -%}
+(
     with recursive series_walk as (
         (
             select {{ 'first_row.' ~ key | join(', first_row.') }}
@@ -316,21 +310,15 @@ from (
     )
 
     select * from series_walk
-) as series
-cross join lateral (
-    select
-        newest_row.ts
-        {%- for column in columns %},
-        newest_row.{{ column }}
-        {%- endfor %}
-    from {{ relation }} as newest_row
-    where
-        {%- for column in key %}
-        {{ "and " if not loop.first }}newest_row.{{ column }} = series.{{ column }}
-        {%- endfor %}
-    order by newest_row.ts desc
-    limit 1
-) as newest
+)
+{%- endset -%}
+select
+    {{ 'newest.' ~ key | join(',\n    newest.') }},
+    newest.ts as last_ts
+    {%- for column in columns %},
+    newest.{{ column }}
+    {%- endfor %}
+from ({{ mwh_latest_rows(relation, series_walk, key) | indent(4) }}) as newest
 {%- endmacro %}
 
 
@@ -612,41 +600,45 @@ group by symbol, exchange
 
 
 {#
-    The newest row (by ts) of every (symbol, exchange) of `relation` (a select of its columns), for the
-    small latest-row marts. PostgreSQL/TimescaleDB: one index probe per series of `series_relation`
-    (a relation with symbol, exchange) on the relation's (symbol, ts desc) index, so the cost follows
-    the number of symbols, never the history. DuckDB: the newest ts per series by one hash aggregate
-    over the ts column, then its row.
+    The newest row (by ts) of every series of `relation` (a select of its columns), for the small
+    latest-row marts and mwh_series_newest. A series is a distinct `key` (default symbol, exchange).
+    PostgreSQL/TimescaleDB: one index probe per series of `series_relation` (a relation or a
+    parenthesized select with the key's columns) on the relation's (symbol, ts desc) index, so the cost
+    follows the number of series, never the history. DuckDB: the newest ts per series by one hash
+    aggregate over the ts column, then its row.
 #}
-{% macro mwh_latest_rows(relation, series_relation) -%}
-    {{ return(adapter.dispatch('mwh_latest_rows', 'market_warehouse')(relation, series_relation)) }}
+{% macro mwh_latest_rows(relation, series_relation, key=['symbol', 'exchange']) -%}
+    {{ return(adapter.dispatch('mwh_latest_rows', 'market_warehouse')(relation, series_relation, key)) }}
 {%- endmacro %}
 
-{% macro postgres__mwh_latest_rows(relation, series_relation) -%}
+{% macro postgres__mwh_latest_rows(relation, series_relation, key) -%}
     select latest.*
-    from (select distinct series_all.symbol, series_all.exchange from {{ series_relation }} as series_all) as series
+    from (select distinct {{ 'series_all.' ~ key | join(', series_all.') }} from {{ series_relation }} as series_all) as series
     cross join lateral (
         select newest_row.*
         from {{ relation }} as newest_row
-        where newest_row.symbol = series.symbol and newest_row.exchange = series.exchange
+        where
+            {%- for column in key %}
+            {{ "and " if not loop.first }}newest_row.{{ column }} = series.{{ column }}
+            {%- endfor %}
         order by newest_row.ts desc
         limit 1
     ) as latest
 {%- endmacro %}
 
-{% macro default__mwh_latest_rows(relation, series_relation) -%}
+{% macro default__mwh_latest_rows(relation, series_relation, key) -%}
     select all_rows.*
     from {{ relation }} as all_rows
     inner join (
         select
-            symbol,
-            exchange,
+            {{ key | join(',\n            ') }},
             max(ts) as ts
         from {{ relation }}
-        group by symbol, exchange
+        group by {{ key | join(', ') }}
     ) as newest
         on
-            all_rows.symbol = newest.symbol
-            and all_rows.exchange = newest.exchange
+            {%- for column in key %}
+            {{ "and " if not loop.first }}all_rows.{{ column }} = newest.{{ column }}
+            {%- endfor %}
             and all_rows.ts = newest.ts
 {%- endmacro %}
