@@ -121,6 +121,13 @@ def test_completeness_and_rollup_tests_check_the_changed_series(kind, request):
         assert _run_test(*rollup, full=True) == ("fail", 1), ts
         wh.execute(f"update staging.stg_market__bars set volume = volume - 1 where {bar(ts)}")
     assert _run_test(*rollup, full=True) == ("pass", 0)
+    # the open of an hour is its first minute's, the close its last minute's: a changed one fails it, a
+    # changed open of a minute inside the hour does not
+    for column, ts, fails in (("open", "2023-04-30 12:00:00", True), ("close", "2023-04-30 12:59:00", True),
+                              ("open", "2023-04-30 12:30:00", False)):
+        wh.execute(f"update staging.stg_market__bars set {column} = {column} * 1.001 where {bar(ts)}")
+        assert _run_test(*rollup) == (("fail", 1) if fails else ("pass", 0)), (column, ts)
+        wh.execute(f"update staging.stg_market__bars set {column} = {column} / 1.001 where {bar(ts)}")
 
     wh.execute(f"delete from staging.stg_market__bars where {bar('2023-04-30 12:07:00')}")
     assert _run_test(*complete) == ("warn", 1), "a bar missing from the new day fails the scoped test"
