@@ -1,12 +1,14 @@
 """Continuous aggregates built by dbt (materialization `continuous_aggregate`) against the incremental
 fallback the same model files build elsewhere: same rows on the same data, after late and corrected
-minute bars once refreshed (by the policy's job, by refresh_continuous_aggregate, by a dbt run), real-time
+minute bars once refreshed (by the policy's job, by refresh_continuous_aggregate, by a dbt run with the
+example profile's autocommit and by one without it, through the job), real-time
 rows before any refresh, --full-refresh and changed definitions rebuilt, history kept after retention."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -71,6 +73,16 @@ class Pair:
     def is_cagg(self, model: str) -> bool:
         return self.sql("cagg", "select count(*) from timescaledb_information.continuous_aggregates"
                                 " where view_schema = 'intermediate' and view_name = %s", [model])[0][0] == 1
+
+    def refreshes_logged(self, *args: str) -> list[str]:
+        """Build `cagg`; the refresh lines its run wrote to dbt's log (one per aggregate)."""
+        log = Path(os.environ["DBT_LOG_PATH"]) / "dbt.log"
+        start = log.stat().st_size if log.exists() else 0
+        self.build("cagg", *args)
+        with log.open(errors="replace") as f:
+            f.seek(start)
+            lines = [line.strip().split(".")[-1] for line in f if ": refreshed " in line]
+        return sorted(line.replace('"', "") for line in lines)
 
     def job(self, model: str) -> int:
         return self.sql("cagg", "select job_id from timescaledb_information.jobs where proc_name ="
@@ -139,14 +151,36 @@ def test_cagg_equals_incremental_fallback(pg_server, full_edition):
                                  " where user_view_name = 'int_market__bars_rolled_up_1h')))")[0][0]
     assert watermark <= _at("2023-04-30 20:00")
 
-    # a dbt run refreshes through the job: materialized, and the marts agree
-    pair.build("cagg")
+    # a dbt run refreshes them itself (refresh_continuous_aggregate between dbt's transactions: the
+    # profile's autocommit), not through the policies' jobs: materialized, and the marts agree
+    refreshed = pair.refreshes_logged()
+    assert refreshed == sorted(f"{m}: refreshed (null, null)" for m in ROLLUPS), refreshed
     watermark = pair.sql("cagg", "select _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
                                  "(select mat_hypertable_id from _timescaledb_catalog.continuous_agg"
                                  " where user_view_name = 'int_market__bars_rolled_up_1h')))")[0][0]
     assert watermark == _at("2023-05-01 00:00")
     pair.assert_equal([*(f"intermediate.{r}" for r in ROLLUPS), "marts.fct_bars_1h"], "after dbt run:")
     assert len(pair.frame("cagg", "marts.fct_bars_1h")) == len(bars) // 60
+
+    # a profile without autocommit (a user's own): each refresh is the policy's job, started and waited for
+    fix = bars[bars["ts"] == _at("2023-04-30 21:00")].copy()
+    fix[["high", "volume"]] = fix[["high", "volume"]] * [1.5, 10]
+    fix["loaded_at"] = datetime.now(UTC)
+    pair.upsert(fix)
+    pair.build("fallback")
+    profile = Path(os.environ["DBT_PROFILES_DIR"]) / "profiles.yml"
+    own = Path(os.environ["DBT_TARGET_PATH"]).parent / "profile_without_autocommit"
+    own.mkdir(exist_ok=True)
+    text = profile.read_text()
+    assert text.count("autocommit: true") == 2
+    (own / "profiles.yml").write_text(text.replace("autocommit: true", "autocommit: false"))
+    os.environ["DBT_PROFILES_DIR"] = str(own)
+    try:
+        refreshed = pair.refreshes_logged()
+    finally:
+        os.environ["DBT_PROFILES_DIR"] = str(profile.parent)
+    assert refreshed == sorted(f"{m}: refreshed by job {pair.job(m)}" for m in ROLLUPS), refreshed
+    pair.assert_equal([*(f"intermediate.{r}" for r in ROLLUPS), "marts.fct_bars_1h"], "refreshed by the job:")
 
 
 def test_full_refresh_and_changed_definition_rebuild(pg_server, full_edition):
