@@ -56,30 +56,43 @@ source_bars as (
 ),
 
 {% if bucket_width == 'session' %}
-bucketed as (
+{#- the session date first, then the join on it: inside the join condition DuckDB kept it a filter and
+    joined on the exchange alone (every 1m bar against every session of its calendar, 16 GB spilled at
+    50M bars) -#}
+source_dated as (
 
     select
-        source_bars.symbol,
-        source_bars.exchange,
-        {{ mwh_date_to_utc_ts('sessions.session_date') }} as bucket_ts,
-        source_bars.ts,
-        source_bars.open,
-        source_bars.high,
-        source_bars.low,
-        source_bars.close,
-        source_bars.volume
+        source_bars.*,
+        exchanges.calendar,
+        case
+            when exchanges.calendar = '24/7' then {{ mwh_utc_date('source_bars.ts') }}
+            else {{ mwh_local_date('source_bars.ts', 'exchanges.timezone') }}
+        end as session_date
     from source_bars
     inner join {{ ref('exchanges') }} as exchanges
         on source_bars.exchange = exchanges.exchange
+
+),
+
+bucketed as (
+
+    select
+        source_dated.symbol,
+        source_dated.exchange,
+        {{ mwh_date_to_utc_ts('sessions.session_date') }} as bucket_ts,
+        source_dated.ts,
+        source_dated.open,
+        source_dated.high,
+        source_dated.low,
+        source_dated.close,
+        source_dated.volume
+    from source_dated
     inner join {{ ref('int_market__trading_sessions') }} as sessions
         on
-            exchanges.calendar = sessions.calendar
-            and sessions.session_date = case
-                when exchanges.calendar = '24/7' then {{ mwh_utc_date('source_bars.ts') }}
-                else {{ mwh_local_date('source_bars.ts', 'exchanges.timezone') }}
-            end
-            and source_bars.ts >= sessions.open_utc
-            and source_bars.ts < sessions.close_utc
+            source_dated.calendar = sessions.calendar
+            and source_dated.session_date = sessions.session_date
+            and source_dated.ts >= sessions.open_utc
+            and source_dated.ts < sessions.close_utc
 
 ),
 {% else %}
