@@ -1,8 +1,11 @@
-"""fct_volume_profile built incrementally equals a full refresh, on every target, after new minutes, a late
-minute and a corrected one (the split of test_market_incremental); the incremental run rewrites only the
-windows (UTC days) that hold a bar loaded since the table's high-water mark."""
+"""The 1-minute metrics built incrementally equal a full refresh, on every target, after new minutes, a late
+minute and a corrected one (the split of test_market_incremental): fct_volume_profile rewrites only the
+windows (UTC days) that hold a bar loaded since the table's high-water mark, fct_realized_volatility_daily
+only those days and the day after a changed 23:59 bar."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -59,3 +62,48 @@ def test_volume_profile_incremental_equals_full_refresh(kind, request):
     incremental.loc[incremental["window_start_ts"] == untouched, "bar_count"] = full.loc[
         full["window_start_ts"] == untouched, "bar_count"].to_numpy()
     assert_frames_match(incremental, full, f"{kind}:fct_volume_profile")
+
+
+@pytest.mark.parametrize("kind", [
+    "duckdb",
+    pytest.param("timescale", marks=pytest.mark.postgres),
+])
+def test_realized_volatility_incremental_equals_full_refresh(kind, request):
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    first, second, first_actions, all_actions = _split_load()
+    first, second = (b[b["interval"] == "1m"] for b in (first, second))
+    # a corrected close at 23:59: the next day's first return changes, though none of its bars did
+    before_midnight = first["ts"] == pd.Timestamp("2023-04-17 23:59", tz="UTC")
+    assert before_midnight.sum() == 1
+    moved = first[before_midnight].copy()
+    assert (moved["close"] != moved["low"]).all()
+    moved["close"] = moved["low"]  # still a valid bar (staging drops one whose close is outside its range)
+    moved["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
+    second = pd.concat([second, moved], ignore_index=True)
+    selection = ["--select", "+fct_realized_volatility_daily", "--exclude-resource-type", "test", "unit_test"]
+    key = ["symbol", "exchange", "session_date"]
+    wh.upsert(first, first_actions)
+    dbt("build", *selection, "--full-refresh")
+    before = read_table(wh, "marts.fct_realized_volatility_daily", key)
+    # every row marked: the rows an incremental run rewrites lose the marker
+    wh.execute("update marts.fct_realized_volatility_daily set days_per_year = -1")
+
+    wh.upsert(second, all_actions)
+    dbt("build", *selection)
+    incremental = read_table(wh, "marts.fct_realized_volatility_daily", key)
+    def days(values) -> set[str]:
+        return {str(pd.Timestamp(v).date()) for v in values}
+
+    rewritten = days(incremental.loc[incremental["days_per_year"] != -1, "session_date"])
+    expected = {str(ts.date()) for ts in second["ts"]} | {str((ts + pd.Timedelta(minutes=1)).date())
+                                                          for ts in second["ts"]}
+    assert "2023-04-18" in rewritten and rewritten == expected & days(incremental["session_date"])
+    assert len(days(before["session_date"]) - rewritten) > 10, "most days are kept"
+
+    dbt("build", *selection, "--full-refresh")
+    full = read_table(wh, "marts.fct_realized_volatility_daily", key)
+    kept = incremental["days_per_year"] == -1
+    incremental.loc[kept, "days_per_year"] = full.loc[kept.to_numpy(), "days_per_year"].to_numpy()
+    assert_frames_match(incremental, full, f"{kind}:fct_realized_volatility_daily")
