@@ -223,7 +223,9 @@ def _timescaledb(sink) -> dict | None:
             for j, a, p, h, si, lr, ls, ns, tr, tf in sink.query(
                 "select j.job_id, j.application_name, j.proc_name, "
                 "coalesce(j.hypertable_schema || '.' || j.hypertable_name, ''), j.schedule_interval, "
-                "s.last_run_started_at, s.last_run_status, s.next_start, s.total_runs, s.total_failures "
+                # A job that has not run yet reports -infinity, which Python's datetime cannot hold.
+                "case when isfinite(s.last_run_started_at) then s.last_run_started_at end, s.last_run_status, "
+                "case when isfinite(s.next_start) then s.next_start end, s.total_runs, s.total_failures "
                 "from timescaledb_information.jobs j "
                 "left join timescaledb_information.job_stats s on s.job_id = j.job_id order by j.job_id")]
     chunks = {f"{s}.{t}": int(n) for s, t, n in sink.query(
