@@ -147,14 +147,15 @@ def test_plain_build_skips_on_postgres(timescale_target):
 MINUTE_ONLY = {"int_market__bars_rolled_up_5m", "int_market__bars_rolled_up_15m", "int_market__bars_rolled_up_1h",
                "int_market__bars_rolled_up_1d", "int_market__bars_unioned_1h", "fct_bars_1m", "fct_bars_1h",
                "int_market__ewm_states_hourly", "fct_features_hourly", "fct_labels_hourly",
-               "fct_realized_volatility_daily", "fct_volume_profile"}
+               "fct_realized_volatility_daily", "fct_market_stats_24h", "fct_volume_profile"}
 FILUSDT = [REPO / "data" / "sample" / "binance_klines" / f"FILUSDT-1m-2023-{m}.csv.gz" for m in ("02", "04")]
 # Every relation the sequence below writes that a build-time column does not make differ between two builds.
 COMPARED = ["staging.stg_market__bars", "intermediate.int_market__bars_rolled_up_5m",
             "intermediate.int_market__bars_rolled_up_1h", "intermediate.int_market__bars_rolled_up_1d",
             "intermediate.int_market__bars_unioned_1d", "marts.fct_bars_1m", "marts.fct_bars_1h", "marts.fct_bars_1d",
             "marts.fct_features_hourly_v1", "marts.fct_features_daily_v2", "marts.fct_labels_hourly",
-            "marts.fct_realized_volatility_daily", "marts.fct_volume_profile", "marts.fct_bar_gaps"]
+            "marts.fct_realized_volatility_daily", "marts.fct_market_stats_24h", "marts.fct_volume_profile",
+            "marts.fct_bar_gaps"]
 
 
 def _rows(target, relation: str) -> pd.DataFrame:

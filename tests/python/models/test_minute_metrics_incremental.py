@@ -1,7 +1,8 @@
 """The 1-minute metrics built incrementally equal a full refresh, on every target, after new minutes, a late
 minute and a corrected one (the split of test_market_incremental): fct_volume_profile rewrites only the
 windows (UTC days) that hold a bar loaded since the table's high-water mark, fct_realized_volatility_daily
-only those days and the day after a changed 23:59 bar."""
+only those days and the day after a changed 23:59 bar, fct_market_stats_24h each symbol's windows from the
+first hour holding such a bar."""
 
 from __future__ import annotations
 
@@ -107,3 +108,41 @@ def test_realized_volatility_incremental_equals_full_refresh(kind, request):
     kept = incremental["days_per_year"] == -1
     incremental.loc[kept, "days_per_year"] = full.loc[kept.to_numpy(), "days_per_year"].to_numpy()
     assert_frames_match(incremental, full, f"{kind}:fct_realized_volatility_daily")
+
+
+@pytest.mark.parametrize("kind", [
+    "duckdb",
+    pytest.param("timescale", marks=pytest.mark.postgres),
+])
+def test_market_stats_24h_incremental_equals_full_refresh(kind, request):
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    first, second, first_actions, all_actions = _split_load()
+    first, second = (b[b["interval"] == "1m"] for b in (first, second))
+    selection = ["--select", "+fct_market_stats_24h", "--exclude-resource-type", "test", "unit_test"]
+    key = ["symbol", "exchange", "window_end_ts"]
+    wh.upsert(first, first_actions)
+    dbt("build", *selection, "--full-refresh")
+    before = read_table(wh, "marts.fct_market_stats_24h", key)
+    # every row marked: the rows an incremental run rewrites lose the marker
+    wh.execute("update marts.fct_market_stats_24h set bar_count = -1")
+
+    wh.upsert(second, all_actions)
+    dbt("build", *selection)
+    incremental = read_table(wh, "marts.fct_market_stats_24h", key)
+
+    # per symbol, the windows ending after the first hour holding a bar of the second batch (new, late,
+    # corrected): that hour's bars are in them; the windows before it are kept
+    first_changed = second.groupby("symbol")["ts"].min().dt.floor("h")
+    hour = incremental["window_end_ts"] - pd.Timedelta(hours=1)
+    expected = hour >= incremental["symbol"].map(first_changed)
+    rewritten = incremental["bar_count"] != -1
+    assert (rewritten == expected).all(), incremental.loc[rewritten != expected, key]
+    assert (~rewritten).sum() > 10 and rewritten.sum() > 24 and len(incremental) > len(before)
+
+    dbt("build", *selection, "--full-refresh")
+    full = read_table(wh, "marts.fct_market_stats_24h", key)
+    assert (full["bar_count"] > 0).all()
+    incremental.loc[~rewritten, "bar_count"] = full.loc[(~rewritten).to_numpy(), "bar_count"].to_numpy()
+    assert_frames_match(incremental, full, f"{kind}:fct_market_stats_24h")
