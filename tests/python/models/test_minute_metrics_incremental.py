@@ -18,6 +18,37 @@ SELECTION = ["--select", "+fct_volume_profile", "--exclude-resource-type", "test
 KEY = ["symbol", "exchange", "window_start_ts", "bin_index"]
 
 
+def _minute_batches(kind, request):
+    """A fresh warehouse of `kind` and the split load's 1-minute bars: (warehouse, first, second, first actions,
+    all actions); the models read only 1-minute bars."""
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    first, second, first_actions, all_actions = _split_load()
+    first, second = (b[b["interval"] == "1m"] for b in (first, second))
+    return wh, first, second, first_actions, all_actions
+
+
+def _rebuilt_after_marking(wh, model: str, key: list[str], marker: str, batches) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Full build on the first batch; every row of `model` marked (`marker`: a column = value assignment); the
+    second batch loaded and an incremental build run. The rows it rewrites lose the marker. Returns the model's
+    rows before marking and after the incremental build."""
+    first, second, first_actions, all_actions = batches
+    selection = ["--select", f"+{model}", "--exclude-resource-type", "test", "unit_test"]
+    wh.upsert(first, first_actions)
+    dbt("build", *selection, "--full-refresh")
+    before = read_table(wh, f"marts.{model}", key)
+    wh.execute(f"update marts.{model} set {marker}")
+    wh.upsert(second, all_actions)
+    dbt("build", *selection)
+    return before, read_table(wh, f"marts.{model}", key)
+
+
+def _full_refresh(wh, model: str, key: list[str]) -> pd.DataFrame:
+    dbt("build", "--select", f"+{model}", "--exclude-resource-type", "test", "unit_test", "--full-refresh")
+    return read_table(wh, f"marts.{model}", key)
+
+
 # DuckDB and TimescaleDB (plain PostgreSQL differs only in the bucket, date_bin; its full build is checked
 # against pandas in tests/python/risk/test_risk_and_metrics.py): CI time.
 @pytest.mark.parametrize("kind", [
@@ -25,11 +56,7 @@ KEY = ["symbol", "exchange", "window_start_ts", "bin_index"]
     pytest.param("timescale", marks=pytest.mark.postgres),
 ])
 def test_volume_profile_incremental_equals_full_refresh(kind, request):
-    request.getfixturevalue(f"{kind}_target")
-    wh = Warehouse(kind)
-    wh.create_raw()
-    first, second, first_actions, all_actions = _split_load()
-    first, second = (b[b["interval"] == "1m"] for b in (first, second))  # the model reads only 1m bars
+    wh, first, second, first_actions, all_actions = _minute_batches(kind, request)
     wh.upsert(first, first_actions)
     dbt("build", *SELECTION, "--full-refresh")
     before = read_table(wh, "marts.fct_volume_profile", KEY)
@@ -70,11 +97,7 @@ def test_volume_profile_incremental_equals_full_refresh(kind, request):
     pytest.param("timescale", marks=pytest.mark.postgres),
 ])
 def test_realized_volatility_incremental_equals_full_refresh(kind, request):
-    request.getfixturevalue(f"{kind}_target")
-    wh = Warehouse(kind)
-    wh.create_raw()
-    first, second, first_actions, all_actions = _split_load()
-    first, second = (b[b["interval"] == "1m"] for b in (first, second))
+    wh, first, second, first_actions, all_actions = _minute_batches(kind, request)
     # a corrected close at 23:59: the next day's first return changes, though none of its bars did
     before_midnight = first["ts"] == pd.Timestamp("2023-04-17 23:59", tz="UTC")
     assert before_midnight.sum() == 1
@@ -83,17 +106,9 @@ def test_realized_volatility_incremental_equals_full_refresh(kind, request):
     moved["close"] = moved["low"]  # still a valid bar (staging drops one whose close is outside its range)
     moved["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
     second = pd.concat([second, moved], ignore_index=True)
-    selection = ["--select", "+fct_realized_volatility_daily", "--exclude-resource-type", "test", "unit_test"]
     key = ["symbol", "exchange", "session_date"]
-    wh.upsert(first, first_actions)
-    dbt("build", *selection, "--full-refresh")
-    before = read_table(wh, "marts.fct_realized_volatility_daily", key)
-    # every row marked: the rows an incremental run rewrites lose the marker
-    wh.execute("update marts.fct_realized_volatility_daily set days_per_year = -1")
-
-    wh.upsert(second, all_actions)
-    dbt("build", *selection)
-    incremental = read_table(wh, "marts.fct_realized_volatility_daily", key)
+    before, incremental = _rebuilt_after_marking(wh, "fct_realized_volatility_daily", key, "days_per_year = -1",
+                                                 (first, second, first_actions, all_actions))
     def days(values) -> set[str]:
         return {str(pd.Timestamp(v).date()) for v in values}
 
@@ -103,8 +118,7 @@ def test_realized_volatility_incremental_equals_full_refresh(kind, request):
     assert "2023-04-18" in rewritten and rewritten == expected & days(incremental["session_date"])
     assert len(days(before["session_date"]) - rewritten) > 10, "most days are kept"
 
-    dbt("build", *selection, "--full-refresh")
-    full = read_table(wh, "marts.fct_realized_volatility_daily", key)
+    full = _full_refresh(wh, "fct_realized_volatility_daily", key)
     kept = incremental["days_per_year"] == -1
     incremental.loc[kept, "days_per_year"] = full.loc[kept.to_numpy(), "days_per_year"].to_numpy()
     assert_frames_match(incremental, full, f"{kind}:fct_realized_volatility_daily")
@@ -115,22 +129,10 @@ def test_realized_volatility_incremental_equals_full_refresh(kind, request):
     pytest.param("timescale", marks=pytest.mark.postgres),
 ])
 def test_market_stats_24h_incremental_equals_full_refresh(kind, request):
-    request.getfixturevalue(f"{kind}_target")
-    wh = Warehouse(kind)
-    wh.create_raw()
-    first, second, first_actions, all_actions = _split_load()
-    first, second = (b[b["interval"] == "1m"] for b in (first, second))
-    selection = ["--select", "+fct_market_stats_24h", "--exclude-resource-type", "test", "unit_test"]
+    wh, *batches = _minute_batches(kind, request)
+    second = batches[1]
     key = ["symbol", "exchange", "window_end_ts"]
-    wh.upsert(first, first_actions)
-    dbt("build", *selection, "--full-refresh")
-    before = read_table(wh, "marts.fct_market_stats_24h", key)
-    # every row marked: the rows an incremental run rewrites lose the marker
-    wh.execute("update marts.fct_market_stats_24h set bar_count = -1")
-
-    wh.upsert(second, all_actions)
-    dbt("build", *selection)
-    incremental = read_table(wh, "marts.fct_market_stats_24h", key)
+    before, incremental = _rebuilt_after_marking(wh, "fct_market_stats_24h", key, "bar_count = -1", batches)
 
     # per symbol, the windows ending after the first hour holding a bar of the second batch (new, late,
     # corrected): that hour's bars are in them; the windows before it are kept
@@ -141,8 +143,7 @@ def test_market_stats_24h_incremental_equals_full_refresh(kind, request):
     assert (rewritten == expected).all(), incremental.loc[rewritten != expected, key]
     assert (~rewritten).sum() > 10 and rewritten.sum() > 24 and len(incremental) > len(before)
 
-    dbt("build", *selection, "--full-refresh")
-    full = read_table(wh, "marts.fct_market_stats_24h", key)
+    full = _full_refresh(wh, "fct_market_stats_24h", key)
     assert (full["bar_count"] > 0).all()
     incremental.loc[~rewritten, "bar_count"] = full.loc[(~rewritten).to_numpy(), "bar_count"].to_numpy()
     assert_frames_match(incremental, full, f"{kind}:fct_market_stats_24h")
