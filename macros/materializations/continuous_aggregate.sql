@@ -119,12 +119,13 @@
         {%- endfor -%}
         {#- the policy's batching (0: one pass), not a manual refresh's default of ten buckets a batch: at 5M
             daily bars the whole-history refresh of the 5-minute aggregate took 13 min in batches -#}
+        {%- set buckets_per_batch = policy.get('buckets_per_batch', 0) | int -%}
         {% call statement('refresh_continuous_aggregate', auto_begin=False) -%}
             call refresh_continuous_aggregate('{{ relation }}', {{ bounds | join(', ') }},
-                options => '{"buckets_per_batch": {{ policy.get('buckets_per_batch', 0) | int }}}'::jsonb)
+                options => '{"buckets_per_batch": {{ buckets_per_batch }}}'::jsonb)
         {%- endcall %}
-        {{ log(relation ~ ": refreshed (" ~ bounds | join(', ') ~ "; buckets_per_batch "
-               ~ policy.get('buckets_per_batch', 0) | int ~ ")", info=false) }}
+        {{ log(relation ~ ": refreshed (" ~ bounds | join(', ') ~ "; buckets_per_batch " ~ buckets_per_batch ~ ")",
+               info=false) }}
     {%- else -%}
         {% do mwh_refresh_continuous_aggregate_via_job(relation, timeout_seconds, whole_history) %}
     {%- endif -%}
