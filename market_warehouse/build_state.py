@@ -13,6 +13,12 @@ The next plain build leaves out (`--exclude`) every model and snapshot except:
   and their descendants;
 - the models whose relation is missing from the warehouse, and their descendants.
 
+A model that has rows only when some source has rows (meta `empty_without_sources`: a list of sources,
+`source_name.table_name`; e.g. the bars of the series that predictions or signals refer to) is not run for
+a change of its other parents while every one of those sources is empty and unchanged: it was built empty
+and would be built empty again. Its descendants then run only for their own reasons. A market-only
+warehouse (no ML records) thus leaves the ML marts alone after a bars load.
+
 Bars are followed by interval, on DuckDB: raw.bars is fingerprinted per interval too, stg_market__bars keeps
 a row's interval (meta.bar_interval_column), and a model that reads some intervals only says which where it
 filters on them (mwh_read_interval: meta.reads_bar_interval_<interval>). A load of daily bars alone then
@@ -68,6 +74,7 @@ BUILT = ("model", "snapshot")
 INTERVAL_COLUMN = "interval"  # raw.bars' bar length (market_warehouse/loaders/schema.py, BARS)
 KEEPS_INTERVAL = "bar_interval_column"  # meta of a model whose rows keep their source row's interval
 READS_INTERVAL = "reads_bar_interval_"  # meta prefix set by mwh_read_interval
+EMPTY_WITHOUT = "empty_without_sources"  # meta: the sources without whose rows the model has none
 # A source's fingerprint: one string, or for bars one per interval ({interval: fingerprint}).
 Fingerprint = str | dict[str, str]
 # The flags a build may pass and still be a plain build (everything the project builds). Any other flag
@@ -92,6 +99,7 @@ class SkipPlan:
     project: str = ""
     sources: dict[str, Fingerprint] = field(default_factory=dict)
     stored: tuple[str, dict[str, Fingerprint]] | None = None
+    empty_sources: set[str] = field(default_factory=set)  # unique ids of the sources that hold no rows
 
 
 def is_plain(extra: Sequence[str]) -> bool:
@@ -266,11 +274,46 @@ def _read_for_marks_only(manifest, uid: str) -> bool:
     return bool(meta.get("read_for_marks_only"))
 
 
-def _must_run(manifest, roots: dict[str, frozenset[str] | None]) -> set[str]:
+def _meta(node) -> dict:
+    return (getattr(node.config, "meta", None) or {}) if node is not None else {}
+
+
+def empty_without(manifest, node) -> list[str]:
+    """The unique ids of the sources a model names in meta `empty_without_sources` (`source.table`). A name
+    that is no source is kept as it is: never empty, so the model runs as if it had no such meta."""
+    names = _meta(node).get(EMPTY_WITHOUT) or []
+    by_name = {f"{s.source_name}.{s.name}": uid for uid, s in manifest.sources.items()}
+    return [by_name.get(n, n) for n in names]
+
+
+def empty_sources(wh, manifest, existing: set[tuple[str, str]]) -> set[str]:
+    """The sources named in some model's `empty_without_sources` that hold no rows (or no table): one
+    `exists` query for all of them, on either engine."""
+    named = sorted({uid for node in built_nodes(manifest).values() for uid in empty_without(manifest, node)})
+    out, probes = set(), []
+    for uid in named:
+        src = manifest.sources.get(uid)
+        if src is None:
+            continue
+        key = (str(src.schema).lower(), str(src.identifier).lower())
+        if key not in existing:
+            out.add(uid)
+        else:
+            probes.append((uid, f'select {len(probes)} as i, exists (select 1 from "{key[0]}"."{key[1]}") as has_rows'))
+    if probes:
+        for i, has_rows in wh.query(" union all ".join(sql for _, sql in probes)):
+            if not has_rows:
+                out.add(probes[i][0])
+    return out
+
+
+def _must_run(manifest, roots: dict[str, frozenset[str] | None], empty: set[str] = frozenset()) -> set[str]:
     """The roots and their descendants, following bars by interval (module docstring): `roots` maps a node
     or source to the intervals of its rows that changed (None: its rows changed, whatever their interval).
     A model whose rows keep their interval (meta bar_interval_column) passes the intervals on; a model that
-    reads some intervals only (mwh_read_interval) runs when one of them changed; any other model runs."""
+    reads some intervals only (mwh_read_interval) runs when one of them changed; any other model runs.
+    A model whose `empty_without_sources` are all in `empty` and none a root is not run for its parents.
+    """
     child_map = manifest.child_map if manifest.child_map else manifest.build_child_map()
     changed: dict[str, frozenset[str] | None] = dict(roots)
     todo = list(roots)
@@ -279,7 +322,11 @@ def _must_run(manifest, roots: dict[str, frozenset[str] | None]) -> set[str]:
         intervals = changed[parent]
         for child in child_map.get(parent, []):
             node = manifest.nodes.get(child)
-            meta = (getattr(node.config, "meta", None) or {}) if node is not None else {}
+            meta = _meta(node)
+            if meta.get(EMPTY_WITHOUT) and child not in roots:
+                needed = empty_without(manifest, node)
+                if all(uid in empty and uid not in roots for uid in needed):
+                    continue  # built empty, and empty it stays
             passed: frozenset[str] | None = None
             if intervals is not None:
                 if meta.get(KEEPS_INTERVAL):
@@ -356,6 +403,7 @@ def observe(wh, manifest, target, extra: Sequence[str], existing: set[tuple[str,
         return plan
     plan.project = project_fingerprint(manifest, target)
     plan.sources = source_fingerprints(wh, manifest, existing)
+    plan.empty_sources = empty_sources(wh, manifest, existing)
     plan.stored = read_state(wh)
     if plan.stored is not None:
         try:
@@ -388,13 +436,14 @@ def decide(plan: SkipPlan, manifest, extra: Sequence[str], seeds_excluded: bool,
     missing = {uid for uid, n in nodes.items()
                if (str(n.schema).lower(), str(n.alias or n.name).lower()) not in existing}
     clock = clock_nodes(manifest)
-    must = _must_run(manifest, {**changed, **dict.fromkeys(missing | clock)})
+    must = _must_run(manifest, {**changed, **dict.fromkeys(missing | clock)}, plan.empty_sources)
     plan.skipped = sorted(uid for uid in nodes if uid not in must)
     names = sorted(uid.split(".", 2)[2] + (f"[{', '.join(sorted(iv))}]" if iv is not None else "")
                    for uid, iv in changed.items())
+    empty = sorted(uid.split(".", 2)[2] for uid in plan.empty_sources)
     plan.reason = (f"{len(nodes) - len(plan.skipped)} of {len(nodes)} models/snapshots: changed sources "
                    f"{names or 'none'}, {len(clock)} reading the clock, {len(missing)} missing, and their "
-                   "descendants")
+                   f"descendants (empty sources: {', '.join(empty) or 'none'})")
     return plan
 
 

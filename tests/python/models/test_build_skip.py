@@ -26,6 +26,10 @@ BARS_MODELS = {"stg_market__bars", "fct_bars_1d", "int_market__ewm_states_daily"
                "fct_latest_bars", "fct_data_quality_issues", "fct_value_at_risk"}
 # Read nothing the bars loads touch (ML and microstructure sources, absent here).
 UNTOUCHED = {"stg_ml__signals", "fct_agent_episodes", "stg_microstructure__trades", "metricflow_time_spine"}
+# Read the bars, but have rows only with predictions or signals (meta empty_without_sources on the first
+# two): left out after a bars load while there are none.
+ML_FROM_BARS = {"int_ml__bars_indexed", "fct_ml_unmatched_records", "int_ml__record_bars",
+                "fct_prediction_outcomes", "fct_signal_outcomes", "fct_model_performance"}
 
 
 def _ran() -> set[str]:
@@ -66,7 +70,7 @@ def test_plain_build_skips_only_unchanged_inputs(duckdb_target):
     assert mwh(["build", *MODELS]) == 0
     after_load = _ran()
     assert after_load >= BARS_MODELS
-    assert not UNTOUCHED & after_load
+    assert not (UNTOUCHED | ML_FROM_BARS) & after_load
     for table in ("marts.fct_bars_1d", "marts.fct_features_daily_v2", "marts.fct_latest_bars",
                   "intermediate.int_market__ewm_states_daily"):
         assert _query(target, f"select count(*) from {table} where symbol = 'MSFT'")[0][0] > 0, table
@@ -124,7 +128,7 @@ def test_plain_build_skips_on_postgres(timescale_target):
     assert mwh(["build", *MODELS]) == 0
     after_load = _ran()
     assert after_load >= BARS_MODELS
-    assert not UNTOUCHED & after_load
+    assert not (UNTOUCHED | ML_FROM_BARS) & after_load  # raw.ml_predictions and raw.ml_signals: no table
     assert _query(target, "select count(*) from marts.fct_features_daily_v2 where symbol = 'MSFT'")[0][0] > 0
 
     def bars_fingerprint() -> str:
@@ -141,6 +145,35 @@ def test_plain_build_skips_on_postgres(timescale_target):
     assert mwh(["build", *MODELS]) == 0
     assert {"stg_market__bars", "fct_bars_1d", "fct_latest_bars"} <= _ran()
     assert not UNTOUCHED & _ran()
+
+
+def test_bars_load_runs_the_ml_marts_once_there_are_signals(duckdb_target, tmp_path):
+    """The other side of empty_without_sources: with a signal recorded, a bars load runs the models that
+    judge it, and its outcome moves on with the new bar. A BUY on AAPL's 2021-04-20 close (133.11), target
+    133.5: open with no bar after it; once 2021-04-21 is loaded (open 132.36, high 133.75), the target is
+    reached in one bar."""
+    from market_warehouse.cli import main as mwh
+    from market_warehouse.ml.db import open_ml_sink
+    from market_warehouse.ml.records import write_records
+
+    target = duckdb_target
+    without_last = tmp_path / "DA-AAPL-T-2021-04-20.csv"
+    frame = pd.read_csv(AAPL)
+    frame[frame["timestamp"] < "2021-04-21"].to_csv(without_last, index=False)
+    _load(target, without_last)
+    with open_ml_sink(target) as sink:
+        report = write_records(sink, "signals", [{
+            "strategy": "hand", "symbol": "AAPL", "signal_ts": "2021-04-20T00:00:00+00:00", "signal_type": "BUY",
+            "entry_price": 133.11, "target_price": 133.5, "stop_price": 120.0, "latency_ms": 10.0}])
+    assert report.status == "success", report.line()
+    assert mwh(["build", *MODELS]) == 0
+    outcome = "select outcome, exit_price, bars_held from marts.fct_signal_outcomes where strategy = 'hand'"
+    assert _query(target, outcome) == [("open", None, None)]
+
+    _load(target, AAPL)  # bars only: the signals are unchanged, but not empty
+    assert mwh(["build", *MODELS]) == 0
+    assert {"int_ml__bars_indexed", "fct_ml_unmatched_records", "fct_signal_outcomes"} <= _ran()
+    assert _query(target, outcome) == [("target", 133.5, 1)]
 
 
 # Read minute bars only (mwh_read_interval('1m')) or the hourly union of them: left out after a daily load.
