@@ -37,7 +37,7 @@
         ~ "column): run `mwh build --full-refresh --select fct_volume_profile` once, then build as usual") }}
 {%- endif -%}
 
-with recursive
+with
 
 {% if is_incremental() -%}
 high_water as (
@@ -190,134 +190,116 @@ all_bins as (
 
 ),
 
-point_of_control as (
+{#- The point of control and the value area, per window, as window functions over its bins (no join: on
+    PostgreSQL the joins of the bins to per-window results were planned from estimates of one row, as nested
+    loops over every bin and every window).
+    The value area without recursion: the greedy walk from the POC (each step takes the neighbour with more
+    volume, ties above) visits each side's bins by distance, and a side's bin waits only for the other
+    side's bins with more volume than the least volume on its own side so far (its running minimum, the
+    bin that held the side back). So the walk is the bins ordered by that running minimum, descending,
+    above first on ties, then by distance. Steps are taken while the area before them is under
+    `volume_profile_value_area` of the window's volume; the area is summed in the walk's order from the POC,
+    as the walk adds it. tests/python/risk/test_risk_and_metrics.py checks it against the walk itself. -#}
+{%- set per_window = "partition by symbol, exchange, window_start_ts" %}
+
+with_point_of_control as (
 
     select
-        symbol,
-        exchange,
-        window_start_ts,
-        bin_index,
-        volume
-    from (
-        select
-            symbol,
-            exchange,
-            window_start_ts,
-            bin_index,
-            volume,
-            row_number() over (
-                partition by symbol, exchange, window_start_ts order by volume desc, bin_index asc
-            ) as volume_rank
-        from all_bins
-    ) as ranked
-    where volume_rank = 1
+        *,
+        first_value(bin_index) over (
+            {{ per_window }} order by volume desc, bin_index asc
+            rows between unbounded preceding and unbounded following
+        ) as poc_bin
+    from all_bins
 
 ),
 
-{#- The value area, one step per row: [lower_bin, upper_bin] and the volume it holds. -#}
-{%- set take_below = "(above.bin_index is null or (below.bin_index is not null and below.volume > above.volume))" %}
-
-value_area_steps (symbol, exchange, window_start_ts, step, lower_bin, upper_bin, area_volume) as (
+walk_sides as (
 
     select
-        symbol,
-        exchange,
-        window_start_ts,
-        0 as step,
-        bin_index as lower_bin,
-        bin_index as upper_bin,
-        volume as area_volume
-    from point_of_control
-    union all
-    select
-        steps.symbol,
-        steps.exchange,
-        steps.window_start_ts,
-        steps.step + 1,
-        case when {{ take_below }} then steps.lower_bin - 1 else steps.lower_bin end,
-        case when {{ take_below }} then steps.upper_bin else steps.upper_bin + 1 end,
-        steps.area_volume + case when {{ take_below }} then below.volume else above.volume end
-    from value_area_steps as steps
-    inner join windows
-        on
-            steps.symbol = windows.symbol
-            and steps.exchange = windows.exchange
-            and steps.window_start_ts = windows.window_start_ts
-    left join all_bins as below
-        on
-            steps.symbol = below.symbol
-            and steps.exchange = below.exchange
-            and steps.window_start_ts = below.window_start_ts
-            and below.bin_index = steps.lower_bin - 1
-    left join all_bins as above
-        on
-            steps.symbol = above.symbol
-            and steps.exchange = above.exchange
-            and steps.window_start_ts = above.window_start_ts
-            and above.bin_index = steps.upper_bin + 1
-    where
-        steps.area_volume < {{ value_area }} * windows.window_volume
-        and (below.bin_index is not null or above.bin_index is not null)
+        *,
+        case when bin_index = poc_bin then 0 when bin_index > poc_bin then 1 else 2 end as side_rank,
+        abs(bin_index - poc_bin) as distance
+    from with_point_of_control
 
 ),
 
-value_area as (
+walk_held_back as (
 
     select
-        symbol,
-        exchange,
-        window_start_ts,
-        lower_bin,
-        upper_bin,
-        area_volume
-    from (
-        select
-            *,
-            row_number() over (partition by symbol, exchange, window_start_ts order by step desc) as step_rank
-        from value_area_steps
-    ) as last_step
-    where step_rank = 1
+        *,
+        min(volume) over (
+            {{ per_window }}, side_rank order by distance rows between unbounded preceding and current row
+        ) as held_back_by
+    from walk_sides
+
+),
+
+walk_steps as (
+
+    select
+        *,
+        row_number() over (
+            {{ per_window }} order by side_rank = 0 desc, held_back_by desc, side_rank asc, distance asc
+        ) - 1 as step
+    from walk_held_back
+
+),
+
+walk_areas as (
+
+    select
+        *,
+        sum(volume) over ({{ per_window }} order by step rows between unbounded preceding and current row)
+            as area_volume
+    from walk_steps
+
+),
+
+walk_taken as (
+
+    select
+        *,
+        coalesce(
+            lag(area_volume) over ({{ per_window }} order by step) < {{ value_area }} * window_volume, true
+        ) as is_in_value_area
+    from walk_areas
+
+),
+
+value_areas as (
+
+    select
+        *,
+        min(case when is_in_value_area then bin_index end) over ({{ per_window }}) as lower_bin,
+        max(case when is_in_value_area then bin_index end) over ({{ per_window }}) as upper_bin,
+        max(case when is_in_value_area then area_volume end) over ({{ per_window }}) as value_area_volume
+    from walk_taken
 
 ),
 
 final as (
 
     select
-        all_bins.symbol,
-        all_bins.exchange,
-        all_bins.window_start_ts,
-        all_bins.window_start_ts + interval '{{ window_width }}' as window_end_ts,
-        all_bins.bin_index,
-        all_bins.window_low + (all_bins.window_high - all_bins.window_low) * all_bins.bin_index / {{ bins }}
-            as price_low,
-        all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (all_bins.bin_index + 1) / {{ bins }}
-            as price_high,
-        all_bins.volume,
-        cast(all_bins.bar_count as integer) as bar_count,
-        {{ mwh_safe_divide('all_bins.volume', 'all_bins.window_volume') }} as volume_share,
-        all_bins.bin_index = point_of_control.bin_index as is_point_of_control,
-        all_bins.bin_index between value_area.lower_bin and value_area.upper_bin as is_in_value_area,
-        all_bins.window_low
-        + (all_bins.window_high - all_bins.window_low) * (point_of_control.bin_index + 0.5) / {{ bins }}
-            as poc_price,
-        all_bins.window_low + (all_bins.window_high - all_bins.window_low) * value_area.lower_bin / {{ bins }}
-            as value_area_low,
-        all_bins.window_low + (all_bins.window_high - all_bins.window_low) * (value_area.upper_bin + 1) / {{ bins }}
-            as value_area_high,
-        {{ mwh_safe_divide('value_area.area_volume', 'all_bins.window_volume') }} as value_area_volume_share,
-        all_bins.window_volume,
-        all_bins.loaded_at
-    from all_bins
-    inner join point_of_control
-        on
-            all_bins.symbol = point_of_control.symbol
-            and all_bins.exchange = point_of_control.exchange
-            and all_bins.window_start_ts = point_of_control.window_start_ts
-    inner join value_area
-        on
-            all_bins.symbol = value_area.symbol
-            and all_bins.exchange = value_area.exchange
-            and all_bins.window_start_ts = value_area.window_start_ts
+        symbol,
+        exchange,
+        window_start_ts,
+        window_start_ts + interval '{{ window_width }}' as window_end_ts,
+        bin_index,
+        window_low + (window_high - window_low) * bin_index / {{ bins }} as price_low,
+        window_low + (window_high - window_low) * (bin_index + 1) / {{ bins }} as price_high,
+        volume,
+        cast(bar_count as integer) as bar_count,
+        {{ mwh_safe_divide('volume', 'window_volume') }} as volume_share,
+        bin_index = poc_bin as is_point_of_control,
+        is_in_value_area,
+        window_low + (window_high - window_low) * (poc_bin + 0.5) / {{ bins }} as poc_price,
+        window_low + (window_high - window_low) * lower_bin / {{ bins }} as value_area_low,
+        window_low + (window_high - window_low) * (upper_bin + 1) / {{ bins }} as value_area_high,
+        {{ mwh_safe_divide('value_area_volume', 'window_volume') }} as value_area_volume_share,
+        window_volume,
+        loaded_at
+    from value_areas
 
 )
 
