@@ -467,6 +467,9 @@ group by symbol, exchange
     column's statistics and reads them by the loaded_at and (run_id, load_source) indexes (a bitmap OR).
     With the mark a subquery it assumed a third of the table and read all of it, in three parallel
     processes: 1.8 s of int_market__bars_unioned_1d's pre-hook at 5M bars, for no row. The same rows.
+    When no load entry finished after the mark (the usual case), the predicate is the loaded_at range
+    alone, which raw.bars' BRIN index on loaded_at serves (staging read all 10M 1-minute bars of raw.bars
+    for 178,560 new ones, 31.7 s, before).
 #}
 {% macro mwh_loaded_since(mark, loaded_at='loaded_at', run_id='run_id', load_source='load_source', standalone_mark=false) -%}
     {%- set runs_after = none -%}
@@ -477,6 +480,10 @@ group by symbol, exchange
         {%- set mark = "cast('" ~ known[0] ~ "' as " ~ mwh_timestamptz() ~ ")" -%}
         {%- set runs_after = known[1] or 'null' -%}
     {%- endif -%}
+    {%- if runs_after == 'null' -%}
+    {#- no load entry finished after the mark: the rows loaded after it, one range (an index or BRIN scan) -#}
+    ({{ loaded_at }} > {{ mark }})
+    {%- else -%}
     ({{ loaded_at }} > {{ mark }}
         or (
             {%- if runs_after is not none %}{{ run_id }} in ({{ runs_after }}) and {% endif -%}
@@ -485,6 +492,7 @@ group by symbol, exchange
                 from {{ source('market', 'loader_runs') }} as load_entry
                 where load_entry.finished_at > {{ mark }}
             )))
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -46,6 +46,10 @@ class Table:
     chunk_interval: str | None = None
     # Extra (non-unique) indexes: tuples of "col" or "col desc".
     indexes: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    # PostgreSQL/TimescaleDB: BRIN indexes (one block range summary, a few kB per GB) on columns that grow
+    # with the insert order, such as loaded_at: what an incremental build reads since its mark is found
+    # without scanning the table or paying a B-tree on every load. DuckDB's zone maps do this by themselves.
+    brin_indexes: tuple[str, ...] = field(default_factory=tuple)
     # dbt source freshness ({"warn_after": {"count": 96, "period": "hour"}, ...}), and why those limits.
     freshness: dict | None = None
     freshness_note: str = ""
@@ -112,6 +116,7 @@ BARS = Table(
     # comfortably at this project's scale; override with MWH_BARS_CHUNK_INTERVAL.
     chunk_interval="30 days",
     indexes=(("symbol", "ts desc"),),
+    brin_indexes=("loaded_at",),
     freshness={"warn_after": {"count": 96, "period": "hour"}, "error_after": {"count": 168, "period": "hour"}},
     freshness_note="Daily bars are loaded once per session, after the close. The longest regular pause is a "
                    "weekend plus a holiday (Friday close -> Tuesday evening load, ~4 days), so warn only after "

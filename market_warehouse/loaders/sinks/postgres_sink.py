@@ -273,6 +273,10 @@ class PostgresSink(Sink):
                         continue
                     self.conn.execute(
                         f"create index if not exists {name} on {table.qualified} ({', '.join(cols)})")
+                for col in table.brin_indexes:
+                    name = f"{table.name}_{col}_brin"
+                    if name not in have:
+                        self.conn.execute(f"create index if not exists {name} on {table.qualified} using brin ({col})")
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:

@@ -36,19 +36,14 @@
 
 with
 
-{% if is_incremental() -%}
-high_water as (
-
-    select coalesce({{ mwh_load_mark(this) }}, {{ mwh_min_ts() }}) as loaded_at
-
-),
-
-{% endif -%}
 source_bars as (
 
     select * from {{ source('market', 'bars') }}
     {% if is_incremental() -%}
-    where {{ mwh_loaded_since('(select high_water.loaded_at from high_water)', load_source='source') }}
+    {#- the mark (on PostgreSQL read at compile time, a literal: mwh_loaded_since's standalone_mark) #}
+    where {{ mwh_loaded_since(
+        'coalesce(' ~ mwh_load_mark(this) ~ ', ' ~ mwh_min_ts() ~ ')', load_source='source', standalone_mark=true
+    ) }}
     {%- endif %}
 
 ),

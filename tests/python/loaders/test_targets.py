@@ -21,6 +21,7 @@ def test_timescale_bars_is_a_hypertable_with_its_index(timescale_target):
         assert [(c, str(i)) for c, i in dims] == [("ts", "30 days, 0:00:00")]
         idx = sink.query("select indexdef from pg_indexes where schemaname = 'raw' and tablename = 'bars'")
         assert any("(symbol, ts DESC)" in d for (d,) in idx)
+        assert any("USING brin (loaded_at)" in d for (d,) in idx)  # incremental staging reads a range of it
         load_files(sink, [SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"], "alphavantage")
         chunks = sink.query("select count(*) from timescaledb_information.chunks where hypertable_name = 'bars'")
         assert chunks[0][0] > 200  # 1999..2021 in 30-day chunks

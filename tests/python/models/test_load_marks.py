@@ -88,3 +88,29 @@ def test_incremental_build_reads_only_new_loads(kind, request, tmp_path):
     assert _marked_rows_kept(wh) == {f"{r}.{w}": 1 for r, _, w in MARKED}
     for relation in ("staging.stg_market__bars", "intermediate.int_market__bars_unioned_1d"):
         assert _count(wh, f"{relation} where symbol = 'AAPL' and ts >= '2021-04-22'") == 1, relation
+
+    # A load that started before that build's mark and committed after it: its rows' loaded_at are older
+    # than the mark, its entry finished after it. The next build reads it all the same (the second arm of
+    # mwh_loaded_since; on PostgreSQL with the entry's run id written into the statement, otherwise the
+    # loaded_at range alone). Here one AAPL bar of 2021-04-23, written as such a load would have written it.
+    from market_warehouse.loaders.schema import BARS, LOADER_RUNS
+
+    def quoted(column: str) -> str:
+        return f'"{column}"' if column == "interval" else column
+
+    straddle = {"ts": "ts + interval '1 day'", "source": "'straddling.csv'", "run_id": "'straddling-run'",
+                "loaded_at": "(select min(loaded_at) from raw.bars)"}
+    columns = ", ".join(quoted(c) for c in BARS.column_names)
+    wh.execute(f"insert into raw.bars ({columns}) select "
+               + ", ".join(straddle.get(c, quoted(c)) for c in BARS.column_names)
+               + " from raw.bars where symbol = 'AAPL' and ts >= '2021-04-22'")
+    entry = {"run_id": "'straddling-run'", "source": "'straddling.csv'", "started_at": "started_at - interval '1 day'",
+             "finished_at": "finished_at + interval '1 hour'"}
+    columns = ", ".join(LOADER_RUNS.column_names)
+    wh.execute(f"insert into raw.loader_runs ({columns}) select "
+               + ", ".join(entry.get(c, c) for c in LOADER_RUNS.column_names)
+               + f" from raw.loader_runs where source = '{new_session}'")
+    dbt("build", *SELECTION)
+    assert _marked_rows_kept(wh) == {f"{r}.{w}": 1 for r, _, w in MARKED}
+    for relation in ("staging.stg_market__bars", "intermediate.int_market__bars_unioned_1d"):
+        assert _count(wh, f"{relation} where symbol = 'AAPL' and ts >= '2021-04-23'") == 1, relation
