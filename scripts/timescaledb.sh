@@ -37,6 +37,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TSDB_VERSION=2.29.2
 VENDORED=$REPO/../shared/vendor/timescaledb-$TSDB_VERSION.tar.xz
 UPSTREAM=https://github.com/timescale/timescaledb/archive/refs/tags/$TSDB_VERSION.tar.gz
+PATCHES=$REPO/scripts/patches
 
 say() { echo "timescaledb.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -144,6 +145,23 @@ edition_installed() {  # full when the TSL library is installed, else apache
     if ls "$ROOT$PGLIB"/timescaledb-tsl-*.so >/dev/null 2>&1; then echo full; else echo apache; fi
 }
 
+# Our fixes to a release, in scripts/patches/timescaledb-<version>/ (each file says why), applied to
+# the unpacked tree when its version.config names that version; a source of another version builds as is.
+apply_patches() {
+    local tree=$1 version patch
+    version=$(awk '$1=="version" {print $3; exit}' "$tree/version.config" 2>/dev/null)
+    for patch in "$PATCHES/timescaledb-$version"/*.patch; do
+        [ -f "$patch" ] || continue
+        if command -v patch >/dev/null; then
+            patch -d "$tree" -p1 --forward --batch --quiet <"$patch"
+        else
+            (cd "$tree" && git apply "$patch")
+        fi >>"$ROOT$BUILD/build.log" 2>&1 ||
+            die "cannot apply $(basename "$patch") to TimescaleDB $version; see $ROOT$BUILD/build.log"
+        say "applied $(basename "$patch")"
+    done
+}
+
 install_full_edition() {
     local spec src sha started
     spec=$(source_spec)
@@ -157,7 +175,8 @@ install_full_edition() {
         fi
         return 0
     fi
-    sha=$(sha256sum "$ROOT$src" | cut -d' ' -f1)
+    # the stamp covers the source and the patches applied to it, so a new patch rebuilds
+    sha=$(cat "$ROOT$src" "$PATCHES"/*/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$ROOT$STAMP" 2>/dev/null)" = "$sha" ] && [ "$(edition_installed)" = full ]; then
         return 0   # this source is built and installed
     fi
@@ -171,6 +190,7 @@ install_full_edition() {
     rm -rf "$ROOT$BUILD/src" && mkdir -p "$ROOT$BUILD/src"
     in_chroot tar -xf "$src" -C "$BUILD/src" --strip-components=1 >>"$ROOT$BUILD/build.log" 2>&1 ||
         die "cannot unpack $spec; see $ROOT$BUILD/build.log"
+    apply_patches "$ROOT$BUILD/src"
     in_chroot sh -c "cd $BUILD/src && ./bootstrap -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF \
             -DLINTER=OFF -DUSE_OPENSSL=OFF -DCMAKE_BUILD_TYPE=Release -DGENERATE_DOWNGRADE_SCRIPT=OFF \
         && cd build && make -j$(nproc) && make install" >>"$ROOT$BUILD/build.log" 2>&1 ||
@@ -311,7 +331,7 @@ up)
     init_cluster
     if [ -f "$ROOT$RESTART" ] && is_up; then
         say "restarting the server on 127.0.0.1:$PORT to load the new TimescaleDB library"
-        worker_settings
+        worker_settings || true   # 1: already raised; the restart applies them either way
         stop_server
     fi
     is_up || say "starting PostgreSQL on 127.0.0.1:$PORT"

@@ -174,8 +174,12 @@
     {%- if state.status != 'Success' -%}
         {%- set err = run_query("select coalesce(max(err_message), '?') from timescaledb_information.job_errors"
                                 ~ " where job_id = " ~ job_id ~ " and start_time >= '" ~ kicked ~ "'::timestamptz") -%}
+        {%- set message = err.columns[0].values()[0] -%}
+        {%- set hint = " (a known fault of TimescaleDB 2.29.2 on PostgreSQL 17.12: every background job ends so;"
+                       ~ " build it with scripts/patches/timescaledb-2.29.2, as scripts/timescaledb.sh does)"
+                       if 'while it is being set up' in message else "" -%}
         {{ exceptions.raise_compiler_error(relation ~ ": refresh job " ~ job_id ~ " ended " ~ state.status
-            ~ ": " ~ err.columns[0].values()[0]) }}
+            ~ ": " ~ message ~ hint) }}
     {%- endif -%}
     {{ log(relation ~ ": refreshed by job " ~ job_id, info=false) }}
 {%- endmacro %}
