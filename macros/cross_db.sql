@@ -231,10 +231,17 @@ order by {{ columns }}
     bars, 8k-25k rows estimated for 5M, and a nested loop per bar in the features). So a post-hook on every
     model analyzes what it built, where that changes the statistics:
     - a table model: always (the table is new);
-    - an incremental model: when this run's transaction wrote (inserted, updated or deleted) more rows than
-      autovacuum's analyze threshold, 50 + 10% of the rows it had (pg_stat_xact_user_tables; a hypertable's
-      chunks counted with it). A first build or a full refresh passes it; a daily run that adds one session
-      to a long history does not, and is not analyzed again (an analyze samples the whole table).
+    - an incremental model: when it was never analyzed (a first build or a full refresh makes a new table),
+      or when more rows changed since its last analyze than autovacuum's threshold, 50 + 10% of the rows it
+      had (a hypertable's chunks counted with it): the server's counters (n_mod_since_analyze) plus this
+      transaction's own writes (pg_stat_xact_user_tables; a profile without autocommit). A daily run that
+      adds one session to a long history is not analyzed again (an analyze samples the whole table).
+      Counting this backend's unflushed writes alone (pg_stat_xact_user_tables) missed a full refresh under
+      `autocommit: true` (the profile's setting since the continuous aggregates' direct refresh) whenever
+      the server had flushed them, which it does once a statement has run a second or more: at 10M 1-minute
+      bars `stg_market__bars` stayed unanalyzed, the rollup reconciliation tests were planned for 52 source
+      bars, joined each symbol's first bars to its last bars and filled the disk with temporary files;
+      analyzed, the 15-minute one ran in 25 s. The small test sets build too fast to show it.
     Nothing on DuckDB, views or continuous aggregates. -#}
 {% macro mwh_analyze_built_table() -%}
     {%- set materialized = config.get('materialized') -%}
@@ -243,7 +250,17 @@ order by {{ columns }}
     {%- elif target.type == 'postgres' and materialized == 'incremental' -%}
         do $mwh_analyze$
         begin
-            if (
+            if not exists (
+                select 1
+                from pg_stat_user_tables as s
+                where s.relid = '{{ this }}'::regclass
+                    and coalesce(s.last_analyze, s.last_autoanalyze) is not null
+            ) or (
+                select coalesce(sum(s.n_mod_since_analyze), 0)
+                from pg_stat_user_tables as s
+                where s.relid = '{{ this }}'::regclass
+                    or s.relid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+            ) + (
                 select coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)
                 from pg_stat_xact_user_tables as s
                 where s.relid = '{{ this }}'::regclass
