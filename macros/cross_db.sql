@@ -249,6 +249,13 @@ order by {{ columns }}
         analyze {{ this }}
     {%- elif target.type == 'postgres' and materialized == 'incremental' -%}
         do $mwh_analyze$
+        declare
+            -- the table, and a hypertable's chunks with it
+            relids oid[] := array(
+                select '{{ this }}'::regclass::oid
+                union all
+                select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass
+            );
         begin
             if not exists (
                 select 1
@@ -258,18 +265,15 @@ order by {{ columns }}
             ) or (
                 select coalesce(sum(s.n_mod_since_analyze), 0)
                 from pg_stat_user_tables as s
-                where s.relid = '{{ this }}'::regclass
-                    or s.relid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+                where s.relid = any(relids)
             ) + (
                 select coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)
                 from pg_stat_xact_user_tables as s
-                where s.relid = '{{ this }}'::regclass
-                    or s.relid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+                where s.relid = any(relids)
             ) > 50 + 0.1 * (
                 select coalesce(sum(greatest(c.reltuples, 0)), 0)
                 from pg_class as c
-                where c.oid = '{{ this }}'::regclass
-                    or c.oid in (select i.inhrelid from pg_inherits as i where i.inhparent = '{{ this }}'::regclass)
+                where c.oid = any(relids)
             ) then
                 analyze {{ this }};
             end if;

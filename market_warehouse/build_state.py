@@ -138,10 +138,15 @@ def project_fingerprint(manifest, target) -> str:
     return digest.hexdigest()
 
 
+def _source_key(src) -> tuple[str, str]:
+    """A source's table as the warehouse lists it (`existing`): (schema, name), lower case."""
+    return str(src.schema).lower(), str(src.identifier).lower()
+
+
 def _source_tables(manifest) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
     for uid, src in manifest.sources.items():
-        out.setdefault((str(src.schema).lower(), str(src.identifier).lower()), []).append(uid)
+        out.setdefault(_source_key(src), []).append(uid)
     return out
 
 
@@ -282,6 +287,8 @@ def empty_without(manifest, node) -> list[str]:
     """The unique ids of the sources a model names in meta `empty_without_sources` (`source.table`). A name
     that is no source is kept as it is: never empty, so the model runs as if it had no such meta."""
     names = _meta(node).get(EMPTY_WITHOUT) or []
+    if not names:
+        return []
     by_name = {f"{s.source_name}.{s.name}": uid for uid, s in manifest.sources.items()}
     return [by_name.get(n, n) for n in names]
 
@@ -295,7 +302,7 @@ def empty_sources(wh, manifest, existing: set[tuple[str, str]]) -> set[str]:
         src = manifest.sources.get(uid)
         if src is None:
             continue
-        key = (str(src.schema).lower(), str(src.identifier).lower())
+        key = _source_key(src)
         if key not in existing:
             out.add(uid)
         else:
