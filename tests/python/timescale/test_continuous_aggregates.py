@@ -7,6 +7,7 @@ rows before any refresh, --full-refresh and changed definitions rebuilt, history
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,12 +76,13 @@ class Pair:
                                 " where view_schema = 'intermediate' and view_name = %s", [model])[0][0] == 1
 
     def refreshes_logged(self, *args: str) -> list[str]:
-        """Build `cagg`; the refresh lines its run wrote to dbt's log (one per aggregate)."""
-        log = Path(os.environ["DBT_LOG_PATH"]) / "dbt.log"
-        start = log.stat().st_size if log.exists() else 0
-        self.build("cagg", *args)
-        with log.open(errors="replace") as f:
-            f.seek(start)
+        """Build `cagg`; the refresh lines its run wrote to dbt's log (one per aggregate). The run logs to a
+        directory of its own: the session's dbt.log rotates at 10 MB, and a rotation during this build left an
+        offset into the old file pointing past the end of the new one (CI, 2026-11-23)."""
+        Path(os.environ["DBT_LOG_PATH"]).mkdir(parents=True, exist_ok=True)
+        logs = Path(tempfile.mkdtemp(prefix="refresh-log-", dir=os.environ["DBT_LOG_PATH"]))
+        self.build("cagg", *args, "--log-path", str(logs))
+        with (logs / "dbt.log").open(errors="replace") as f:
             lines = [line.strip().split(".")[-1] for line in f if ": refreshed " in line]
         return sorted(line.replace('"', "") for line in lines)
 
