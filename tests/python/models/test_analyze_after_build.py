@@ -1,0 +1,58 @@
+"""An incremental model whose rows changed by more than autovacuum's threshold is analyzed by the build's
+post-hook (macros/cross_db.sql, mwh_analyze_built_table), also when this build's own session wrote nothing.
+
+That is the case at scale: under the profile's `autocommit: true` the server flushes a statement's write
+counters once it ran a second or more, so the rows a build just merged show in `n_mod_since_analyze`, not in
+the session's `pg_stat_xact_*` counts. At 10M 1-minute bars on TimescaleDB the old rule (this session's
+unflushed writes alone) never fired, and two rollup tests were planned without statistics until the disk
+was full. Here the changed rows are written and flushed by another session, which puts the statistics in
+the same state without needing a build that runs for seconds; the build that follows writes no row."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+import pytest
+from test_load_marks import DAILY, _load
+
+from market_fixtures import dbt
+
+pytestmark = pytest.mark.postgres
+
+MODEL = "staging.stg_market__bars"
+SELECT = ["--select", "stg_market__bars", "--exclude-resource-type", "test", "unit_test"]
+
+
+def _stats(conninfo: str) -> tuple:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return conn.execute("select last_analyze, n_mod_since_analyze, n_live_tup from pg_stat_user_tables"
+                            " where relid = %s::regclass", [MODEL]).fetchone()
+
+
+def test_changed_rows_flushed_before_the_post_hook_still_analyze(postgres_target, pg_server):
+    conninfo = (f"host={pg_server['host']} port={pg_server['port']} user={pg_server['user']}"
+                f" dbname={os.environ['MWH_PG_PLAIN_DATABASE']}"
+                + (f" password={pg_server['password']}" if pg_server["password"] else ""))
+    _load(postgres_target, DAILY, "alphavantage")
+    dbt("build", *SELECT, "--full-refresh")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        # no autovacuum behind the test's back
+        conn.execute(f"alter table {MODEL} set (autovacuum_enabled = false)")
+    analyzed, _, rows = _stats(conninfo)
+    assert analyzed is not None, "a full refresh analyzes the model"
+    assert rows > 1000
+
+    # every row changed, by a session that ends (its counters flushed at exit)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"update {MODEL} set vwap = vwap")
+    for _ in range(50):
+        if _stats(conninfo)[1] >= rows:
+            break
+        time.sleep(0.1)
+    assert _stats(conninfo)[1] >= rows, "the changed rows are counted by the server"
+
+    dbt("build", *SELECT)  # nothing loaded since: this session writes no row
+    after, pending, _ = _stats(conninfo)
+    assert after is not None and after > analyzed and pending == 0, (analyzed, after, pending)
