@@ -330,9 +330,11 @@ def opened_warehouse(duckdb_path: Path | None = None, conninfo: str | None = Non
         r.close()
 
 
-def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None) -> list[str]:
+def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg: dict | None,
+                 minute: bool = False) -> list[str]:
     """--only queries --warehouse PATH|DB: the latencies alone, on a warehouse built before (DuckDB: the file,
-    opened read-only; PostgreSQL: the database name on the server), with the same queries as a full run."""
+    opened read-only; PostgreSQL: the database name on the server), with the same queries as a full run
+    (`minute`: the 1-minute set's, with --size minute)."""
     if target == "duckdb":
         if not Path(warehouse).is_file():
             raise SystemExit(f"bench-scale: --warehouse {warehouse}: no such DuckDB file")
@@ -341,6 +343,10 @@ def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg:
         opened = opened_warehouse(conninfo=make_conninfo(host=pg["host"], port=pg["port"], user=pg["user"],
                                                          password=pg["password"], dbname=warehouse))
     with opened as (r, size):
+        if minute:  # the 1-minute set's question, as its full run asks it
+            n = int(r.query("select count(*) as n from raw.bars where interval = '1m'")["n"][0])
+            return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} 1-minute bars in raw)",
+                    *latency_lines(r, minute_latency_queries(r, symbols), runs)]
         n = int(r.query("select count(*) as n from raw.bars where interval = '1d'")["n"][0])
         return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
                 *latency_lines(r, latency_queries(r, symbols, LAST_DAY), runs)]
@@ -634,8 +640,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     if args.only == "queries":
         for target in args.targets.split(","):
-            for line in queries_only(target, args.warehouse, manifest["daily_symbols"], args.runs,
-                                     None if target == "duckdb" else pg_server()):
+            minute = args.size == "minute"
+            for line in queries_only(target, args.warehouse,
+                                     manifest["minute_symbols" if minute else "daily_symbols"], args.runs,
+                                     None if target == "duckdb" else pg_server(), minute=minute):
                 log(line)
         log(f"load average at the end {os.getloadavg()[0]:.1f}")
         return 0
