@@ -128,7 +128,7 @@ bucketed as (
     the model's cross-database code is not repeated here. The join goes to the source model itself, not
     to `source_bars`: referenced three times, PostgreSQL materialized that CTE (every column of 50M 1m
     bars) and, misestimating it at 83,396 rows, hashed it twice; the 15-minute test at 50M bars filled
-    the disk's last 22 GB. Referenced once it is inlined, and the key lookups may use the model's index -#}
+    the disk's last 21 GB. Referenced once it is inlined, and the key lookups may use the model's index -#}
 bucket_extremes as (
 
     select
