@@ -75,4 +75,7 @@ final as (
 
 )
 
-select * from final
+{#- On DuckDB the rows are written per symbol, newest first, as in fct_bars_1d: at 50M bars in load order
+    the last 1,000 minutes of a symbol took 35.7 / 37.7 ms p50/p95 through the read API, more than the same
+    query on raw.bars (3.3 / 4.6 ms), because every row group held every symbol. -#}
+select * from final{{ mwh_physical_order("symbol, exchange, ts desc") }}
