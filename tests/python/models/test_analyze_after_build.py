@@ -10,14 +10,12 @@ the same state without needing a build that runs for seconds; the build that fol
 
 from __future__ import annotations
 
-import os
 import time
 
-import psycopg
 import pytest
 from test_load_marks import DAILY, _load
 
-from market_fixtures import dbt
+from market_fixtures import Warehouse, dbt
 
 pytestmark = pytest.mark.postgres
 
@@ -25,34 +23,30 @@ MODEL = "staging.stg_market__bars"
 SELECT = ["--select", "stg_market__bars", "--exclude-resource-type", "test", "unit_test"]
 
 
-def _stats(conninfo: str) -> tuple:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        return conn.execute("select last_analyze, n_mod_since_analyze, n_live_tup from pg_stat_user_tables"
-                            " where relid = %s::regclass", [MODEL]).fetchone()
+def _stats(wh: Warehouse) -> tuple:
+    """last_analyze, n_mod_since_analyze, n_live_tup of the model, read on a connection of its own."""
+    row = wh.query("select last_analyze, n_mod_since_analyze, n_live_tup from pg_stat_user_tables"
+                   f" where relid = '{MODEL}'::regclass")
+    return tuple(row.iloc[0])
 
 
-def test_changed_rows_flushed_before_the_post_hook_still_analyze(postgres_target, pg_server):
-    conninfo = (f"host={pg_server['host']} port={pg_server['port']} user={pg_server['user']}"
-                f" dbname={os.environ['MWH_PG_PLAIN_DATABASE']}"
-                + (f" password={pg_server['password']}" if pg_server["password"] else ""))
+def test_changed_rows_flushed_before_the_post_hook_still_analyze(postgres_target):
+    wh = Warehouse("postgres")
     _load(postgres_target, DAILY, "alphavantage")
     dbt("build", *SELECT, "--full-refresh")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        # no autovacuum behind the test's back
-        conn.execute(f"alter table {MODEL} set (autovacuum_enabled = false)")
-    analyzed, _, rows = _stats(conninfo)
+    wh.execute(f"alter table {MODEL} set (autovacuum_enabled = false)")  # no autovacuum behind the test's back
+    analyzed, _, rows = _stats(wh)
     assert analyzed is not None, "a full refresh analyzes the model"
     assert rows > 1000
 
     # every row changed, by a session that ends (its counters flushed at exit)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"update {MODEL} set vwap = vwap")
+    wh.execute(f"update {MODEL} set vwap = vwap")
     for _ in range(50):
-        if _stats(conninfo)[1] >= rows:
+        if _stats(wh)[1] >= rows:
             break
         time.sleep(0.1)
-    assert _stats(conninfo)[1] >= rows, "the changed rows are counted by the server"
+    assert _stats(wh)[1] >= rows, "the changed rows are counted by the server"
 
     dbt("build", *SELECT)  # nothing loaded since: this session writes no row
-    after, pending, _ = _stats(conninfo)
+    after, pending, _ = _stats(wh)
     assert after is not None and after > analyzed and pending == 0, (analyzed, after, pending)
