@@ -342,14 +342,12 @@ def queries_only(target: str, warehouse: str, symbols: list[str], runs: int, pg:
     else:
         opened = opened_warehouse(conninfo=make_conninfo(host=pg["host"], port=pg["port"], user=pg["user"],
                                                          password=pg["password"], dbname=warehouse))
+    interval, label = ("1m", "1-minute") if minute else ("1d", "daily")
     with opened as (r, size):
-        if minute:  # the 1-minute set's question, as its full run asks it
-            n = int(r.query("select count(*) as n from raw.bars where interval = '1m'")["n"][0])
-            return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} 1-minute bars in raw)",
-                    *latency_lines(r, minute_latency_queries(r, symbols), runs)]
-        n = int(r.query("select count(*) as n from raw.bars where interval = '1d'")["n"][0])
-        return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} daily bars in raw)",
-                *latency_lines(r, latency_queries(r, symbols, LAST_DAY), runs)]
+        n = int(r.query(f"select count(*) as n from raw.bars where interval = '{interval}'")["n"][0])
+        questions = minute_latency_queries(r, symbols) if minute else latency_queries(r, symbols, LAST_DAY)
+        return [f"{target}: queries only on {warehouse} ({gb(size)}, {n:,} {label} bars in raw)",
+                *latency_lines(r, questions, runs)]
 
 
 # ---- one target -----------------------------------------------------------------------------------
@@ -639,8 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench-scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores, "
         f"{gb(mem)} RAM, {platform.platform()}, load average {os.getloadavg()[0]:.1f} at start")
     if args.only == "queries":
+        minute = args.size == "minute"
         for target in args.targets.split(","):
-            minute = args.size == "minute"
             for line in queries_only(target, args.warehouse,
                                      manifest["minute_symbols" if minute else "daily_symbols"], args.runs,
                                      None if target == "duckdb" else pg_server(), minute=minute):
