@@ -283,6 +283,38 @@ group by changed.symbol, changed.exchange, changed.first_changed_ts
 {%- endmacro %}
 
 
+
+{#- Pre-hook of an intraday bar table kept from the vendor's `bar_interval` bars and 1-minute bars rolled
+    up into `bucket_width` buckets (fct_bars_1h): on an incremental run, the changed window into its
+    temporary table (one row per series with bars of either interval loaded into staging since the
+    table's kept load mark: first_changed_ts, its earliest such bar, a 1-minute bar counted from its
+    bucket), then this table's rows of those series from there on forgotten; the run writes them again.
+    No corporate actions: intraday bars are not adjusted. -#}
+{% macro mwh_forget_changed_intraday(bar_interval, bucket_width) -%}
+    {%- if is_incremental() -%}
+    {%- set window_table = mwh_changed_window_table() -%}
+    {%- set mark = mwh_kept_mark('null') -%}
+    drop table if exists {{ window_table }};
+    create temporary table {{ window_table }} as
+    select
+        changed_bars.symbol,
+        changed_bars.exchange,
+        min(
+            case
+                when changed_bars.bar_interval = '1m' then {{ mwh_time_bucket(bucket_width, 'changed_bars.ts') }}
+                else changed_bars.ts
+            end
+        ) as first_changed_ts
+    from {{ ref('stg_market__bars') }} as changed_bars
+    where
+        changed_bars.bar_interval in ('{{ bar_interval }}', '1m')
+        and {{ mwh_loaded_since(mark, 'changed_bars.loaded_at', 'changed_bars.run_id', 'changed_bars.load_source', standalone_mark=true) }}
+    group by changed_bars.symbol, changed_bars.exchange;
+    {{ mwh_forget_in_changed_window(['symbol', 'exchange'],
+        this.identifier ~ '.ts >= changed_window.first_changed_ts') }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Post-hook: the table has seen every staged load up to now (its new high-water mark, `value`; the
     largest `column` over the table). The rows a run writes carry the new mark already; when a run
     writes none (nothing it keeps changed), one row of the newest mark takes the new one: never the

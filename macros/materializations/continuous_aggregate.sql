@@ -66,7 +66,7 @@
 
 
 {% macro mwh_drop_continuous_aggregate(relation) -%}
-    {#- Views reading it (int_market__bars_unioned_1h) go with it (cascade): dbt's relation cache must forget
+    {#- Views reading it go with it (cascade): dbt's relation cache must forget
         them too, or their own build would try to swap out a view that is gone. -#}
     {%- set dependents = run_query(
         "select distinct n.nspname, c.relname from pg_depend as d"

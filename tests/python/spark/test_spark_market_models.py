@@ -29,7 +29,7 @@ SEEDS = "trading_sessions exchanges symbols known_data_issues"
 # staging, adjustment, rollups, bars, features, labels, training set and gaps (docs/spark.md)
 MODELS = ("stg_market__bars stg_market__corporate_actions int_market__trading_sessions "
           "int_market__bars_rolled_up_5m int_market__bars_rolled_up_15m int_market__bars_rolled_up_1h "
-          "int_market__bars_rolled_up_1d int_market__bars_unioned_1d int_market__bars_unioned_1h "
+          "int_market__bars_rolled_up_1d int_market__bars_unioned_1d "
           "int_market__adjustment_events int_market__adjustment_factors fct_bars_1d fct_bars_1h fct_bars_1m "
           "int_market__ewm_states_daily int_market__ewm_states_hourly "
           "fct_features_daily fct_features_hourly fct_labels_daily fct_labels_hourly "

@@ -22,7 +22,7 @@ from market_fixtures import assert_frames_match, dbt, load_sample, pg_create_raw
 pytestmark = pytest.mark.postgres
 
 ROLLUPS = ["int_market__bars_rolled_up_5m", "int_market__bars_rolled_up_15m", "int_market__bars_rolled_up_1h"]
-SELECT = ["--select", "stg_market__bars", *ROLLUPS, "int_market__bars_unioned_1h", "fct_bars_1h",
+SELECT = ["--select", "stg_market__bars", *ROLLUPS, "fct_bars_1h",
           "--exclude-resource-type", "test", "unit_test"]
 KEY = ["symbol", "exchange", "ts"]
 FALLBACK = ["--vars", "{mwh_continuous_aggregates: false}"]
