@@ -389,6 +389,37 @@ with_returns as (
 {%- endmacro %}
 
 
+
+{#- A feature-set version of `model_name` read from a later version of it (`source_version`) that carries
+    every catalog entry of `feature_version`: a view selecting `feature_version`'s columns (in catalog
+    order, as mwh_market_features writes them) from that version's rows. The same entries are the same
+    SQL over the same point-in-time bars, rounded alike, so the values are those the version would
+    compute itself; each feature is computed once. A compiler error names any entry the source version
+    does not carry. -#}
+{% macro mwh_feature_projection(model_name, feature_version, source_version) -%}
+{{ config(materialized='view') }}
+{%- set features = mwh_features_of_version(feature_version) -%}
+{%- set missing = [] -%}
+{%- for feature in features if source_version not in feature.versions -%}
+    {%- do missing.append(feature.name) -%}
+{%- endfor -%}
+{%- if missing -%}
+    {{ exceptions.raise_compiler_error(model_name ~ " version " ~ feature_version ~ " cannot be read from version "
+        ~ source_version ~ ", which does not carry " ~ missing | join(", ") ~ ": build it with its own table ("
+        ~ "mwh_daily_features(" ~ feature_version ~ ") and mwh_feature_model_config())") }}
+{%- endif %}
+select
+    symbol,
+    exchange,
+    ts,
+    cast({{ feature_version }} as integer) as feature_version,
+    {%- for feature in features %}
+    {{ feature.name }},
+    {%- endfor %}
+    actions_loaded_at
+from {{ ref(model_name, v=source_version) }}
+{%- endmacro %}
+
 {#- A window aggregate over the last n bars of the symbol, null until n values are there
     (count_expr: what must be non-null, default the aggregate's argument).
     PostgreSQL has no inverse transition for `double precision` sums: a moving frame re-adds its n values

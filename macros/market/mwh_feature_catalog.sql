@@ -6,6 +6,8 @@
       family       returns | momentum | trend | volatility | oscillator | volume | liquidity | benchmark |
                    cross_section
       versions     feature-set versions that carry it (fct_features_daily_v1, _v2, ...)
+                   (a version every entry of which a later one carries is a view of that
+                   version's rows: mwh_feature_projection, so each feature is computed once)
       window       bars of history it reads (the bar itself counts as one): drives the incremental
                    look-back. `ewm: true`: it reads the exponential averages, joined from
                    int_market__ewm_states_* (mwh_ewm_states, macros/market/ewm.sql)
