@@ -268,6 +268,17 @@ MARKET_SELECTION = ["--select", "tag:market", "path:seeds"]
 MODELS_ONLY = [*MARKET_SELECTION, "--exclude-resource-type", "test", "unit_test"]
 
 
+def load_through_pipeline(target, paths: list[Path], fmt: str) -> None:
+    """Load vendor files as `mwh load` does (parse, validate, write, audit into raw.loader_runs); every
+    file must load. For tests that need the loaders' load marks and audit rows, not hand-written rows."""
+    from market_warehouse.loaders.pipeline import load_files
+    from market_warehouse.loaders.sinks import open_sink
+
+    with open_sink(target) as sink:
+        reports = load_files(sink, [str(p) for p in paths], fmt)
+    assert all(r.status == "success" for r in reports), [r.line() for r in reports]
+
+
 def dbt(*args: str) -> None:
     """Run dbt in-process against the target the environment selects; fail with its errors."""
     from dbt.cli.main import dbtRunner

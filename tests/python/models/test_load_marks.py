@@ -11,17 +11,10 @@ that build did not rewrite it. The real loader writes the entries (data/sample f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from market_warehouse.loaders.pipeline import load_files
-from market_warehouse.loaders.sinks import open_sink
+from market_fixtures import SAMPLE, Warehouse, dbt, load_through_pipeline
 
-from market_fixtures import Warehouse, dbt
-
-REPO = Path(__file__).resolve().parents[3]
-SAMPLE = REPO / "data" / "sample"
 DAILY = [SAMPLE / "alphavantage" / f"DA-{s}-T-2021-04-21.csv.gz" for s in ("AAPL", "MSFT")]
 MINUTE = [SAMPLE / "binance_klines" / "FILUSDT-1m-2023-02.csv.gz"]
 SELECTION = ["--select", "+fct_bars_1m", "+fct_volume_profile", "+fct_bar_gaps", "+int_market__adjustment_events",
@@ -40,12 +33,6 @@ MARKED = [
      "symbol = 'MSFT' and session_date = (select max(session_date) from intermediate.int_market__adjustment_events"
      " where symbol = 'MSFT')"),
 ]
-
-
-def _load(target, paths: list[Path], fmt: str) -> None:
-    with open_sink(target) as sink:
-        reports = load_files(sink, [str(p) for p in paths], fmt)
-    assert all(r.status == "success" for r in reports), [r.line() for r in reports]
 
 
 def _count(wh: Warehouse, sql: str) -> int:
@@ -67,8 +54,8 @@ def _marked_rows_kept(wh: Warehouse) -> dict[str, int]:
 def test_incremental_build_reads_only_new_loads(kind, request, tmp_path):
     target = request.getfixturevalue(f"{kind}_target")
     wh = Warehouse(kind)
-    _load(target, DAILY, "alphavantage")
-    _load(target, MINUTE, "binance-klines")
+    load_through_pipeline(target, DAILY, "alphavantage")
+    load_through_pipeline(target, MINUTE, "binance-klines")
     dbt("build", *SELECTION, "--full-refresh")
     if kind != "duckdb":
         # each model analyzed as soon as it is built (macros/cross_db.sql, mwh_analyze_built_table), also under
@@ -90,7 +77,7 @@ def test_incremental_build_reads_only_new_loads(kind, request, tmp_path):
     new_session = tmp_path / "DA-AAPL-T-2021-04-22.csv"
     new_session.write_text("timestamp,open,high,low,close,adjusted_close,volume,dividend_amount,split_coefficient\n"
                            "2021-04-22,133.04,134.15,131.41,131.94,131.94,84566500,0.0,1.0\n")
-    _load(target, [new_session], "alphavantage")
+    load_through_pipeline(target, [new_session], "alphavantage")
     dbt("build", *SELECTION)
     assert _marked_rows_kept(wh) == {f"{r}.{w}": 1 for r, _, w in MARKED}
     for relation in ("staging.stg_market__bars", "intermediate.int_market__bars_unioned_1d"):
