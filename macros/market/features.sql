@@ -12,8 +12,10 @@
 
     Incremental runs rewrite the bars chosen by mwh_bars_to_rewrite (incremental.sql) and read, before
     the first of them (found per symbol without numbering its whole history; only the bars read are
-    numbered, from the count of bars before them), the catalog's longest window + 60 bars (the averages
-    come from the state model, which carries them, so no exponential read-back). Cross-sectional and
+    numbered, from the count of bars before them), the version's longest window less the bar itself
+    (`window` counts it; test_feature_catalog checks every entry's window against its independent
+    reference: enough, and one bar fewer is not). The averages come from the state model, which carries
+    them, so no exponential read-back. Cross-sectional and
     benchmark features depend on every symbol of a session, so a version that has them rewrites all
     symbols from the earliest session any symbol needs. The rows written are what a full refresh
     computes, to floating-point accuracy after rounding (see ewm.sql).
@@ -29,7 +31,7 @@
 {%- set uses_ewm = per_bar | selectattr('ewm', 'defined') | list | length > 0 -%}
 {%- set uses_benchmark = per_bar | selectattr('family', 'equalto', 'benchmark') | list | length > 0 -%}
 {%- set windows = per_bar | map(attribute='window') | list -%}
-{%- set lookback = (windows | max) + 60 -%}
+{%- set lookback = (windows | max) - 1 -%}
 {%- set digits = var('feature_round_digits') -%}
 
 with

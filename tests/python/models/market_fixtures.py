@@ -313,7 +313,7 @@ def assert_frames_match(left: pd.DataFrame, right: pd.DataFrame, what: str, rtol
             b = pd.to_numeric(b, errors="coerce").to_numpy(dtype=float)
             bad = ~np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
             assert not bad.any(), (f"{what}.{col}: {bad.sum()} values differ, first at row "
-                                   f"{int(np.argmax(bad))}: {a[bad][:3]} vs {b[bad][:3]}\n"
+                                   f"{int(np.argmax(bad))}: {a[bad][:3].tolist()} vs {b[bad][:3].tolist()}\n"
                                    f"{left[bad][:3]}")
         else:
             diff = ~((a == b) | (a.isna() & b.isna()))

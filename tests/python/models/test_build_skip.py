@@ -243,5 +243,8 @@ def test_plain_build_follows_bars_by_interval(duckdb_target):
     built = {relation: _rows(target, relation) for relation in COMPARED}
     assert mwh(["build", "--full-refresh", *MODELS]) == 0
     for relation in COMPARED:
-        # floats to 1e-12 relative: a sum's order differs between an incremental run and a full refresh
-        assert_frames_match(_rows(target, relation), built[relation], relation, rtol=1e-12, atol=0.0)
+        # floats to 1e-12 relative: a sum's order differs between an incremental run and a full refresh;
+        # and 1e-10 absolute, one unit of the features' rounding (var feature_round_digits, 10): a value
+        # that close to a rounding boundary rounds either way (hourly bollinger_pct_b_20 0.6227926353 vs
+        # 0.6227926354 once the read-back was cut to what the windows need)
+        assert_frames_match(_rows(target, relation), built[relation], relation, rtol=1e-12, atol=1e-10)
