@@ -391,7 +391,6 @@ with_returns as (
 {%- endmacro %}
 
 
-
 {#- A feature-set version of `model_name` read from a later version of it (`source_version`) that carries
     every catalog entry of `feature_version`: a view selecting `feature_version`'s columns (in catalog
     order, as mwh_market_features writes them) from that version's rows. The same entries are the same
@@ -421,6 +420,7 @@ select
     actions_loaded_at
 from {{ ref(model_name, v=source_version) }}
 {%- endmacro %}
+
 
 {#- A window aggregate over the last n bars of the symbol, null until n values are there
     (count_expr: what must be non-null, default the aggregate's argument).

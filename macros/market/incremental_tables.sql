@@ -283,7 +283,6 @@ group by changed.symbol, changed.exchange, changed.first_changed_ts
 {%- endmacro %}
 
 
-
 {#- Pre-hook of an intraday bar table kept from the vendor's `bar_interval` bars and 1-minute bars rolled
     up into `bucket_width` buckets (fct_bars_1h): on an incremental run, the changed window into its
     temporary table (one row per series with bars of either interval loaded into staging since the
@@ -314,6 +313,7 @@ group by changed.symbol, changed.exchange, changed.first_changed_ts
         this.identifier ~ '.ts >= changed_window.first_changed_ts') }}
     {%- endif -%}
 {%- endmacro %}
+
 
 {#- Post-hook: the table has seen every staged load up to now (its new high-water mark, `value`; the
     largest `column` over the table). The rows a run writes carry the new mark already; when a run

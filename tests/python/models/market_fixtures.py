@@ -23,6 +23,8 @@ from market_warehouse.loaders.schema import BARS, CORPORATE_ACTIONS, MARKET_TABL
 
 SAMPLE = REPO / "data" / "sample"
 ALPHAVANTAGE = sorted((SAMPLE / "alphavantage").glob("DA-*-T-*.csv.gz"))
+# Two whole daily histories, for tests that load through the real pipeline (load_through_pipeline)
+AAPL_MSFT_DAILY = [SAMPLE / "alphavantage" / f"DA-{s}-T-2021-04-21.csv.gz" for s in ("AAPL", "MSFT")]
 FILUSDT = [SAMPLE / "binance_klines" / f"FILUSDT-1m-2023-{m}.csv.gz" for m in ("02", "04")]
 RUN_ID = "test-run"
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds", "snapshots", "analyses", "docs", "tests")

@@ -14,9 +14,7 @@ import time
 
 import pytest
 
-from market_fixtures import SAMPLE, Warehouse, dbt, load_through_pipeline
-
-DAILY = [SAMPLE / "alphavantage" / f"DA-{s}-T-2021-04-21.csv.gz" for s in ("AAPL", "MSFT")]
+from market_fixtures import AAPL_MSFT_DAILY, Warehouse, dbt, load_through_pipeline
 
 pytestmark = pytest.mark.postgres
 
@@ -33,7 +31,7 @@ def _stats(wh: Warehouse) -> tuple:
 
 def test_changed_rows_flushed_before_the_post_hook_still_analyze(postgres_target):
     wh = Warehouse("postgres")
-    load_through_pipeline(postgres_target, DAILY, "alphavantage")
+    load_through_pipeline(postgres_target, AAPL_MSFT_DAILY, "alphavantage")
     dbt("build", *SELECT, "--full-refresh")
     wh.execute(f"alter table {MODEL} set (autovacuum_enabled = false)")  # no autovacuum behind the test's back
     analyzed, _, rows = _stats(wh)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from market_fixtures import SAMPLE, Warehouse, dbt, load_through_pipeline
+from market_fixtures import AAPL_MSFT_DAILY, SAMPLE, Warehouse, dbt, load_through_pipeline
 
-DAILY = [SAMPLE / "alphavantage" / f"DA-{s}-T-2021-04-21.csv.gz" for s in ("AAPL", "MSFT")]
 MINUTE = [SAMPLE / "binance_klines" / "FILUSDT-1m-2023-02.csv.gz"]
 SELECTION = ["--select", "+fct_bars_1m", "+fct_volume_profile", "+fct_bar_gaps", "+int_market__adjustment_events",
              "--exclude-resource-type", "test", "unit_test"]
@@ -54,7 +53,7 @@ def _marked_rows_kept(wh: Warehouse) -> dict[str, int]:
 def test_incremental_build_reads_only_new_loads(kind, request, tmp_path):
     target = request.getfixturevalue(f"{kind}_target")
     wh = Warehouse(kind)
-    load_through_pipeline(target, DAILY, "alphavantage")
+    load_through_pipeline(target, AAPL_MSFT_DAILY, "alphavantage")
     load_through_pipeline(target, MINUTE, "binance-klines")
     dbt("build", *SELECTION, "--full-refresh")
     if kind != "duckdb":
