@@ -232,8 +232,9 @@ order by {{ columns }}
     model analyzes what it built, where that changes the statistics:
     - a table model: always (the table is new);
     - an incremental model: when it was never analyzed (a first build or a full refresh makes a new table),
-      or when more rows changed since its last analyze than autovacuum's threshold, 50 + 10% of the rows it
-      had (a hypertable's chunks counted with it): the server's counters (n_mod_since_analyze) plus this
+      or when more rows changed since its last analyze than autovacuum would wait for (mwh_analyze_threshold:
+      the table's or the server's autovacuum_analyze_threshold + autovacuum_analyze_scale_factor x the rows
+      it had; a hypertable's chunks counted with it): the server's counters (n_mod_since_analyze) plus this
       transaction's own writes (pg_stat_xact_user_tables; a profile without autocommit). A daily run that
       adds one session to a long history is not analyzed again (an analyze samples the whole table).
       Counting this backend's unflushed writes alone (pg_stat_xact_user_tables) missed a full refresh under
@@ -270,16 +271,37 @@ order by {{ columns }}
                 select coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)
                 from pg_stat_xact_user_tables as s
                 where s.relid = any(relids)
-            ) > 50 + 0.1 * (
-                select coalesce(sum(greatest(c.reltuples, 0)), 0)
+            ) > (
+                select {{ mwh_analyze_threshold('own.reloptions', 'coalesce(sum(greatest(c.reltuples, 0)), 0)') }}
                 from pg_class as c
+                cross join (select reloptions from pg_class where oid = '{{ this }}'::regclass) as own
                 where c.oid = any(relids)
+                group by own.reloptions
             ) then
                 analyze {{ this }};
             end if;
         end
         $mwh_analyze$
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- How many changed rows make a table's statistics stale, by autovacuum's own rule: its analyze threshold
+    plus its scale factor times the table's rows, each from the table's storage parameters
+    (`alter table ... set (autovacuum_analyze_scale_factor = ...)`; a hypertable's chunks copy its own) or
+    else the server's settings (50 and 0.1 by default). `reloptions`: an SQL expression, the table's
+    pg_class.reloptions; `row_count`: its rows. The rule in one place: the loaders' check before a build
+    (market_warehouse/loaders/sinks/postgres_sink.py, stale_statistics) calls this macro's SQL too
+    (mwh_analyze_threshold_sql, rendered from this file). PostgreSQL only. -#}
+{% macro mwh_analyze_threshold(reloptions, row_count) -%}
+coalesce((
+    select cast(option_value as float8) from pg_options_to_table({{ reloptions }})
+    where option_name = 'autovacuum_analyze_threshold'
+), cast(current_setting('autovacuum_analyze_threshold') as float8))
++ coalesce((
+    select cast(option_value as float8) from pg_options_to_table({{ reloptions }})
+    where option_name = 'autovacuum_analyze_scale_factor'
+), cast(current_setting('autovacuum_analyze_scale_factor') as float8)) * ({{ row_count }})
 {%- endmacro %}
 
 

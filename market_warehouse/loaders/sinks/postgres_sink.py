@@ -6,6 +6,7 @@ time, see market_warehouse/loaders/schema.py); without it they are ordinary tabl
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
@@ -18,6 +19,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from market_warehouse.config import project_dir
 from market_warehouse.loaders.schema import RAW_SCHEMA, Table
 from market_warehouse.loaders.sinks.base import Encoder, MergeCounts, Sink, Transaction, create_table_sql
 
@@ -37,12 +39,27 @@ def _pg(sql: str) -> str:
                    for i, p in enumerate(parts))
 
 
-# A table's statistics are stale when more than this share of its rows (plus 50) changed since its last
-# ANALYZE: autovacuum's own default (autovacuum_analyze_scale_factor 0.1, autovacuum_analyze_threshold 50).
-STALE_SHARE = 0.1
-STALE_ROWS = 50
+@functools.cache
+def _analyze_threshold_sql(reloptions: str, row_count: str) -> str:
+    """SQL for how many changed rows make a table's statistics stale (autovacuum's rule, from the table's
+    storage parameters or the server's settings): the dbt macro mwh_analyze_threshold (macros/cross_db.sql),
+    rendered from the project's file so the loaders and the models' post-hook apply one rule."""
+    import jinja2
 
-_STALE_SQL = """
+    text = (project_dir() / "macros" / "cross_db.sql").read_text()
+    found = re.search(r"{% macro mwh_analyze_threshold\(.*?{%- endmacro %}", text, re.S)
+    if found is None:
+        raise RuntimeError("macros/cross_db.sql: the macro mwh_analyze_threshold is missing")
+    macro = jinja2.Environment().from_string(found.group(0)).module.mwh_analyze_threshold
+    return str(macro(reloptions, row_count))
+
+
+def _stale_sql() -> str:
+    """Per table of %s (schema-qualified) and per chunk of a hypertable: its changed rows since the last
+    analyze, whether it was ever analyzed, and the threshold (for a hypertable's own row, over all its
+    chunks)."""
+    own_rows = "case when is_table and chunk_count > 0 then chunks_live else n_live_tup end"
+    return f"""
 with tables as (
     select c.oid, format('%%I.%%I', n.nspname, c.relname) as qualified
     from pg_class as c
@@ -55,44 +72,65 @@ parts as (  -- a table itself, or a hypertable's chunks (its inheritance childre
     union all
     select tables.qualified, pg_inherits.inhrelid from tables
     inner join pg_inherits on tables.oid = pg_inherits.inhparent
+),
+
+part_stats as (
+    select
+        parts.qualified,
+        format('%%I.%%I', s.schemaname, s.relname) as part,
+        parts.relid = (select oid from tables where tables.qualified = parts.qualified) as is_table,
+        s.n_live_tup,
+        s.n_mod_since_analyze,
+        coalesce(s.last_analyze, s.last_autoanalyze) is null as never_analyzed,
+        c.reloptions
+    from parts
+    inner join pg_stat_user_tables as s on parts.relid = s.relid
+    inner join pg_class as c on parts.relid = c.oid
+),
+
+with_chunks as (
+    select
+        *,
+        count(*) filter (where not is_table) over per_table as chunk_count,
+        sum(n_live_tup) filter (where not is_table) over per_table as chunks_live,
+        sum(n_mod_since_analyze) filter (where not is_table) over per_table as chunks_changed
+    from part_stats
+    window per_table as (partition by qualified)
 )
 
 select
-    parts.qualified,
-    format('%%I.%%I', s.schemaname, s.relname) as part,
-    parts.relid = (select oid from tables where tables.qualified = parts.qualified) as is_table,
-    s.n_live_tup,
-    s.n_mod_since_analyze,
-    coalesce(s.last_analyze, s.last_autoanalyze) is null as never_analyzed
-from parts
-inner join pg_stat_user_tables as s on parts.relid = s.relid
+    qualified,
+    part,
+    is_table,
+    case when is_table and chunk_count > 0 then chunks_changed else n_mod_since_analyze end as changed,
+    never_analyzed,
+    {_analyze_threshold_sql("reloptions", own_rows)} as threshold
+from with_chunks
 """
 
 
 def stale_statistics(conn: psycopg.Connection, tables: Sequence[str]) -> list[str]:
     """What to ANALYZE of `tables` (schema-qualified) so a build right after a load plans on fresh
     estimates (not nested loops over "empty" tables), without re-sampling what did not change: a plain
-    table whose rows changed by more than STALE_SHARE since its last analyze (or never analyzed); of a
-    hypertable, such chunks, or the whole hypertable (its own statistics over all chunks as well) when
-    that much of all its rows changed, or it was never analyzed. Autovacuum gets to the rest."""
+    table whose rows changed by more than autovacuum would wait for since its last analyze
+    (_analyze_threshold_sql: its storage parameters or the server's settings), or that was never analyzed;
+    of a hypertable, such chunks, or the whole hypertable (its own statistics over all chunks as well)
+    when that many of all its rows changed, or it was never analyzed. Autovacuum gets to the rest."""
 
-    rows = conn.execute(_STALE_SQL, [list(tables)]).fetchall()
+    rows = conn.execute(_stale_sql(), [list(tables)]).fetchall()
     chosen: list[str] = []
     for table in tables:
         mine = [r for r in rows if r[0] == table]
         own = next((r for r in mine if r[2]), None)
-        chunks = [r for r in mine if not r[2]]
         if own is None:  # not there (or no statistics row yet): ANALYZE it, as before
             chosen.append(table)
             continue
-        _, _, _, live, changed, never = own
-        if chunks:
-            live = sum(r[3] for r in chunks)
-            changed = sum(r[4] for r in chunks)
-        if never or changed > STALE_ROWS + STALE_SHARE * live:
+        _, _, _, changed, never, threshold = own
+        if never or changed > threshold:
             chosen.append(table)
         else:
-            chosen += [r[1] for r in chunks if r[5] or r[4] > STALE_ROWS + STALE_SHARE * r[3]]
+            chosen += [part for _, part, is_table, changed, never, threshold in mine
+                       if not is_table and (never or changed > threshold)]
     return chosen
 
 

@@ -3,8 +3,9 @@
 `mwh build` (and `mwh run`) analyze the raw market tables before dbt reads them, so a build right after
 a load plans on fresh estimates. Analyzing every raw table on every build re-sampled all chunks of a
 5M-bar hypertable (about 20 s a build at 5M) after a load of one session. stale_statistics chooses, by
-autovacuum's own rule (more than 50 rows + 10% changed since the last analyze, or never analyzed), the
-tables, or of a hypertable the chunks, that need it. Real files, the real loader, the real server."""
+autovacuum's own rule (more rows changed since the last analyze than its threshold + scale factor x rows,
+50 + 10% by default, from the table's storage parameters or the server's settings; or never analyzed),
+the tables, or of a hypertable the chunks, that need it. Real files, the real loader, the real server."""
 
 from __future__ import annotations
 
@@ -59,12 +60,18 @@ def test_only_stale_statistics_are_refreshed(request, target_name, tmp_path):
         else:
             assert stale == [], stale
 
-    # a second symbol's whole history: the table changed by more than a tenth
+    # a second symbol's whole history: the table changed by more than a tenth (the server's default
+    # autovacuum_analyze_scale_factor), but less than the table's own scale factor, while it has one
+    with open_sink(target) as sink:
+        sink.conn.execute("alter table raw.bars set (autovacuum_analyze_scale_factor = 5)")
     _load(target, [SAMPLE / "DA-MSFT-T-2021-04-21.csv.gz"])
     with open_sink(target) as sink:
         conn = sink.conn
         (both,) = conn.execute("select count(*) from raw.bars").fetchone()
         assert both > 1.5 * aapl
+        stale = stale_statistics(conn, TABLES)
+        assert "raw.bars" not in stale and not any(s.startswith("_timescaledb_internal.") for s in stale), stale
+        conn.execute("alter table raw.bars reset (autovacuum_analyze_scale_factor)")
         assert "raw.bars" in stale_statistics(conn, TABLES)
         analyze_stale(conn, TABLES)
         assert stale_statistics(conn, TABLES) == []
