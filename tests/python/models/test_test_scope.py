@@ -79,6 +79,19 @@ def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(kind, request):
     assert _ohlc_test() == ("pass", 0), "the scoped test reads only what the last build could write"
     assert _ohlc_test(full=True) == ("fail", 2), "the full scan (nightly) finds the old bad bars"
 
+    # not_null and accepted_range: unscoped on a DuckDB table (its zone maps answer them), scoped on a view
+    # (the training set joins features and labels: unscoped, each test computed the whole join)
+    compiled = _compiled_tests(["not_null_fct_bars_1d_ts", "not_null_fct_training_set_daily_ts"])
+    assert "mwh_test_scope" in compiled["not_null_fct_training_set_daily_ts"]
+    assert ("mwh_test_scope" in compiled["not_null_fct_bars_1d_ts"]) == (kind != "duckdb")
+
+
+def _compiled_tests(names: list[str]) -> dict[str, str]:
+    """The SQL of the data tests `names` as this build's warehouse compiles them."""
+    result = dbtRunner().invoke(["--no-use-colors", "compile", "--select", *names, "--project-dir", str(REPO)])
+    assert result.result is not None, result.exception
+    return {r.node.name: r.node.compiled_code for r in result.result.results if r.node.name in names}
+
 
 COMPLETE_TEST = "stg_market__bars_1m_complete"
 ROLLUP_TEST = "rollup_reconciles_int_market__bars_rolled_up_1h_1_hour__ref_stg_market__bars_"
