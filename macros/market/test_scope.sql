@@ -216,3 +216,49 @@
     from {{ values }} as changed_series (symbol, exchange, start_ts)
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The keys (`columns`) of a table of return series (series_type, series_name, exchange, session_date:
+    int_risk__daily_returns_unioned) that an incremental build may have written: the rows of each
+    symbol's series changed since the build before (mwh_test_changed_series) from `mwh_test_scope_days`
+    before its first new bar, and of every portfolio from the earliest of those. A select of `columns`,
+    or none when every key is to be checked (no build marks, a full refresh, `mwh_full_tests`, too many
+    changed series). -#}
+{% macro mwh_test_changed_return_keys(model, columns) -%}
+    {%- if not execute or var('mwh_full_tests', false) or flags.FULL_REFRESH -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- if mwh_graph_relation('model.market_warehouse.int_market__build_marks') is none -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set series = mwh_test_changed_series() -%}
+    {%- if series is none -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set starts = mwh_test_series_starts(series, var('mwh_test_scope_days', 35) | int) -%}
+    {%- set values = mwh_test_starts_values(starts) -%}
+    {%- set keys = 'changed_rows.' ~ columns | join(', changed_rows.') -%}
+    {%- if values is none -%}
+        {%- do return('select ' ~ keys ~ ' from ' ~ model ~ ' as changed_rows where 1 = 0') -%}
+    {%- endif -%}
+    {%- set bound = mwh_test_min_start(starts) -%}
+    {%- set sql -%}
+select {{ keys }}
+from {{ model }} as changed_rows
+inner join {{ values }} as changed_series (symbol, exchange, start_ts)
+    on
+        changed_rows.series_type = 'symbol'
+        and changed_rows.series_name = changed_series.symbol
+        and changed_rows.exchange = changed_series.exchange
+        and changed_rows.session_date >= {{ mwh_utc_date('changed_series.start_ts') }}
+union all
+select {{ keys }}
+from {{ model }} as changed_rows
+where
+    changed_rows.series_type = 'portfolio'
+    {%- if bound is not none %}
+    and changed_rows.session_date >= {{ mwh_utc_date(bound) }}
+    {%- endif %}
+    {%- endset -%}
+    {%- do return(sql) -%}
+{%- endmacro %}

@@ -147,3 +147,58 @@ def test_completeness_and_rollup_tests_check_the_changed_series(kind, request):
     wh.execute(f"delete from staging.stg_market__bars where {bar('2023-02-15 12:07:00')}")
     assert _run_test(*complete) == ("warn", 1), "February is out of the scope"
     assert _run_test(*complete, full=True) == ("warn", 2), "the full scan (nightly) finds both"
+
+
+RETURNS = "intermediate.int_risk__daily_returns_unioned"
+RETURN_MODELS = ["--select", "+int_risk__daily_returns_unioned", "int_market__build_marks",
+                 "--exclude-resource-type", "test", "unit_test"]
+GRAIN = "unique_combination_int_risk__daily_returns_unioned_series_type__series_name__exchange__{}__changed_return_series"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_return_grain_tests_check_the_changed_keys_against_every_row(kind, request):
+    """The grain tests of the daily returns (scope 'changed_return_series'), after an incremental build,
+    check the keys of the rows the build may have written against every row: an old row that takes a
+    new row's session or return index fails them; a duplicate among old rows of an unchanged symbol is
+    left to the full scan."""
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    bars, actions = load_sample(symbols=["AAPL", "KO"], start="2020-01-01", crypto=False)
+    cut = pd.Timestamp("2021-04-12", tz="UTC")
+    first = bars[bars["ts"] < cut].copy()
+    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
+    new = bars[(bars["ts"] >= cut) & (bars["symbol"] == "AAPL")].copy()   # only AAPL gets new sessions
+    wh.upsert(first, actions[pd.to_datetime(actions["ex_date"]) < cut.tz_localize(None)])
+    dbt("build", *RETURN_MODELS, "--full-refresh")
+    new["loaded_at"] = datetime.now(UTC)
+    wh.upsert(new)
+    dbt("build", *RETURN_MODELS)
+
+    def grain(column: str, full: bool = False) -> tuple[str, int]:
+        return _run_test("int_risk__daily_returns_unioned,test_name:unique_combination", GRAIN.format(column), full)
+
+    assert grain("session_date") == ("pass", 0) and grain("return_index") == ("pass", 0)
+    aapl = "series_type = 'symbol' and series_name = 'AAPL'"
+    first_date, first_index, newest_date, newest_index = wh.query(
+        f"select min(session_date) as d0, min(return_index) as i0, max(session_date) as d1, max(return_index) as i1"
+        f" from {RETURNS} where {aapl}").iloc[0]
+
+    def day(value) -> str:
+        return f"date '{pd.Timestamp(value).date()}'"
+
+    # the oldest row on the newest session, then with the newest return index: both collide with a new row
+    wh.execute(f"update {RETURNS} set session_date = {day(newest_date)} where {aapl} and return_index = {first_index}")
+    assert grain("session_date") == ("fail", 1), "an old row on a new row's session is found"
+    wh.execute(f"update {RETURNS} set session_date = {day(first_date)} where {aapl} and return_index = {first_index}")
+    wh.execute(f"update {RETURNS} set return_index = {newest_index} where {aapl} and session_date = {day(first_date)}")
+    assert grain("return_index") == ("fail", 1), "an old row with a new row's return index is found"
+    wh.execute(f"update {RETURNS} set return_index = {first_index} where {aapl} and session_date = {day(first_date)}")
+    assert grain("session_date") == ("pass", 0) and grain("return_index") == ("pass", 0)
+
+    # KO, loaded before the build before: two of its old rows on one session is the full scan's to find
+    ko = "series_type = 'symbol' and series_name = 'KO'"
+    wh.execute(f"update {RETURNS} set session_date = (select session_date from {RETURNS} where {ko} "
+               f"and return_index = 2) where {ko} and return_index = 1")
+    assert grain("session_date") == ("pass", 0), "the scoped test reads the keys the last build could write"
+    assert grain("session_date", full=True) == ("fail", 1), "the full scan (nightly) finds the old duplicate"
