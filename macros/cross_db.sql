@@ -272,11 +272,10 @@ order by {{ columns }}
                 from pg_stat_xact_user_tables as s
                 where s.relid = any(relids)
             ) > (
-                select {{ mwh_analyze_threshold('own.reloptions', 'coalesce(sum(greatest(c.reltuples, 0)), 0)') }}
+                select {{ mwh_analyze_threshold("(select own.reloptions from pg_class as own where own.oid = '"
+                    ~ this ~ "'::regclass)", 'coalesce(sum(greatest(c.reltuples, 0)), 0)') }}
                 from pg_class as c
-                cross join (select reloptions from pg_class where oid = '{{ this }}'::regclass) as own
                 where c.oid = any(relids)
-                group by own.reloptions
             ) then
                 analyze {{ this }};
             end if;
@@ -291,8 +290,8 @@ order by {{ columns }}
     (`alter table ... set (autovacuum_analyze_scale_factor = ...)`; a hypertable's chunks copy its own) or
     else the server's settings (50 and 0.1 by default). `reloptions`: an SQL expression, the table's
     pg_class.reloptions; `row_count`: its rows. The rule in one place: the loaders' check before a build
-    (market_warehouse/loaders/sinks/postgres_sink.py, stale_statistics) calls this macro's SQL too
-    (mwh_analyze_threshold_sql, rendered from this file). PostgreSQL only. -#}
+    (market_warehouse/loaders/sinks/postgres_sink.py, stale_statistics) uses this macro's SQL too
+    (_analyze_threshold_sql renders it from this file). PostgreSQL only. -#}
 {% macro mwh_analyze_threshold(reloptions, row_count) -%}
 coalesce((
     select cast(option_value as float8) from pg_options_to_table({{ reloptions }})

@@ -30,7 +30,7 @@
     {%- if config.get('where', '') -%}
         {%- do return(adapter.dispatch('get_where_subquery', 'dbt')(relation)) -%}
     {%- endif -%}
-    {%- if not execute or var('mwh_full_tests', false) or flags.FULL_REFRESH -%}
+    {%- if not execute -%}
         {%- do return(relation) -%}
     {%- endif -%}
     {%- if ((relation.identifier or '') | lower) not in var('mwh_test_scoped_models', []) -%}
@@ -43,7 +43,7 @@
             and ((relation.identifier or '') | lower) not in mwh_view_names()) -%}
         {%- do return(relation) -%}
     {%- endif -%}
-    {%- set marks = mwh_graph_relation('model.market_warehouse.int_market__build_marks') -%}
+    {%- set marks = mwh_test_scope_marks() -%}
     {%- if marks is none -%}
         {%- do return(relation) -%}
     {%- endif -%}
@@ -53,6 +53,17 @@
         {%- do return(mwh_test_scope_constant(relation, series)) -%}
     {%- endif -%}
     {%- do return(mwh_test_scope(relation, marks)) -%}
+{%- endmacro %}
+
+
+{#- The build marks (int_market__build_marks) the data tests on what changed are scoped by, or none when
+    every row is to be tested: at parse time, with `mwh_full_tests`, on a full refresh, or before the first
+    build. get_where_subquery and the grain tests' scope (mwh_test_changed_return_keys) ask it. -#}
+{% macro mwh_test_scope_marks() -%}
+    {%- if not execute or var('mwh_full_tests', false) or flags.FULL_REFRESH -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- do return(mwh_graph_relation('model.market_warehouse.int_market__build_marks')) -%}
 {%- endmacro %}
 
 

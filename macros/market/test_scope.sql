@@ -225,10 +225,7 @@
     or none when every key is to be checked (no build marks, a full refresh, `mwh_full_tests`, too many
     changed series). -#}
 {% macro mwh_test_changed_return_keys(model, columns) -%}
-    {%- if not execute or var('mwh_full_tests', false) or flags.FULL_REFRESH -%}
-        {%- do return(none) -%}
-    {%- endif -%}
-    {%- if mwh_graph_relation('model.market_warehouse.int_market__build_marks') is none -%}
+    {%- if mwh_test_scope_marks() is none -%}
         {%- do return(none) -%}
     {%- endif -%}
     {%- set series = mwh_test_changed_series() -%}

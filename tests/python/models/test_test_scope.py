@@ -40,26 +40,36 @@ def _ohlc_test(full: bool = False) -> tuple[str, int]:
     return _run_test("fct_bars_1d,test_name:ohlc_is_consistent", OHLC_TEST, full)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(kind, request):
-    request.getfixturevalue(f"{kind}_target")
+CUT = pd.Timestamp("2021-04-12", tz="UTC")
+
+
+def _built_twice(kind: str, models: list[str]) -> Warehouse:
+    """AAPL and KO daily bars up to CUT, loaded two days ago and built with `models` (a full refresh); then
+    AAPL's sessions from CUT on, loaded now and built again (incremental): the build marks of two builds,
+    with only AAPL changed since the one before."""
     wh = Warehouse(kind)
     wh.create_raw()
     bars, actions = load_sample(symbols=["AAPL", "KO"], start="2020-01-01", crypto=False)
-    cut = pd.Timestamp("2021-04-12", tz="UTC")
-    first = bars[bars["ts"] < cut].copy()
+    first = bars[bars["ts"] < CUT].copy()
     first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
-    new = bars[(bars["ts"] >= cut) & (bars["symbol"] == "AAPL")].copy()   # only AAPL gets new sessions
+    new = bars[(bars["ts"] >= CUT) & (bars["symbol"] == "AAPL")].copy()   # only AAPL gets new sessions
     assert len(new) > 0
-    wh.upsert(first, actions[pd.to_datetime(actions["ex_date"]) < cut.tz_localize(None)])
-    dbt("build", *SELECT_MODELS, "--full-refresh")
+    wh.upsert(first, actions[pd.to_datetime(actions["ex_date"]) < CUT.tz_localize(None)])
+    dbt("build", *models, "--full-refresh")
     new["loaded_at"] = datetime.now(UTC)  # loaded after that build
     wh.upsert(new)
-    dbt("build", *SELECT_MODELS)  # incremental: the marks of two builds
+    dbt("build", *models)  # incremental: the marks of two builds
     assert wh.query("select count(*) as n from intermediate.int_market__build_marks")["n"][0] == 2
+    return wh
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scoped_test_fails_in_scope_and_full_scan_finds_old_rows(kind, request):
+    request.getfixturevalue(f"{kind}_target")
+    wh = _built_twice(kind, SELECT_MODELS)
 
     newest = wh.query("select max(ts) as ts from marts.fct_bars_1d where symbol = 'AAPL'")["ts"][0]
-    assert pd.Timestamp(newest) >= cut
+    assert pd.Timestamp(newest) >= CUT
     assert _ohlc_test() == ("pass", 0)
 
     def corrupt(where: str) -> None:  # high and low swapped: breaks the OHLC invariant (again: repaired)
@@ -162,18 +172,7 @@ def test_return_grain_tests_check_the_changed_keys_against_every_row(kind, reque
     new row's session or return index fails them; a duplicate among old rows of an unchanged symbol is
     left to the full scan."""
     request.getfixturevalue(f"{kind}_target")
-    wh = Warehouse(kind)
-    wh.create_raw()
-    bars, actions = load_sample(symbols=["AAPL", "KO"], start="2020-01-01", crypto=False)
-    cut = pd.Timestamp("2021-04-12", tz="UTC")
-    first = bars[bars["ts"] < cut].copy()
-    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
-    new = bars[(bars["ts"] >= cut) & (bars["symbol"] == "AAPL")].copy()   # only AAPL gets new sessions
-    wh.upsert(first, actions[pd.to_datetime(actions["ex_date"]) < cut.tz_localize(None)])
-    dbt("build", *RETURN_MODELS, "--full-refresh")
-    new["loaded_at"] = datetime.now(UTC)
-    wh.upsert(new)
-    dbt("build", *RETURN_MODELS)
+    wh = _built_twice(kind, RETURN_MODELS)
 
     def grain(column: str, full: bool = False) -> tuple[str, int]:
         return _run_test("int_risk__daily_returns_unioned,test_name:unique_combination", GRAIN.format(column), full)
