@@ -1,8 +1,11 @@
-"""`mwh build` on the command line ends with os._exit (market_warehouse/dbt.py, exit_process): its exit code,
-its printed report and the database file must be what a normal interpreter exit leaves."""
+"""`mwh build` as a process. On the command line it ends with os._exit (market_warehouse/dbt.py, exit_process):
+its exit code, its printed report and the database file must be what a normal interpreter exit leaves. While
+it runs, Python's collector makes no full pass over dbt's objects (dbt.full_collections_paused), and puts its
+thresholds back when the build returns."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,3 +37,31 @@ def test_build_exit_keeps_code_output_and_data(duckdb_target, tmp_path):
 
     failed = _mwh(["build", "--select", "stg_market__bars", "--no-such-dbt-flag"], env)
     assert failed.returncode == 1, failed.stdout + failed.stderr
+
+
+# A fresh interpreter that counts the collector's full (generation 2) passes while `mwh build` runs in it.
+COUNT_FULL_PASSES = """
+import gc, json, sys
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+before = gc.get_threshold()
+from market_warehouse.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "full_passes": len(full), "before": before, "after": gc.get_threshold()}))
+"""
+
+
+def test_build_makes_no_full_collections(duckdb_target):
+    env = {**os.environ}
+    assert _mwh(["load", "csv", str(AAPL), "--format", "alphavantage"], env).returncode == 0
+
+    done = subprocess.run([sys.executable, "-c", COUNT_FULL_PASSES, "build", "--select", "stg_market__bars+",
+                           "--exclude-resource-type", "unit_test"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["code"] == 0, done.stdout
+    # dbt imported, the project parsed, models and tests built: no full pass (7 in an incremental build at 5M
+    # bars without the pause), and the process's thresholds as they were once the build returned.
+    assert seen["full_passes"] == 0, seen
+    assert seen["after"] == seen["before"], seen
