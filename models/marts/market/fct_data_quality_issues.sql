@@ -309,8 +309,8 @@ adjustment_issues as (
 ),
 
 -- Stale sources: the rows of the bars_are_fresh test (tests/generic/bars_are_fresh.sql), given each
--- series' last bar only (the test's max(ts) of a max: the same rows; it joins 1,000 rows to the exchanges
--- rather than every staged bar). The last bars by mwh_series_newest: on PostgreSQL one index probe per
+-- series' last bar only (the test's newest bar of each series of these, an aggregate over 1,000 rows: the
+-- same rows). The last bars by mwh_series_newest: on PostgreSQL one index probe per
 -- series, not a scan of every staged bar (1.4 s at 5M bars, on every build).
 {%- set last_bars -%}
 (
