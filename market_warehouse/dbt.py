@@ -85,7 +85,7 @@ def full_collections_paused() -> Iterator[None]:
     project, each node's compiled context) with all threads stopped, and CPython's default thresholds make
     several per invocation: 7 of them took 0.64-0.73 s of a 9.0 s incremental `mwh build` on DuckDB at 5M
     daily bars (the collector's own callbacks, docs/performance.md). What reaches the old generation and then
-    becomes garbage waits for the first full pass after dbt returns (peak RSS of the full 5M build: 3.61 GB
+    becomes garbage waits for the first full pass after dbt returns (peak RSS of the full 5M build: 3.58-3.61 GB
     against 3.57 GB before). The thresholds are restored on the way out."""
     young, middle, oldest = gc.get_threshold()
     gc.set_threshold(young, middle, 1 << 30)
