@@ -7,30 +7,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 from market_warehouse.cli import main
 from market_warehouse.status import freshness
+
+from market_fixtures import closed_xnys_sessions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
 AAPL = SAMPLE / "alphavantage" / "DA-AAPL-T-2021-04-21.csv.gz"
 
 
-def _closed_xnys_sessions(n: int) -> list[pd.Timestamp]:
-    """The last n XNYS sessions closed at least 6 hours ago (the real seed)."""
-    s = pd.read_csv(REPO / "seeds" / "trading_sessions.csv")
-    s = s[s["calendar"] == "XNYS"]
-    close = pd.to_datetime(s["close_utc"], utc=True)
-    done = s[close + pd.Timedelta(hours=6) <= pd.Timestamp.now(tz="UTC")]
-    return [pd.Timestamp(d) for d in done["session_date"].tail(n)]
-
-
 def _fresh_file(tmp_path: Path, symbol: str = "FRSH") -> Path:
-    days = _closed_xnys_sessions(5)
+    days = closed_xnys_sessions(5)
     rows = [{"ts": d.strftime("%Y-%m-%d"), "open": 10 + i, "high": 11 + i, "low": 9 + i, "close": 10.5 + i,
              "volume": 1000 * (i + 1), "ticker": symbol} for i, d in enumerate(days)]
     path = tmp_path / f"{symbol}.csv"

@@ -90,6 +90,16 @@ def read_binance(path: Path, symbol: str = "FILUSDT", loaded_at: datetime | None
     })
 
 
+def closed_xnys_sessions(n: int) -> list[pd.Timestamp]:
+    """The last n XNYS session dates (UTC midnight) closed at least 6 hours ago, from the calendar seed (the
+    freshness checks' default grace): a series whose last bar is the last of them is fresh."""
+    sessions = pd.read_csv(REPO / "seeds" / "trading_sessions.csv")
+    sessions = sessions[sessions["calendar"] == "XNYS"]
+    close = pd.to_datetime(sessions["close_utc"], utc=True)
+    done = sessions[close + pd.Timedelta(hours=6) <= pd.Timestamp.now(tz="UTC")]
+    return [pd.Timestamp(d, tz="UTC") for d in done["session_date"].tail(n)]
+
+
 def load_sample(symbols: list[str] | None = None, start: str | None = None, end: str | None = None,
                 crypto: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared sample as (bars, actions); optional symbol subset and [start, end] date range."""

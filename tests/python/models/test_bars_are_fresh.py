@@ -12,27 +12,18 @@ import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
-from market_fixtures import REPO, Warehouse, dbt, load_sample
+from market_fixtures import REPO, Warehouse, closed_xnys_sessions, dbt, load_sample
 
 FRESHNESS_TEST = "bars_are_fresh_stg_market__bars_stale_source"
 KINDS = ["duckdb", pytest.param("timescale", marks=pytest.mark.postgres),
          pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def _closed_xnys_sessions(n: int) -> list[pd.Timestamp]:
-    """The last n XNYS sessions closed at least 6 hours ago (the calendar seed; the test's grace)."""
-    sessions = pd.read_csv(REPO / "seeds" / "trading_sessions.csv")
-    sessions = sessions[sessions["calendar"] == "XNYS"]
-    close = pd.to_datetime(sessions["close_utc"], utc=True)
-    done = sessions[close + pd.Timedelta(hours=6) <= pd.Timestamp.now(tz="UTC")]
-    return [pd.Timestamp(d, tz="UTC") for d in done["session_date"].tail(n)]
-
-
 def _fresh_copy(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
     """KO's last five bars as `symbol`, on the last five closed sessions."""
     fresh = bars[bars["symbol"] == "KO"].sort_values("ts").tail(5).copy()
     fresh["symbol"] = symbol
-    fresh["ts"] = _closed_xnys_sessions(5)
+    fresh["ts"] = closed_xnys_sessions(5)
     fresh["loaded_at"] = datetime.now(UTC)
     return fresh
 
@@ -62,7 +53,7 @@ def test_stale_series_are_the_same_in_the_test_and_the_mart(kind, request):
 
     # A fourth series falls behind: both see it.
     wh.execute("delete from raw.bars where symbol = 'FRSH' and ts >= "
-                f"'{_closed_xnys_sessions(3)[0].isoformat()}'")
+                f"'{closed_xnys_sessions(3)[0].isoformat()}'")
     dbt("build", "--select", "+fct_data_quality_issues", "--full-refresh",
         "--exclude-resource-type", "test", "unit_test")
     assert _freshness_failures() == 4
