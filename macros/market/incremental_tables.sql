@@ -68,17 +68,18 @@
 
 
 {#- The lower-case names (alias, else name) of the project's models materialized as views: read from dbt's
-    graph once per invocation and kept there (as mwh_test_changed_series keeps its answer). -#}
+    graph once and kept there (they follow from the parsed project alone, so unlike mwh_test_changed_series
+    the answer holds for every invocation that reuses the graph). -#}
 {% macro mwh_view_names() -%}
-    {%- set cache = graph.get('mwh_view_names_cache') -%}
-    {%- if cache is not none and cache.get('invocation_id') == invocation_id -%}
-        {%- do return(cache.get('names')) -%}
+    {%- set cached = graph.get('mwh_view_names') -%}
+    {%- if cached is not none -%}
+        {%- do return(cached) -%}
     {%- endif -%}
     {%- set names = [] -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.config.materialized == 'view' -%}
         {%- do names.append((node.alias or node.name) | lower) -%}
     {%- endfor -%}
-    {%- do graph.update({'mwh_view_names_cache': {'invocation_id': invocation_id, 'names': names}}) -%}
+    {%- do graph.update({'mwh_view_names': names}) -%}
     {%- do return(names) -%}
 {%- endmacro %}
 

@@ -20,14 +20,13 @@
 {% test bars_are_fresh(model, interval_column='bar_interval', max_sessions_behind=1, load_grace_hours=6,
                        max_open_minutes_behind=30, acknowledged_check=none, indexed=false) %}
 
+{#- each series' newest bar; another interval column is renamed bar_interval first (then no index to probe) -#}
 {%- if interval_column == 'bar_interval' -%}
     {%- set newest_bars = mwh_series_newest(model, indexed=indexed, by_interval=true) -%}
 {%- else -%}
-    {%- set newest_bars -%}
-    select symbol, exchange, {{ interval_column }} as bar_interval, max(ts) as last_ts
-    from {{ model }}
-    group by symbol, exchange, {{ interval_column }}
-    {%- endset -%}
+    {%- set renamed = '(select symbol, exchange, ' ~ interval_column ~ ' as bar_interval, ts from ' ~ model
+        ~ ') as interval_bars' -%}
+    {%- set newest_bars = mwh_series_newest(renamed, indexed=false, by_interval=true) -%}
 {%- endif %}
 
 with
