@@ -18,7 +18,8 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,21 @@ def run_target_path(context: dg.AssetExecutionContext, manifest: Path) -> Path:
     return path
 
 
+@contextmanager
+def indirect_selection_default(mode: str) -> Iterator[None]:
+    """DBT_INDIRECT_SELECTION=`mode` (unless set) while DbtCliResource starts its dbt process, which
+    copies the environment then; restored after, so this process's own dbt runs never see it. As
+    `mwh build`: a subset runs the tests whose parents are all selected, not a test of an unselected
+    model (dagster-dbt overrides it with `empty` when it selects the tests one by one)."""
+    before = os.environ.get("DBT_INDIRECT_SELECTION")
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", mode)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DBT_INDIRECT_SELECTION", None)
+
+
 def build_dbt_assets(manifest: Path, project: DbtProject) -> dg.AssetsDefinition:
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=MwhDbtTranslator(),
                 name="market_warehouse_dbt", retry_policy=RETRY)
@@ -127,11 +143,9 @@ def build_dbt_assets(manifest: Path, project: DbtProject) -> dg.AssetsDefinition
         except ConfigError as exc:
             raise dg.Failure(description=str(exc)) from None
         dbt_env(target)  # the absolute DuckDB path the loaders wrote to, no tracking
-        # As `mwh build`: a subset runs the tests whose parents are all selected, not a test of an
-        # unselected model (dagster-dbt reads this variable and overrides it with `empty` when it
-        # selects the tests one by one).
-        os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
         with warehouse_lock(target, "dbt build"):
-            yield from dbt.cli(["build"], context=context, target_path=run_target_path(context, manifest)).stream()
+            with indirect_selection_default("buildable"):
+                invocation = dbt.cli(["build"], context=context, target_path=run_target_path(context, manifest))
+            yield from invocation.stream()
 
     return market_warehouse_dbt

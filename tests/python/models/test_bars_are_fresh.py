@@ -29,7 +29,7 @@ def _fresh_copy(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
 
 
 def _freshness_failures() -> int:
-    result = dbtRunner().invoke(["--no-use-colors", "test", "--select", "stg_market__bars,test_name:bars_are_fresh",
+    result = dbtRunner().invoke(["--no-use-colors", "test", "--select", FRESHNESS_TEST,
                                  "--vars", "{mwh_full_tests: true}", "--project-dir", str(REPO)])
     assert result.result is not None, result.exception
     [row] = [r for r in result.result.results if r.node.name == FRESHNESS_TEST]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from market_warehouse.loaders.sinks import open_sink  # noqa: E402
 from market_warehouse.ml.db import open_ml_sink  # noqa: E402
 from market_warehouse.ml.queue import RetrainRequest, enqueue, list_requests  # noqa: E402
 from orchestration.automation import retrain_claim, retrain_queue_sensor, schedules  # noqa: E402
+from orchestration.dbt_assets import dagster_target_path  # noqa: E402
 from orchestration.definitions import build_definitions  # noqa: E402
 from orchestration.loaders import LOADER_ASSETS_DEFS, LoadConfig, file_drops  # noqa: E402
 
@@ -77,6 +79,12 @@ def _materialize_scenario(defs, tmp_path, monkeypatch, target) -> None:
     assert checks["sources_loaded"] is True
     # dbt's tests ran as asset checks, and the mart has every loaded bar
     assert len(checks) > 5 and not [n for n, ok in checks.items() if not ok and "warn" not in n]
+    # dbt ran with `buildable` indirect selection, set for its process only: this process's own dbt
+    # runs (the other tests') keep dbt's default
+    [run_results] = sorted(dagster_target_path().parent.glob("dagster-run-*/run_results.json"),
+                           key=lambda p: p.stat().st_mtime)[-1:]
+    assert json.loads(run_results.read_text())["args"]["indirect_selection"] == "buildable"
+    assert "DBT_INDIRECT_SELECTION" not in os.environ
     with open_sink(target, tables=()) as sink:
         raw = dict(sink.query("select symbol, count(*) from raw.bars group by symbol"))
         mart = dict(sink.query("select symbol, count(*) from marts.fct_bars_1d group by symbol"))
