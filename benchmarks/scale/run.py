@@ -8,9 +8,11 @@ Per target (duckdb, timescale): generate the data if needed (benchmarks/scale/ge
 3. peak memory: each `mwh` process's peak RSS (wait4) and, on PostgreSQL, the peak summed PSS of
    every server process and of this database's backends (sampled from /proc every 1 s, about 70 ms of CPU a
    sample; the server is shared with other work);
-4. size on disk; query latencies p50/p95 over `--runs` warm runs, asked as an analyst's Python client asks
-   them (the read API, market_warehouse/read.py: a pandas DataFrame, the rows' conversion included), beside
-   the same question asked naively of raw (or, with no raw equivalent, of the underlying mart).
+4. size on disk, and the lowest free space during the run (sampled every 1 s on the filesystems of the
+   work folder and of the provisioned server's data directory);
+5. query latencies p50/p95 over `--runs` warm runs, asked as an analyst's Python client asks them (the
+   read API, market_warehouse/read.py: a pandas DataFrame, the rows' conversion included), beside the
+   same question asked naively of raw (or, with no raw equivalent, of the underlying mart).
 
 Other jobs may share the machine: compare each figure with its baseline from the same run.
 """
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -103,6 +106,55 @@ class ServerSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class DiskSampler:
+    """The lowest free space, sampled every `interval` s, on the filesystems of `paths` (the bench's work
+    folder and, for the server this project provisions, its data directory): how much room a run needs
+    beyond what it leaves on disk (sorts, temporary files, WAL, the tables a full refresh swaps in)."""
+
+    def __init__(self, paths: list[Path], interval: float = 1.0):
+        self.interval, self._stop = interval, threading.Event()
+        devices: dict[int, Path] = {}
+        for path in paths:
+            if path.exists():
+                devices.setdefault(path.stat().st_dev, path)
+        self.paths = list(devices.values())
+        self.start = {p: shutil.disk_usage(p).free for p in self.paths}
+        self.lowest = dict(self.start)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in self.paths:
+                self.lowest[p] = min(self.lowest[p], shutil.disk_usage(p).free)
+            self._stop.wait(self.interval)
+
+    def line(self) -> str:
+        return "  disk       " + "; ".join(
+            f"free space on {p}'s filesystem {gb(self.start[p])} at the start, {gb(self.lowest[p])} at the lowest "
+            f"(the run needed {gb(self.start[p] - self.lowest[p])})" for p in self.paths)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def provisioned_data_dir() -> Path:
+    """The data directory of the server scripts/timescaledb.sh runs (its chroot, as that script finds it)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = Path(os.environ.get("MWH_TSDB_ROOT") or cache / "market-warehouse" / "trixie")
+    return root / "srv" / "mwh" / "pgdata"
+
+
+def disk_paths(work: Path, pg: dict | None) -> list[Path]:
+    """Where a target's run writes: its work folder, and the provisioned server's data directory (a server
+    of your own, MWH_TEST_PG_HOST, is not on this machine's disks as far as the bench knows)."""
+    return [work] + ([provisioned_data_dir()] if pg and not os.environ.get("MWH_TEST_PG_HOST") else [])
 
 
 def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
@@ -651,7 +703,9 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir(parents=True, exist_ok=True)
             (work / f"{target}.log").unlink(missing_ok=True)
             pg = pg_server() if target != "duckdb" else None
-            bench_minute(target, data, manifest, work, pg, args.runs)
+            with DiskSampler(disk_paths(work, pg)) as disk:
+                bench_minute(target, data, manifest, work, pg, args.runs)
+            log(disk.line())
         log(f"load average at the end {os.getloadavg()[0]:.1f}")
         return 0
     if not manifest["daily_bars"]:
@@ -670,9 +724,11 @@ def main(argv: list[str] | None = None) -> int:
             if pg is None:
                 log(f"{target}: skipped (not root and MWH_TEST_PG_HOST unset)")
                 continue
-        bench_target(target, data, manifest, work, args.runs, args.keep, pg,
-                     skip_load=args.skip_load, bulk_load=args.bulk_load,
-                     only_load=args.only == "load", database=args.database if target != "duckdb" else None)
+        with DiskSampler(disk_paths(work, pg if target != "duckdb" else None)) as disk:
+            bench_target(target, data, manifest, work, args.runs, args.keep, pg,
+                         skip_load=args.skip_load, bulk_load=args.bulk_load,
+                         only_load=args.only == "load", database=args.database if target != "duckdb" else None)
+        log(disk.line())
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

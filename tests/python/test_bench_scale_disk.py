@@ -1,0 +1,38 @@
+"""The bench's disk figure (benchmarks/scale/run.py, DiskSampler): the lowest free space while a run writes,
+on each filesystem once."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from benchmarks.scale.run import DiskSampler, disk_paths, provisioned_data_dir
+
+MB = 1 << 20
+
+
+def test_the_sampler_sees_what_a_run_wrote_and_then_removed(tmp_path):
+    (tmp_path / "a").mkdir()
+    with DiskSampler([tmp_path, tmp_path / "a", tmp_path / "missing"], interval=0.02) as disk:
+        assert disk.paths == [tmp_path]  # one filesystem, sampled once; a missing folder is left out
+        scratch = tmp_path / "scratch"
+        with open(scratch, "wb") as fh:
+            for _ in range(256):
+                fh.write(b"\1" * MB)
+            fh.flush()
+            os.fsync(fh.fileno())
+        time.sleep(0.3)
+        scratch.unlink()
+    needed = disk.start[tmp_path] - disk.lowest[tmp_path]
+    assert needed >= 200 * MB, needed
+    assert "the run needed" in disk.line() and str(tmp_path) in disk.line()
+
+
+def test_the_provisioned_servers_data_directory_is_sampled_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("MWH_TEST_PG_HOST", raising=False)
+    monkeypatch.setenv("MWH_TSDB_ROOT", str(tmp_path / "root"))
+    assert provisioned_data_dir() == tmp_path / "root" / "srv" / "mwh" / "pgdata"
+    assert disk_paths(tmp_path, {"host": "127.0.0.1"}) == [tmp_path, tmp_path / "root" / "srv" / "mwh" / "pgdata"]
+    assert disk_paths(tmp_path, None) == [tmp_path]
+    monkeypatch.setenv("MWH_TEST_PG_HOST", "db.example")  # the user's own server: not on these disks
+    assert disk_paths(tmp_path, {"host": "db.example"}) == [tmp_path]
