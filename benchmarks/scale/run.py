@@ -109,9 +109,11 @@ class ServerSampler:
 
 
 class DiskSampler:
-    """The lowest free space, sampled every `interval` s, on the filesystems of `paths` (the bench's work
-    folder and, for the server this project provisions, its data directory): how much room a run needs
-    beyond what it leaves on disk (sorts, temporary files, WAL, the tables a full refresh swaps in)."""
+    """Free space, sampled every `interval` s, on the filesystems of `paths` (the bench's work folder and,
+    for the server this project provisions, its data directory): its lowest, and the largest fall from an
+    earlier high (`needed`: the room the run took at its fullest, sorts, temporary files, WAL and the
+    tables a full refresh swaps in included; a run that first removes the previous run's warehouse frees
+    space before it takes it)."""
 
     def __init__(self, paths: list[Path], interval: float = 1.0):
         self.interval, self._stop = interval, threading.Event()
@@ -121,19 +123,21 @@ class DiskSampler:
                 devices.setdefault(path.stat().st_dev, path)
         self.paths = list(devices.values())
         self.start = {p: shutil.disk_usage(p).free for p in self.paths}
-        self.lowest = dict(self.start)
+        self.lowest, self.highest, self.needed = dict(self.start), dict(self.start), dict.fromkeys(self.paths, 0)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             for p in self.paths:
-                self.lowest[p] = min(self.lowest[p], shutil.disk_usage(p).free)
+                free = shutil.disk_usage(p).free
+                self.lowest[p], self.highest[p] = min(self.lowest[p], free), max(self.highest[p], free)
+                self.needed[p] = max(self.needed[p], self.highest[p] - free)
             self._stop.wait(self.interval)
 
     def line(self) -> str:
         return "  disk       " + "; ".join(
             f"free space on {p}'s filesystem {gb(self.start[p])} at the start, {gb(self.lowest[p])} at the lowest "
-            f"(the run needed {gb(self.start[p] - self.lowest[p])})" for p in self.paths)
+            f"(the run took up to {gb(self.needed[p])})" for p in self.paths)
 
     def __enter__(self):
         self._thread.start()

@@ -16,16 +16,33 @@ def test_the_sampler_sees_what_a_run_wrote_and_then_removed(tmp_path):
     with DiskSampler([tmp_path, tmp_path / "a", tmp_path / "missing"], interval=0.02) as disk:
         assert disk.paths == [tmp_path]  # one filesystem, sampled once; a missing folder is left out
         scratch = tmp_path / "scratch"
-        with open(scratch, "wb") as fh:
-            for _ in range(256):
-                fh.write(b"\1" * MB)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write(scratch, 256)
         time.sleep(0.3)
         scratch.unlink()
-    needed = disk.start[tmp_path] - disk.lowest[tmp_path]
-    assert needed >= 200 * MB, needed
-    assert "the run needed" in disk.line() and str(tmp_path) in disk.line()
+    assert disk.start[tmp_path] - disk.lowest[tmp_path] >= 200 * MB
+    assert disk.needed[tmp_path] >= 200 * MB, disk.needed
+    assert "the run took up to" in disk.line() and str(tmp_path) in disk.line()
+
+
+def test_room_freed_first_is_not_counted_as_room_left(tmp_path):
+    """A run that removes the previous run's files, then writes as much again, took that much."""
+    old = tmp_path / "previous_warehouse"
+    _write(old, 256)
+    with DiskSampler([tmp_path], interval=0.02) as disk:
+        time.sleep(0.1)
+        old.unlink()
+        time.sleep(0.3)
+        _write(tmp_path / "warehouse", 256)
+        time.sleep(0.3)
+    assert disk.needed[tmp_path] >= 200 * MB, disk.needed
+
+
+def _write(path, mb: int) -> None:
+    with open(path, "wb") as fh:
+        for _ in range(mb):
+            fh.write(b"\1" * MB)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def test_the_provisioned_servers_data_directory_is_sampled_too(tmp_path, monkeypatch):
