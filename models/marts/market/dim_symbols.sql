@@ -1,7 +1,11 @@
 {#
     One row per loaded symbol and exchange: reference data from the `symbols` seed where known,
     defaults of the exchange (`exchanges` seed) otherwise, and what was loaded (first and last bar,
-    intervals).
+    bar count, intervals).
+
+    The loaded columns are aggregated per series (symbol, exchange, interval) first, then per symbol:
+    the intervals are listed from a few rows per symbol, not by sorting every staged bar for a
+    `string_agg(distinct ...)` (PostgreSQL sorts its whole input for a distinct aggregate).
 #}
 
 with
@@ -24,16 +28,30 @@ exchanges as (
 
 ),
 
+loaded_series as (
+
+    select
+        symbol,
+        exchange,
+        bar_interval,
+        min(ts) as first_bar_ts,
+        max(ts) as last_bar_ts,
+        count(*) as bar_count
+    from bars
+    group by symbol, exchange, bar_interval
+
+),
+
 loaded as (
 
     select
         symbol,
         exchange,
-        min(ts) as first_bar_ts,
-        max(ts) as last_bar_ts,
-        count(*) as bar_count,
-        string_agg(distinct bar_interval, ',' order by bar_interval) as bar_intervals
-    from bars
+        min(first_bar_ts) as first_bar_ts,
+        max(last_bar_ts) as last_bar_ts,
+        cast(sum(bar_count) as bigint) as bar_count,
+        string_agg(bar_interval, ',' order by bar_interval) as bar_intervals
+    from loaded_series
     group by symbol, exchange
 
 ),
