@@ -5,9 +5,9 @@ Per target (duckdb, timescale): generate the data if needed (benchmarks/scale/ge
    into the same empty raw.bars), then `mwh load csv` into a fresh warehouse;
 2. the full build, models then tests (`mwh build`), then one new session loaded and the incremental
    build, models then tests;
-3. peak memory: each `mwh` process's peak RSS (wait4) and, on PostgreSQL, the peak summed PSS of
-   every server process and of this database's backends (sampled from /proc every 1 s, about 70 ms of CPU a
-   sample; the server is shared with other work);
+3. peak memory: each `mwh` process's peak RSS (wait4, in a small launcher: run_measured) and, on
+   PostgreSQL, the peak summed PSS of every server process and of this database's backends (sampled
+   from /proc every 1 s, about 70 ms of CPU a sample; the server is shared with other work);
 4. size on disk, and the lowest free space during the run (sampled every 1 s on the filesystems of the
    work folder and of the provisioned server's data directory);
 5. query latencies p50/p95 over `--runs` warm runs, asked as an analyst's Python client asks them (the
@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -161,19 +162,38 @@ def disk_paths(work: Path, pg: dict | None) -> list[Path]:
     return [work] + ([provisioned_data_dir()] if pg and not os.environ.get("MWH_TEST_PG_HOST") else [])
 
 
+# Starts a command, waits for it, and writes its exit code, peak RSS and CPU as JSON to argv[1]. The bench
+# runs each `mwh` through it: Linux carries the starting process's high-water RSS into a child's ru_maxrss
+# across fork/vfork and exec, so a command started by the bench itself (which holds the DuckDB baseline's
+# and the latency queries' memory) reported at least the bench's peak (`/bin/true` started by a process
+# holding 1.5 GB: 1,511 MB). Started from this small interpreter it reports its own, plus about 10 MB.
+_LAUNCHER = """import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss * 1024,
+               "cpu": usage.ru_utime + usage.ru_stime}, fh)
+"""
+
+
+def run_measured(cmd: list[str], **popen) -> dict:
+    """Run `cmd` to its end: {"rc", "rss" (its peak RSS, bytes), "cpu" (s)}, measured by _LAUNCHER."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, result.name, *cmd], **popen)
+        return json.loads(Path(result.name).read_text())
+
+
 def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
-    """Run `mwh ARGS`; its wall time, exit code, peak RSS (wait4) and, with `db` (a PostgreSQL database
+    """Run `mwh ARGS`; its wall time, exit code, peak RSS (run_measured) and, with `db` (a PostgreSQL database
     name), the server's peak memory: all processes, and that database's backends (ServerSampler)."""
     with logfile.open("a") as out:
         out.write(f"\n$ mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}\n")
         out.flush()
         with ServerSampler(db) if db else _Null() as sampler:
             t = time.perf_counter()
-            proc = subprocess.Popen([MWH, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-            _, status, usage = os.wait4(proc.pid, 0)
+            measured = run_measured([MWH, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
             seconds = time.perf_counter() - t
-    return {"seconds": seconds, "rc": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss * 1024,
-            "cpu": usage.ru_utime + usage.ru_stime,
+    return {"seconds": seconds, **measured,
             "server": getattr(sampler, "peak", 0),
             "db_pss": getattr(sampler, "db_peak", 0), "db_max_rss": getattr(sampler, "db_max_rss", 0)}
 
@@ -555,13 +575,14 @@ def bench_target(target: str, data: Path, manifest: dict, work: Path, runs: int,
     return out
 
 
-def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None, runs: int = 50) -> list[str]:
+def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict | None, runs: int = 50,
+                 keep: bool = False) -> list[str]:
     """--size minute: the 1-minute files landed through read_csv / COPY (bulk.py), then the full build,
     models then tests, with the time, CPU and peak memory of each (the 1-minute scale question: does it
     finish, and in how much memory); then, when the set holds a session back (new_session/: the last UTC
     day of every minute symbol), that day loaded by `mwh load csv` and the incremental build, models then
     tests, beside the full build of the same run; then the last 1,000 1-minute bars of a symbol (`runs` warm
-    runs)."""
+    runs). `keep`: the PostgreSQL database is kept (its name printed), else dropped."""
     logfile = work / f"{target}.log"
     env = {**os.environ, "MWH_TARGET": target, "DBT_TARGET_PATH": str(work / f"{target}_target"),
            "DBT_LOG_PATH": str(work / f"{target}_logs"), "DO_NOT_TRACK": "1"}
@@ -629,7 +650,9 @@ def bench_minute(target: str, data: Path, manifest: dict, work: Path, pg: dict |
                 out.append(line)
                 log(line)
     finally:
-        if server:
+        if server and keep:
+            log(f"  kept       database {db}")
+        elif server:
             with psycopg.connect(admin, autocommit=True) as c:
                 c.execute(f'drop database if exists "{db}" with (force)')
     return out
@@ -708,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             (work / f"{target}.log").unlink(missing_ok=True)
             pg = pg_server() if target != "duckdb" else None
             with DiskSampler(disk_paths(work, pg)) as disk:
-                bench_minute(target, data, manifest, work, pg, args.runs)
+                bench_minute(target, data, manifest, work, pg, args.runs, keep=args.keep)
             log(disk.line())
         log(f"load average at the end {os.getloadavg()[0]:.1f}")
         return 0

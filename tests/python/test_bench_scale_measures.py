@@ -1,12 +1,13 @@
-"""The bench's disk figure (benchmarks/scale/run.py, DiskSampler): the lowest free space while a run writes,
-on each filesystem once."""
+"""The bench's own measures (benchmarks/scale/run.py): the room a run takes on disk (DiskSampler, each
+filesystem once), and a command's peak RSS (run_measured), its own, not the bench process's."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-from benchmarks.scale.run import DiskSampler, disk_paths, provisioned_data_dir
+from benchmarks.scale.run import DiskSampler, disk_paths, provisioned_data_dir, run_measured
 
 MB = 1 << 20
 
@@ -53,3 +54,16 @@ def test_the_provisioned_servers_data_directory_is_sampled_too(tmp_path, monkeyp
     assert disk_paths(tmp_path, None) == [tmp_path]
     monkeypatch.setenv("MWH_TEST_PG_HOST", "db.example")  # the user's own server: not on these disks
     assert disk_paths(tmp_path, {"host": "db.example"}) == [tmp_path]
+
+
+def test_a_commands_peak_rss_is_its_own_not_the_benchs():
+    held = bytearray(600 * MB)  # the bench holding memory (the DuckDB baseline, the latency queries)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    small = run_measured([sys.executable, "-c", "pass"])
+    large = run_measured([sys.executable, "-c", "b = bytearray(300 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1"])
+    failed = run_measured([sys.executable, "-c", "raise SystemExit(3)"])
+    del held
+    assert small["rc"] == 0 and small["rss"] < 100 * MB, small
+    assert 300 * MB <= large["rss"] < 500 * MB, large
+    assert failed["rc"] == 3 and failed["cpu"] > 0
