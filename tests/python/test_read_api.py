@@ -139,6 +139,13 @@ def check_same_as_per_value(target) -> None:
                 # floats and None (or only None) -> float64 with NaN, where ours is a double column
                 if ours[name].dtype == "float64" and ref[name].dropna().map(lambda v: isinstance(v, float)).all():
                     ref[name] = ref[name].astype("float64")
+            if list(ref.columns) == ["schema", "table", "rows", "bytes"]:
+                # table_sizes reads live estimates: autovacuum and the aggregates' refresh jobs change a
+                # table's bytes and rows between the two reads (CI: 1,581,056 then 1,507,328 bytes), so
+                # these two are compared by type and sign; schema and table exactly
+                for name in ("rows", "bytes"):
+                    assert ours[name].dtype == ref[name].dtype == "int64" and (ours[name] >= 0).all()
+                ours, ref = ours.drop(columns=["rows", "bytes"]), ref.drop(columns=["rows", "bytes"])
             pd.testing.assert_frame_equal(ours, ref, check_exact=True)
         assert fast.bars("AAPL", last=1000)["ts"].dtype == "datetime64[ns, UTC]"
         assert fast.query("select cast(null as timestamptz) as a, timestamptz '2021-01-02 03:04:05.678901+00' as b, "
