@@ -61,16 +61,39 @@ def gb(n_bytes: float) -> str:
 
 # ---- processes and memory -------------------------------------------------------------------------
 
-class ServerSampler:
+class Sampler:
+    """A daemon thread that calls `record()` every `interval` s while the `with` block runs."""
+
+    def __init__(self, interval: float):
+        self.interval, self._stop = interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def record(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.record()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class ServerSampler(Sampler):
     """Peak memory of the PostgreSQL server, sampled from /proc every `interval` s: the summed PSS (RSS when
     PSS is unreadable) of every `postgres` process (the server is shared with other work), and of this
     database's own backends (process title `postgres: USER DB ...`, with their parallel workers), whose
     largest single RSS is kept too (shared buffers it touched included)."""
 
     def __init__(self, db: str | None = None, interval: float = 1.0):
-        self.db, self.interval, self._stop = db, interval, threading.Event()
-        self.peak = self.db_peak = self.db_max_rss = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
+        self.db, self.peak, self.db_peak, self.db_max_rss = db, 0, 0, 0
 
     def sample(self) -> tuple[int, int, int]:
         """(all postgres processes' summed PSS, this database's backends' summed PSS, their largest RSS)."""
@@ -93,23 +116,13 @@ class ServerSampler:
                 if pid in own or any(title.startswith(f"postgres: parallel worker for PID {o}") for o in own)]
         return (sum(p for _, _, p, _ in procs), sum(p for p, _ in mine), max((r for _, r in mine), default=0))
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total, db_sum, db_max = self.sample()
-            self.peak, self.db_peak = max(self.peak, total), max(self.db_peak, db_sum)
-            self.db_max_rss = max(self.db_max_rss, db_max)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def record(self) -> None:
+        total, db_sum, db_max = self.sample()
+        self.peak, self.db_peak = max(self.peak, total), max(self.db_peak, db_sum)
+        self.db_max_rss = max(self.db_max_rss, db_max)
 
 
-class DiskSampler:
+class DiskSampler(Sampler):
     """Free space, sampled every `interval` s, on the filesystems of `paths` (the bench's work folder and,
     for the server this project provisions, its data directory): its lowest, and the largest fall from an
     earlier high (`needed`: the room the run took at its fullest, sorts, temporary files, WAL and the
@@ -117,7 +130,7 @@ class DiskSampler:
     space before it takes it)."""
 
     def __init__(self, paths: list[Path], interval: float = 1.0):
-        self.interval, self._stop = interval, threading.Event()
+        super().__init__(interval)
         devices: dict[int, Path] = {}
         for path in paths:
             if path.exists():
@@ -125,28 +138,17 @@ class DiskSampler:
         self.paths = list(devices.values())
         self.start = {p: shutil.disk_usage(p).free for p in self.paths}
         self.lowest, self.highest, self.needed = dict(self.start), dict(self.start), dict.fromkeys(self.paths, 0)
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for p in self.paths:
-                free = shutil.disk_usage(p).free
-                self.lowest[p], self.highest[p] = min(self.lowest[p], free), max(self.highest[p], free)
-                self.needed[p] = max(self.needed[p], self.highest[p] - free)
-            self._stop.wait(self.interval)
+    def record(self) -> None:
+        for p in self.paths:
+            free = shutil.disk_usage(p).free
+            self.lowest[p], self.highest[p] = min(self.lowest[p], free), max(self.highest[p], free)
+            self.needed[p] = max(self.needed[p], self.highest[p] - free)
 
     def line(self) -> str:
         return "  disk       " + "; ".join(
             f"free space on {p}'s filesystem {gb(self.start[p])} at the start, {gb(self.lowest[p])} at the lowest "
             f"(the run took up to {gb(self.needed[p])})" for p in self.paths)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def provisioned_data_dir() -> Path:
