@@ -10,7 +10,8 @@ The next plain build leaves out (`--exclude`) every model and snapshot except:
   except a source the models read only for their load marks (raw.loader_runs: meta read_for_marks_only,
   from market_warehouse/loaders/schema.py), whose changes alone change no model's rows;
 - the models whose SQL, or a macro they call, reads the clock (run_started_at, current_timestamp, ...),
-  and their descendants;
+  and their descendants; a view that reads it is not re-created (it reads the clock when queried), the
+  models built from it are;
 - the models whose relation is missing from the warehouse, and their descendants.
 
 A model that has rows only when some source has rows (meta `empty_without_sources`: a list of sources,
@@ -258,15 +259,30 @@ def _macro_reads_clock(manifest, macro_id: str, memo: dict[str, bool]) -> bool:
 
 
 def clock_nodes(manifest) -> set[str]:
-    """Models and snapshots whose SQL, or a macro it calls (directly or not), reads the clock."""
+    """The models and snapshots that store what the clock said when they were built: those whose SQL, or a
+    macro it calls (directly or not), reads the clock, and the nodes built from such a view. A view (or an
+    ephemeral model) is not one of them: it reads the clock when it is queried, so its definition stays
+    right and only what stores its rows runs again."""
     memo: dict[str, bool] = {}
-    out = set()
+    readers = []
     for uid, node in manifest.nodes.items():
         if node.resource_type not in BUILT:
             continue
         text = (getattr(node, "raw_code", "") or "").lower()
         if any(t in text for t in CLOCK_TOKENS) or any(
                 _macro_reads_clock(manifest, m, memo) for m in node.depends_on.macros):
+            readers.append(uid)
+    child_map = manifest.child_map if manifest.child_map else manifest.build_child_map()
+    out, seen, todo = set(), set(), readers
+    while todo:
+        uid = todo.pop()
+        node = manifest.nodes.get(uid)
+        if uid in seen or node is None or node.resource_type not in BUILT:
+            continue
+        seen.add(uid)
+        if node.config.materialized in ("view", "ephemeral"):
+            todo.extend(child_map.get(uid, []))
+        else:
             out.add(uid)
     return out
 
