@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from market_warehouse.loaders.schema import RAW_SCHEMA, TYPES, Table
 from market_warehouse.loaders.sinks.base import (
@@ -48,6 +50,40 @@ def encode_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
                 continue
         columns[name] = pa.Array.from_pandas(values)
     return pa.table(columns)
+
+
+def keys_cannot_repeat(table: Table, items: Sequence[object]) -> bool:
+    """True when no two rows of these batches can share a key, told from their Arrow columns without a query:
+    each batch holds one series (every key column but the last has one non-null value), its times (the last
+    key column) are whole microseconds, as stored, and strictly rise or all strictly fall, and no two batches
+    hold the same series. A vendor file's bars are that. False: not shown (a pandas batch, several series in
+    one batch, sub-microsecond times, ...); the caller's query then decides."""
+    *series_columns, time_column = table.key
+    seen: set[tuple] = set()
+    for item in items:
+        if not isinstance(item, pa.Table) or item.num_rows == 0:
+            return False
+        series = []
+        for name in series_columns:
+            values = item.column(name)
+            distinct = pc.unique(values)
+            if values.null_count or len(distinct) != 1:
+                return False
+            series.append(distinct[0].as_py())
+        times = item.column(time_column)
+        if times.null_count or not pa.types.is_timestamp(times.type):
+            return False
+        ticks = times.cast(pa.int64()).to_numpy()
+        per_us = {"s": None, "ms": None, "us": 1, "ns": 1000}[times.type.unit]
+        if per_us is None or (per_us > 1 and (ticks % per_us).any()):
+            return False
+        step = np.diff(ticks)
+        if len(step) and not ((step > 0).all() or (step < 0).all()):
+            return False
+        if tuple(series) in seen:
+            return False
+        seen.add(tuple(series))
+    return True
 
 
 class ArrowEncoder(Encoder):
@@ -141,7 +177,8 @@ class DuckDBTransaction(Transaction):
 
     def _merge_run(self, table: Table, seen: list[tuple[pd.DataFrame, object]]) -> list[MergeCounts]:
         """No staging copy: the batches are registered with DuckDB as they are (Arrow, or pandas),
-        one query tells whether any key is stored already or shared by two batches, and if not,
+        one query tells whether any key is stored already or shared by two batches (the second part
+        skipped where `keys_cannot_repeat` shows it from Arrow: a vendor file's bars), and if not,
         which is every first load, one insert writes them straight from Arrow. Otherwise each batch
         takes `merge` in order. (One check per run, not a scan of the table per file; and no temp
         table: staging wrote every row twice.)"""
@@ -170,11 +207,13 @@ class DuckDBTransaction(Transaction):
                 # in it (zone maps answer that without reading the table), the join is not needed.
                 box = self.execute(f"select {', '.join(f'min({k}), max({k})' for k in table.key)} from ({keys})")[0]
                 in_box = " and ".join(f"{k} between ? and ?" for k in table.key)
-                checks = [f"exists (select 1 from ({keys}) as s group by {key} having count(*) > 1)"]
+                # No key shared by two batches: shown from Arrow for a vendor file's bars, else queried.
+                checks = ([] if keys_cannot_repeat(table, items) else
+                          [f"exists (select 1 from ({keys}) as s group by {key} having count(*) > 1)"])
                 if self.execute(f"select exists (select 1 from {table.qualified} where {in_box})", list(box))[0][0]:
                     checks.append(f"exists (select 1 from ({keys}) as s join {table.qualified} as t "
                                   f"on {_key_match(table, 's', 't')})")
-                collide = self.execute(f"select {' or '.join(checks)}")[0][0]
+                collide = bool(checks) and self.execute(f"select {' or '.join(checks)}")[0][0]
                 if not collide:
                     cols = ", ".join(table.column_names)
                     for name in names:

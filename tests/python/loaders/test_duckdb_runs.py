@@ -10,9 +10,12 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from market_warehouse.loaders.pipeline import load_files
+from market_warehouse.loaders.schema import BARS
 from market_warehouse.loaders.sinks import duckdb_sink, open_sink
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample" / "alphavantage"
@@ -106,3 +109,28 @@ def test_a_failed_run_leaves_nothing_of_its_group(files, tmp_path, monkeypatch):
     assert len(state["bars"]) == 100 and {Path(r[-1]).name for r in state["bars"]} == {files[3].name}
     assert {Path(r[0]).name: r[1] for r in state["runs"]} == {
         **{f.name: "failed" for f in files[:3]}, files[3].name: "success"}
+
+
+def _bars(symbol: str, times: list[str], unit: str = "ns", **series) -> pa.Table:
+    ts = pa.array(pd.to_datetime(times, utc=True).as_unit(unit))
+    cols = {"symbol": [symbol] * len(times), "exchange": [series.get("exchange", "US")] * len(times),
+            "interval": [series.get("interval", "1d")] * len(times)}
+    return pa.table({**{k: pa.array(v).dictionary_encode() for k, v in cols.items()}, "ts": ts})
+
+
+def test_keys_cannot_repeat_is_shown_only_for_distinct_series_with_strict_times():
+    """The Arrow-side proof that lets a run skip its duplicate-key query holds for vendor files (one series
+    each, times strictly rising or falling, whole microseconds) and for nothing it cannot show."""
+    ok = duckdb_sink.keys_cannot_repeat
+    days = ["2021-04-19", "2021-04-20", "2021-04-21"]
+    assert ok(BARS, [_bars("AAPL", days), _bars("AMD", days), _bars("AAPL", days, interval="1m")])
+    assert ok(BARS, [_bars("AAPL", days[::-1])])  # a vendor file newest first
+    assert ok(BARS, [_bars("AAPL", days, unit="us")])
+    assert not ok(BARS, [_bars("AMD", days), _bars("AMD", ["2021-04-22"])])  # one series in two batches
+    assert not ok(BARS, [_bars("AAPL", ["2021-04-19", "2021-04-21", "2021-04-20"])])  # not ordered
+    assert not ok(BARS, [_bars("AAPL", ["2021-04-19", "2021-04-19"])])  # a time twice
+    # 1 and 2 ns apart: distinct here, one microsecond once stored
+    assert not ok(BARS, [_bars("AAPL", ["2021-04-19 00:00:00.000000001", "2021-04-19 00:00:00.000000002"])])
+    two = pa.concat_tables([_bars("AAPL", days[:1]), _bars("AMD", days[1:2])])
+    assert not ok(BARS, [two])  # two series in one batch
+    assert not ok(BARS, [_bars("AAPL", days).to_pandas()])  # pandas: the query decides
