@@ -32,7 +32,8 @@ failed: the state is removed when a plain build starts and written only when it 
 project's fingerprint differs (any model, macro, seed, snapshot or config, dbt_project.yml (its vars
 included), packages.yml, the env vars
 the project reads, dbt's version, the target), on `--full-refresh`, when seeds are (re)loaded, and for any
-build with its own selection. Tests are not left out: `--indirect-selection empty` keeps the tests of the
+build with its own selection (which keeps the stored state only when the project is the state's and
+its flags are selection flags). Tests are not left out: `--indirect-selection empty` keeps the tests of the
 models left out (they run on the unchanged relations).
 
 How a source's fingerprint is taken depends on the engine:
@@ -85,8 +86,9 @@ PLAIN_FLAGS = ("--exclude-resource-type", "--exclude-resource-types", "--threads
 
 
 # A build with its own selection leaves the state as it was (what it builds, it builds from the current
-# sources); any flag outside these and PLAIN_FLAGS (--vars, --state, --defer, ...) may build something the
-# plain build would not, so it removes the state.
+# sources) when the project is the state's; any flag outside these and PLAIN_FLAGS (--vars, --state,
+# --defer, ...) may build something the plain build would not, and other project files build other rows,
+# so either removes the state.
 SELECTION_FLAGS = ("-s", "--select", "-m", "--models", "--model", "--exclude", "--selector", "--resource-type",
                    "--resource-types", "--indirect-selection", "--full-refresh")
 
@@ -420,8 +422,12 @@ def observe(wh, manifest, target, extra: Sequence[str], existing: set[tuple[str,
     if not is_plain([a for a in extra if a != "--full-refresh"]):
         plan.reason = "every selected node (a build with its own selection)"
         known = PLAIN_FLAGS + SELECTION_FLAGS
-        if (not all(not a.startswith("-") or a.split("=", 1)[0] in known for a in extra)
-                and read_state(wh) is not None):
+        stored = read_state(wh)
+        if stored is not None and (
+                not all(not a.startswith("-") or a.split("=", 1)[0] in known for a in extra)
+                or stored[0] != project_fingerprint(manifest, target)):
+            # flags that may build what a plain build would not, or other project files than the state's:
+            # what this build writes no longer follows from the stored project
             clear_state(wh)
         return plan
     plan.project = project_fingerprint(manifest, target)

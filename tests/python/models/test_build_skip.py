@@ -250,3 +250,34 @@ def test_plain_build_follows_bars_by_interval(duckdb_target):
         # that close to a rounding boundary rounds either way (hourly bollinger_pct_b_20 0.6227926353 vs
         # 0.6227926354 once the read-back was cut to what the windows need)
         assert_frames_match(_rows(target, relation), built[relation], relation, rtol=1e-12, atol=1e-10)
+
+
+def test_selected_build_of_changed_project_is_not_trusted_later(duckdb_target, tmp_path, monkeypatch):
+    """A selected build leaves the stored state as it was when the project is the one the state was stored
+    for; built from other files, the models it writes no longer follow from that project, so the state goes
+    and the next plain build runs every node. Here `fct_latest_bars` is edited to hold no rows, built alone,
+    and the edit undone: the plain build after must build it again (it was left out, still empty)."""
+    from market_warehouse.cli import main as mwh
+
+    from market_fixtures import copy_project
+
+    project = copy_project(tmp_path / "project")
+    monkeypatch.setenv("MWH_PROJECT_DIR", str(project))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    _load(duckdb_target, AAPL)
+    assert mwh(["build", *MODELS]) == 0
+    model = next(project.glob("models/**/fct_latest_bars.sql"))
+    original = model.read_text()
+    assert original.rstrip().endswith("select * from final")
+    # the same project: a selected build keeps the state
+    assert mwh(["build", "--select", "dim_symbols", *MODELS]) == 0
+    assert len(_query(duckdb_target, f"select * from {STATE_TABLE}")) == 1
+    # another project: the selected build removes it
+    model.write_text(original.rstrip() + " where false\n")
+    assert mwh(["build", "--select", "fct_latest_bars", *MODELS]) == 0
+    assert _query(duckdb_target, "select count(*) from marts.fct_latest_bars")[0][0] == 0
+    assert _query(duckdb_target, f"select count(*) from {STATE_TABLE}")[0][0] == 0
+    model.write_text(original)
+    assert mwh(["build", *MODELS]) == 0
+    assert "fct_latest_bars" in _ran()
+    assert _query(duckdb_target, "select count(*) from marts.fct_latest_bars")[0][0] == 1
