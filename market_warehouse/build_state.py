@@ -260,6 +260,11 @@ def _macro_reads_clock(manifest, macro_id: str, memo: dict[str, bool]) -> bool:
     return hit
 
 
+def _child_map(manifest) -> dict[str, list[str]]:
+    """Each node's children: dbt's map when the parse filled it, else built from the nodes."""
+    return manifest.child_map if manifest.child_map else manifest.build_child_map()
+
+
 def clock_nodes(manifest) -> set[str]:
     """The models and snapshots that store what the clock said when they were built: those whose SQL, or a
     macro it calls (directly or not), reads the clock, and the nodes built from such a view. A view (or an
@@ -274,7 +279,7 @@ def clock_nodes(manifest) -> set[str]:
         if any(t in text for t in CLOCK_TOKENS) or any(
                 _macro_reads_clock(manifest, m, memo) for m in node.depends_on.macros):
             readers.append(uid)
-    child_map = manifest.child_map if manifest.child_map else manifest.build_child_map()
+    child_map = _child_map(manifest)
     out, seen, todo = set(), set(), readers
     while todo:
         uid = todo.pop()
@@ -339,7 +344,7 @@ def _must_run(manifest, roots: dict[str, frozenset[str] | None], empty: set[str]
     reads some intervals only (mwh_read_interval) runs when one of them changed; any other model runs.
     A model whose `empty_without_sources` are all in `empty` and none a root is not run for its parents.
     """
-    child_map = manifest.child_map if manifest.child_map else manifest.build_child_map()
+    child_map = _child_map(manifest)
     changed: dict[str, frozenset[str] | None] = dict(roots)
     todo = list(roots)
     while todo:
