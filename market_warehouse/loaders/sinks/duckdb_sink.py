@@ -52,6 +52,9 @@ def encode_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
+_TICKS_PER_US = {"s": None, "ms": None, "us": 1, "ns": 1000}  # Arrow time units: ticks a microsecond (None: coarser)
+
+
 def keys_cannot_repeat(table: Table, items: Sequence[object]) -> bool:
     """True when no two rows of these batches can share a key, told from their Arrow columns without a query:
     each batch holds one series (every key column but the last has one non-null value), its times (the last
@@ -74,7 +77,7 @@ def keys_cannot_repeat(table: Table, items: Sequence[object]) -> bool:
         if times.null_count or not pa.types.is_timestamp(times.type):
             return False
         ticks = times.cast(pa.int64()).to_numpy()
-        per_us = {"s": None, "ms": None, "us": 1, "ns": 1000}[times.type.unit]
+        per_us = _TICKS_PER_US[times.type.unit]
         if per_us is None or (per_us > 1 and (ticks % per_us).any()):
             return False
         step = np.diff(ticks)
