@@ -14,6 +14,13 @@ The next plain build leaves out (`--exclude`) every model and snapshot except:
   models built from it are;
 - the models whose relation is missing from the warehouse, and their descendants.
 
+A view among those is left standing (views_left_standing): it holds no rows, so new rows in what it reads
+change nothing in it, as long as every parent it reads stays the same relation through the build. A parent
+the build changes in place (an incremental model's delete and insert, a snapshot's merge) or does not run
+does; a table or a view the build re-creates does not (on PostgreSQL the replaced relation is dropped with
+`cascade`, which drops the views on it), and neither does a missing view. The models built from the view
+still run for their own reasons.
+
 A model that has rows only when some source has rows (meta `empty_without_sources`: a list of sources,
 `source_name.table_name`; e.g. the bars of the series that predictions or signals refer to) is not run for
 a change of its other parents while every one of those sources is empty and unchanged: it was built empty
@@ -377,6 +384,32 @@ def _must_run(manifest, roots: dict[str, frozenset[str] | None], empty: set[str]
     return set(changed)
 
 
+def views_left_standing(manifest, must: set[str], missing: set[str]) -> set[str]:
+    """The views in `must` that need not be re-created (module docstring): not missing, and each parent is
+    a source, is not run, is changed in place (incremental, snapshot), or is a view left standing too; an
+    ephemeral parent stands when its own parents do (its SQL is part of the view)."""
+
+    def stays(uid: str, kept: set[str]) -> bool:
+        node = manifest.nodes.get(uid)
+        if node is None or uid not in must or uid in kept:
+            return True  # a source, or a node this build does not run
+        if node.config.materialized == "ephemeral":
+            return all(stays(p, kept) for p in node.depends_on.nodes)
+        return node.resource_type == "snapshot" or node.config.materialized == "incremental"
+
+    views = [uid for uid in sorted(must) if uid not in missing and uid in manifest.nodes
+             and manifest.nodes[uid].resource_type == "model" and manifest.nodes[uid].config.materialized == "view"]
+    kept: set[str] = set()
+    grew = True
+    while grew:  # a view on a view: the parent first (each pass keeps what it can)
+        grew = False
+        for uid in views:
+            if uid not in kept and all(stays(p, kept) for p in manifest.nodes[uid].depends_on.nodes):
+                kept.add(uid)
+                grew = True
+    return kept
+
+
 def built_nodes(manifest) -> dict[str, object]:
     """The models and snapshots a plain build runs (enabled, not ephemeral)."""
     return {uid: n for uid, n in manifest.nodes.items()
@@ -471,13 +504,15 @@ def decide(plan: SkipPlan, manifest, extra: Sequence[str], seeds_excluded: bool,
                if (str(n.schema).lower(), str(n.alias or n.name).lower()) not in existing}
     clock = clock_nodes(manifest)
     must = _must_run(manifest, {**changed, **dict.fromkeys(missing | clock)}, plan.empty_sources)
-    plan.skipped = sorted(uid for uid in nodes if uid not in must)
+    standing = views_left_standing(manifest, must, missing)
+    plan.skipped = sorted(uid for uid in nodes if uid not in must or uid in standing)
     names = sorted(uid.split(".", 2)[2] + (f"[{', '.join(sorted(iv))}]" if iv is not None else "")
                    for uid, iv in changed.items())
     empty = sorted(uid.split(".", 2)[2] for uid in plan.empty_sources)
     plan.reason = (f"{len(nodes) - len(plan.skipped)} of {len(nodes)} models/snapshots: changed sources "
                    f"{names or 'none'}, {len(clock)} reading the clock, {len(missing)} missing, and their "
-                   f"descendants (empty sources: {', '.join(empty) or 'none'})")
+                   f"descendants, but {len(standing)} views left standing "
+                   f"(empty sources: {', '.join(empty) or 'none'})")
     return plan
 
 

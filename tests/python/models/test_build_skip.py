@@ -32,8 +32,24 @@ ML_FROM_BARS = {"int_ml__bars_indexed", "fct_ml_unmatched_records", "int_ml__rec
                 "fct_prediction_outcomes", "fct_signal_outcomes", "fct_model_performance"}
 
 
+# Views on incremental models only: new bars change nothing in them, so a bars load leaves them standing.
+STANDING_VIEWS = {"model.market_warehouse.fct_features_daily.v1", "model.market_warehouse.fct_training_set_daily",
+                  "model.market_warehouse.sem_market__daily_returns"}
+
+
 def _ran() -> set[str]:
     return {r.node.name for r in last_run_results() if str(r.status) == "success"}
+
+
+def _ran_ids() -> set[str]:
+    return {r.node.unique_id for r in last_run_results() if str(r.status) == "success"}
+
+
+def _assert_views_stand_with_new_rows(target) -> None:
+    """The views left standing by the last build were not re-created, and they show MSFT's new rows."""
+    assert not STANDING_VIEWS & _ran_ids()
+    for view in ("marts.fct_features_daily_v1", "marts.fct_training_set_daily", "marts.sem_market__daily_returns"):
+        assert _query(target, f"select count(*) from {view} where symbol = 'MSFT'")[0][0] > 0, view
 
 
 def _load(target, *files: Path) -> None:
@@ -76,6 +92,7 @@ def test_plain_build_skips_only_unchanged_inputs(duckdb_target):
     for table in ("marts.fct_bars_1d", "marts.fct_features_daily_v2", "marts.fct_latest_bars",
                   "intermediate.int_market__ewm_states_daily"):
         assert _query(target, f"select count(*) from {table} where symbol = 'MSFT'")[0][0] > 0, table
+    _assert_views_stand_with_new_rows(target)
     # The same rows as a full rebuild (the skipped models too).
     before = {t: _query(target, f"select count(*) from {t}")[0][0]
               for t in ("marts.fct_bars_1d", "marts.fct_latest_bars", "marts.fct_data_quality_issues")}
@@ -132,6 +149,8 @@ def test_plain_build_skips_on_postgres(timescale_target):
     assert after_load >= BARS_MODELS
     assert not (UNTOUCHED | ML_FROM_BARS) & after_load  # raw.ml_predictions and raw.ml_signals: no table
     assert _query(target, "select count(*) from marts.fct_features_daily_v2 where symbol = 'MSFT'")[0][0] > 0
+    # the tables under them were changed in place: PostgreSQL's drop ... cascade never reached the views
+    _assert_views_stand_with_new_rows(target)
 
     def bars_fingerprint() -> str:
         with Warehouse(target) as wh:
@@ -175,6 +194,8 @@ def test_bars_load_runs_the_ml_marts_once_there_are_signals(duckdb_target, tmp_p
     _load(target, AAPL)  # bars only: the signals are unchanged, but not empty
     assert mwh(["build", *MODELS]) == 0
     assert {"int_ml__bars_indexed", "fct_ml_unmatched_records", "fct_signal_outcomes"} <= _ran()
+    # a view on tables the build re-creates is re-created too (on PostgreSQL they would drop it)
+    assert "sem_ml__signal_books" in _ran()
     assert _query(target, outcome) == [("target", 133.5, 1)]
 
 
