@@ -386,8 +386,9 @@ def _must_run(manifest, roots: dict[str, frozenset[str] | None], empty: set[str]
 
 def views_left_standing(manifest, must: set[str], missing: set[str]) -> set[str]:
     """The views in `must` that need not be re-created (module docstring): not missing, and each parent is
-    a source, is not run, is changed in place (incremental, snapshot), or is a view left standing too; an
-    ephemeral parent stands when its own parents do (its SQL is part of the view)."""
+    a source, is not run, is changed in place (incremental without `full_refresh: true`, snapshot), or is a
+    view left standing too; an ephemeral parent stands when its own parents do (its SQL is part of the
+    view)."""
 
     def stays(uid: str, kept: set[str]) -> bool:
         node = manifest.nodes.get(uid)
@@ -395,7 +396,9 @@ def views_left_standing(manifest, must: set[str], missing: set[str]) -> set[str]
             return True  # a source, or a node this build does not run
         if node.config.materialized == "ephemeral":
             return all(stays(p, kept) for p in node.depends_on.nodes)
-        return node.resource_type == "snapshot" or node.config.materialized == "incremental"
+        # an incremental model configured `full_refresh: true` is replaced on every run
+        return node.resource_type == "snapshot" or (node.config.materialized == "incremental"
+                                                    and not getattr(node.config, "full_refresh", None))
 
     views = [uid for uid in sorted(must) if uid not in missing and uid in manifest.nodes
              and manifest.nodes[uid].resource_type == "model" and manifest.nodes[uid].config.materialized == "view"]

@@ -302,3 +302,30 @@ def test_selected_build_of_changed_project_is_not_trusted_later(duckdb_target, t
     assert mwh(["build", *MODELS]) == 0
     assert "fct_latest_bars" in _ran()
     assert _query(duckdb_target, "select count(*) from marts.fct_latest_bars")[0][0] == 1
+
+
+def test_views_left_standing_only_on_relations_changed_in_place(duckdb_target):
+    """views_left_standing on the project's own parsed graph: a view stands when the models it reads are
+    changed in place or not run, and not when one is re-created (a table, an incremental model configured
+    `full_refresh: true`) or when the view itself is missing."""
+    from market_warehouse.build_state import built_nodes, views_left_standing
+    from market_warehouse.dbt import run_dbt
+
+    parsed = run_dbt(["parse", "--no-write-json"], duckdb_target, quiet=True)
+    assert parsed.success, parsed.exception
+    manifest = parsed.result
+    v1, v2 = "model.market_warehouse.fct_features_daily.v1", "model.market_warehouse.fct_features_daily.v2"
+    training = "model.market_warehouse.fct_training_set_daily"
+    books = "model.market_warehouse.sem_ml__signal_books"
+    everything = set(built_nodes(manifest))
+
+    standing = views_left_standing(manifest, everything, set())
+    assert STANDING_VIEWS <= standing  # on incremental models (training: on v2 and the labels)
+    assert books not in standing  # on tables the build re-creates
+    assert books in views_left_standing(manifest, everything - set(manifest.nodes[books].depends_on.nodes), set())
+    assert v1 not in views_left_standing(manifest, everything, {v1})  # missing: created
+
+    manifest.nodes[v2].config.full_refresh = True  # v2 replaced on every run: the views on it are re-created
+    standing = views_left_standing(manifest, everything, set())
+    assert v1 not in standing and training not in standing
+    assert "model.market_warehouse.sem_market__daily_returns" in standing
