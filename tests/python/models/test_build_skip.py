@@ -320,7 +320,7 @@ def test_views_left_standing_only_on_relations_changed_in_place(duckdb_target):
     everything = set(built_nodes(manifest))
 
     standing = views_left_standing(manifest, everything, set())
-    assert STANDING_VIEWS <= standing  # on incremental models (training: on v2 and the labels)
+    assert standing >= STANDING_VIEWS  # on incremental models (training: on v2 and the labels)
     assert books not in standing  # on tables the build re-creates
     assert books in views_left_standing(manifest, everything - set(manifest.nodes[books].depends_on.nodes), set())
     assert v1 not in views_left_standing(manifest, everything, {v1})  # missing: created
