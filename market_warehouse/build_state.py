@@ -390,27 +390,25 @@ def views_left_standing(manifest, must: set[str], missing: set[str]) -> set[str]
     view left standing too; an ephemeral parent stands when its own parents do (its SQL is part of the
     view)."""
 
-    def stays(uid: str, kept: set[str]) -> bool:
-        node = manifest.nodes.get(uid)
-        if node is None or uid not in must or uid in kept:
-            return True  # a source, or a node this build does not run
-        if node.config.materialized == "ephemeral":
-            return all(stays(p, kept) for p in node.depends_on.nodes)
-        # an incremental model configured `full_refresh: true` is replaced on every run
-        return node.resource_type == "snapshot" or (node.config.materialized == "incremental"
-                                                    and not getattr(node.config, "full_refresh", None))
+    memo: dict[str, bool] = {}
 
-    views = [uid for uid in sorted(must) if uid not in missing and uid in manifest.nodes
-             and manifest.nodes[uid].resource_type == "model" and manifest.nodes[uid].config.materialized == "view"]
-    kept: set[str] = set()
-    grew = True
-    while grew:  # a view on a view: the parent first (each pass keeps what it can)
-        grew = False
-        for uid in views:
-            if uid not in kept and all(stays(p, kept) for p in manifest.nodes[uid].depends_on.nodes):
-                kept.add(uid)
-                grew = True
-    return kept
+    def stays(uid: str) -> bool:
+        """The relation is the same one after the build (a view: left standing)."""
+        node = manifest.nodes.get(uid)
+        if node is None or uid not in must:
+            return True  # a source, or a node this build does not run
+        if uid not in memo:
+            materialized = node.config.materialized
+            if materialized in ("ephemeral", "view"):
+                memo[uid] = ((materialized == "ephemeral" or uid not in missing)
+                             and all(stays(p) for p in node.depends_on.nodes))
+            else:  # an incremental model configured `full_refresh: true` is replaced on every run
+                memo[uid] = node.resource_type == "snapshot" or (materialized == "incremental"
+                                                                 and not getattr(node.config, "full_refresh", None))
+        return memo[uid]
+
+    return {uid for uid in must if uid in manifest.nodes and manifest.nodes[uid].resource_type == "model"
+            and manifest.nodes[uid].config.materialized == "view" and stays(uid)}
 
 
 def built_nodes(manifest) -> dict[str, object]:
