@@ -33,6 +33,23 @@
 {%- set windows = per_bar | map(attribute='window') | list -%}
 {%- set lookback = (windows | max) - 1 -%}
 {%- set digits = var('feature_round_digits') -%}
+{#- Incremental runs evaluate the per-bar features in two tiers: the long windows over every bar read, the
+    short ones over the bars from their own look-back before the first written bar (a window computes a
+    value for every row it is given, and a run writes a few bars a symbol). The split is the window
+    length that minimizes (bars read a symbol x features) summed over the tiers. A full refresh reads
+    every bar for both tiers, so one tier, as one window stage. -#}
+{%- set tiers = namespace(short_window=lookback + 1, cost=none) -%}
+{%- if is_incremental() -%}
+    {%- for split in windows | unique | sort -%}
+        {%- set n_long = windows | select('gt', split) | list | length -%}
+        {%- set cost = (lookback + 1) * n_long + split * (windows | length - n_long) -%}
+        {%- if tiers.cost is none or cost < tiers.cost -%}
+            {%- set tiers.short_window = split -%}
+            {%- set tiers.cost = cost -%}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endif -%}
+{%- set long_names = per_bar | selectattr('window', 'gt', tiers.short_window) | map(attribute='name') | list -%}
 
 with
 
@@ -48,7 +65,7 @@ source_bars as (
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
 bars_in_scope as (
 
-    {{ mwh_bars_read('rewrite_from', ['output_from_ts', 'actions_loaded_at']) | indent(4) }}
+    {{ mwh_bars_read('rewrite_from', ['output_from_ts', 'actions_loaded_at', 'output_from_index']) | indent(4) }}
 
 ),
 
@@ -127,6 +144,23 @@ signalled as (
 {{ extremes }},
 {%- endif %}
 
+{%- set per_bar_from = 'extremes' if extremes else 'signalled' %}
+{%- if long_names %}
+
+{# the long-window features over every bar read (unrounded on PostgreSQL, rounded one layer up) #}
+long_window_features as (
+
+    select
+        *,
+        {%- for feature in per_bar if feature.name in long_names %}
+        {{ feature.sql if target.type == 'postgres' else mwh_round(feature.sql, digits) }} as mwh_long__{{ feature.name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ per_bar_from }}
+
+),
+{%- set per_bar_from = 'long_window_features' %}
+{%- endif %}
+
 {%- if target.type == 'postgres' %}
 
 {# PostgreSQL: the features unrounded (the windows), then rounded by mwh_round_double_column over those
@@ -153,9 +187,10 @@ per_bar_features as (
             output_from_ts,
             actions_loaded_at,
             {%- for feature in per_bar %}
-            {{ feature.sql }} as {{ feature.name }}{{ "," if not loop.last }}
+            {{ 'mwh_long__' ~ feature.name if feature.name in long_names else feature.sql }} as {{ feature.name }}{{ "," if not loop.last }}
             {%- endfor %}
-        from {{ 'extremes' if extremes else 'signalled' }}
+        from {{ per_bar_from }}
+        {{ mwh_short_window_rows(long_names, tiers.short_window) | indent(8) }}
     ) as per_bar_unrounded
     offset 0
 
@@ -172,9 +207,10 @@ per_bar_features as (
         output_from_ts,
         actions_loaded_at,
         {%- for feature in per_bar %}
-        {{ mwh_round(feature.sql, digits) }} as {{ feature.name }}{{ "," if not loop.last }}
+        {{ 'mwh_long__' ~ feature.name if feature.name in long_names else mwh_round(feature.sql, digits) }} as {{ feature.name }}{{ "," if not loop.last }}
         {%- endfor %}
-    from {{ 'extremes' if extremes else 'signalled' }}
+    from {{ per_bar_from }}
+    {{ mwh_short_window_rows(long_names, tiers.short_window) | indent(4) }}
 
 ),
 {%- endif %}
@@ -505,6 +541,16 @@ from {{ ref(model_name, v=source_version) }}
         {%- endfor %}
     from {{ ns.previous }}
 )
+{%- endmacro %}
+
+
+{#- With long-window features in their own tier (mwh_market_features), the filter that gives the short
+    ones only the bars they read: from short_window - 1 bars before the first written bar on (the
+    written bars' frames are whole; the earlier rows are not written). -#}
+{% macro mwh_short_window_rows(long_names, short_window) -%}
+{%- if long_names -%}
+where bar_index >= output_from_index - {{ short_window - 1 }}
+{%- endif -%}
 {%- endmacro %}
 
 
