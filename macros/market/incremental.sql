@@ -604,16 +604,23 @@ group by bars.symbol, bars.exchange, bars.bar_interval
 {%- endmacro %}
 
 {% macro duckdb__mwh_bar_gaps_window(mark) -%}
-{%- set series = ['symbol', 'exchange', 'bar_interval'] -%}
-{%- set same_series = [] -%}
-{%- for column in series -%}{%- do same_series.append('prior.' ~ column ~ ' = changed.' ~ column) -%}{%- endfor -%}
+{%- set same_series = mwh_same_bar_series('prior', 'changed') -%}
+{#- the bar before each change: among the 31 days before it (scan-filtered from the earliest change), then
+    over the whole series for the series with none there -#}
+{%- set searches = [
+    ('nearby', "and prior.ts >= changed.first_changed_ts - interval '31 days'",
+        "where prior.ts >= (select min(earliest.first_changed_ts) from changed as earliest) - interval '31 days'"),
+    ('far', '',
+        "where not exists (select 1 from nearby where " ~ mwh_same_bar_series('nearby', 'changed') ~ ")"),
+] -%}
     with
 
     changed as (
         {{ mwh_bar_gaps_changed(mark) | indent(8) }}
     ),
+    {%- for name, bound, filter in searches %}
 
-    nearby as (
+    {{ name }} as (
         select
             changed.symbol,
             changed.exchange,
@@ -622,34 +629,13 @@ group by bars.symbol, bars.exchange, bars.bar_interval
         from changed
         inner join {{ ref('stg_market__bars') }} as prior
             on
-                {{ same_series | join('\n                and ') }}
+                {{ same_series }}
                 and prior.ts < changed.first_changed_ts
-                and prior.ts >= changed.first_changed_ts - interval '31 days'
-        where prior.ts >= (select min(earliest.first_changed_ts) from changed as earliest) - interval '31 days'
+                {{ bound }}
+        {{ filter }}
         group by changed.symbol, changed.exchange, changed.bar_interval
-    ),
-
-    far as (
-        select
-            changed.symbol,
-            changed.exchange,
-            changed.bar_interval,
-            max(prior.ts) as prior_ts
-        from changed
-        inner join {{ ref('stg_market__bars') }} as prior
-            on
-                {{ same_series | join('\n                and ') }}
-                and prior.ts < changed.first_changed_ts
-        where not exists (
-            select 1
-            from nearby
-            where
-                nearby.symbol = changed.symbol
-                and nearby.exchange = changed.exchange
-                and nearby.bar_interval = changed.bar_interval
-        )
-        group by changed.symbol, changed.exchange, changed.bar_interval
-    )
+    ){{ "," if not loop.last }}
+    {%- endfor %}
 
     select
         changed.symbol,
@@ -657,16 +643,13 @@ group by bars.symbol, bars.exchange, bars.bar_interval
         changed.bar_interval,
         coalesce(nearby.prior_ts, far.prior_ts, changed.first_changed_ts) as start_ts
     from changed
-    left join nearby
-        on
-            changed.symbol = nearby.symbol
-            and changed.exchange = nearby.exchange
-            and changed.bar_interval = nearby.bar_interval
-    left join far
-        on
-            changed.symbol = far.symbol
-            and changed.exchange = far.exchange
-            and changed.bar_interval = far.bar_interval
+    left join nearby on {{ mwh_same_bar_series('nearby', 'changed') }}
+    left join far on {{ mwh_same_bar_series('far', 'changed') }}
+{%- endmacro %}
+
+{#- The same bar series (symbol, exchange, bar_interval) in two relations. -#}
+{% macro mwh_same_bar_series(left, right) -%}
+{{ left }}.symbol = {{ right }}.symbol and {{ left }}.exchange = {{ right }}.exchange and {{ left }}.bar_interval = {{ right }}.bar_interval
 {%- endmacro %}
 
 {% macro default__mwh_bar_gaps_window(mark) -%}
