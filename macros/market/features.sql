@@ -17,7 +17,10 @@
     reference: enough, and one bar fewer is not). The averages come from the state model, which carries
     them, so no exponential read-back. Cross-sectional and
     benchmark features depend on every symbol of a session, so a version that has them rewrites all
-    symbols from the earliest session any symbol needs. The rows written are what a full refresh
+    symbols from the earliest session any symbol needs; one with benchmark features (a beta looks back over
+    the benchmark of earlier sessions) also reads every symbol from the earliest bar any symbol reads, so
+    a symbol whose read-back reaches across a hole in its history sees the whole benchmark there
+    (test_incremental_long_history's hole test). The rows written are what a full refresh
     computes, to floating-point accuracy after rounding (see ewm.sql).
 #}
 {% macro mwh_market_features(series, feature_version) -%}
@@ -60,7 +63,7 @@ source_bars as (
 ),
 
 {{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, lookback, s.actions_aware,
-    cross | length > 0 or uses_benchmark) }},
+    cross | length > 0 or uses_benchmark, read_across_symbols=uses_benchmark) }},
 
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
 bars_in_scope as (

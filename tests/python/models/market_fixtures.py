@@ -304,6 +304,21 @@ def dbt(*args: str) -> None:
         raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or ''}\n" + "\n".join(failures))
 
 
+def build_then_load_incrementally(wh: Warehouse, first: pd.DataFrame, second: pd.DataFrame,
+                                  actions: pd.DataFrame, selection: list[str]) -> None:
+    """`first` loaded two days ago and built by a full refresh, then `second` loaded now and built
+    incrementally (the load marks tell the second build what changed): the incremental run under test."""
+    from datetime import timedelta
+
+    first, second = first.copy(), second.copy()
+    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
+    second["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
+    wh.upsert(first, actions)
+    dbt("build", *selection, "--full-refresh")
+    wh.upsert(second, actions)
+    dbt("build", *selection)
+
+
 def read_table(wh: Warehouse, relation: str, key: list[str]) -> pd.DataFrame:
     df = wh.query(f"select * from {relation}")
     for col in df.columns:

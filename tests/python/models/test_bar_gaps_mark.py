@@ -56,24 +56,15 @@ def test_gap_longer_than_the_nearby_search_is_found_incrementally(duckdb_target)
     over the whole series (mwh_bar_gaps_window). Here AAPL's next load starts 60 days after its last bar, so
     only the whole-series search finds that bar: the incremental run must report the 60-day gap as a full
     refresh does (with the window starting at the changed bar, the gap before it is never found)."""
-    from datetime import UTC, datetime, timedelta
-
     import pandas as pd
 
-    from market_fixtures import load_sample
+    from market_fixtures import build_then_load_incrementally, load_sample
 
     wh = Warehouse("duckdb")
     wh.create_raw()
     bars, actions = load_sample(symbols=["AAPL"], start="2020-01-01", end="2021-06-01", crypto=False)
     cut, resume = pd.Timestamp("2020-09-01", tz="UTC"), pd.Timestamp("2020-10-31", tz="UTC")
-    first = bars[bars["ts"] < cut].copy()
-    second = bars[bars["ts"] >= resume].copy()
-    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
-    second["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
-    wh.upsert(first, actions)
-    dbt("build", *SELECTION, "--full-refresh")
-    wh.upsert(second, actions)
-    dbt("build", *SELECTION)
+    build_then_load_incrementally(wh, bars[bars["ts"] < cut], bars[bars["ts"] >= resume], actions, SELECTION)
     incremental = read_table(wh, "marts.fct_bar_gaps", KEY)
     long_gaps = incremental[incremental["first_missing_ts"].between(cut - pd.Timedelta(days=5), resume)]
     assert len(long_gaps) == 1, incremental

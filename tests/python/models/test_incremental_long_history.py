@@ -9,12 +9,17 @@ marts on a shorter history (700 bars a symbol: every feature run reads from the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pandas as pd
 import pytest
 
-from market_fixtures import Warehouse, assert_frames_match, dbt, load_sample, read_table
+from market_fixtures import (
+    Warehouse,
+    assert_frames_match,
+    build_then_load_incrementally,
+    dbt,
+    load_sample,
+    read_table,
+)
 
 SYMBOLS = ["AAPL", "KO"]
 # v2, the table every daily feature is computed in (v1 is a view of it): the longest windows (252 bars)
@@ -34,26 +39,26 @@ def test_long_history_incremental_equals_full_refresh(kind, request):
     bars, actions = load_sample(symbols=SYMBOLS, crypto=False)
     cut = pd.Timestamp("2021-04-12", tz="UTC")
     late = (bars["symbol"] == "KO") & (bars["ts"] == pd.Timestamp("2021-04-08", tz="UTC"))
-    first = bars[(bars["ts"] < cut) & ~late].copy()
-    second = bars[(bars["ts"] >= cut) | late].copy()
+    first = bars[(bars["ts"] < cut) & ~late]
+    second = bars[(bars["ts"] >= cut) | late]  # the incremental run: the new sessions and KO's late bar
     assert first.groupby("symbol").size().min() > 2_600  # beyond the features' read-back
-    first["loaded_at"] = datetime.now(UTC) - timedelta(days=2)
-    second["loaded_at"] = datetime.now(UTC) + timedelta(minutes=1)
+    check_incremental_equals_full_refresh(wh, first, second, actions, len(bars), kind)
+    check_states_continue_from_stored_row(wh, kind)
 
-    wh.upsert(first, actions)
-    dbt("build", *SELECTION, "--full-refresh")
-    wh.upsert(second, actions)
-    dbt("build", *SELECTION)  # incremental: the new sessions and KO's late bar
+
+def check_incremental_equals_full_refresh(wh: Warehouse, first: pd.DataFrame, second: pd.DataFrame,
+                                          actions: pd.DataFrame, n_bars: int, what: str) -> None:
+    """The KEYED marts after `first` (full refresh) then `second` (incremental) are those a full refresh of
+    both computes: within assert_frames_match's tolerance, not to the bit (on DuckDB one macd_signal_9 of
+    10,800 differs in its last bits between incremental and full refresh, with the previous whole-history
+    numbering as with this one: the same value and row, measured on both)."""
+    build_then_load_incrementally(wh, first, second, actions, SELECTION)
     incremental = {rel: read_table(wh, rel, KEY) for rel in KEYED}
     dbt("build", *SELECTION, "--full-refresh")
     for rel in KEYED:
         full = read_table(wh, rel, KEY)
-        assert len(full) == len(bars), rel
-        # within assert_frames_match's tolerance, not to the bit: on DuckDB one macd_signal_9 of 10,800
-        # differs in its last bits between incremental and full refresh, with the previous whole-history
-        # numbering as with this one (the same value and row; measured on both)
-        assert_frames_match(incremental[rel], full, f"{kind}:{rel}")
-    check_states_continue_from_stored_row(wh, kind)
+        assert len(full) == n_bars, rel
+        assert_frames_match(incremental[rel], full, f"{what}:{rel}")
 
 
 def check_states_continue_from_stored_row(wh: Warehouse, kind: str) -> None:
@@ -85,3 +90,28 @@ def check_states_continue_from_stored_row(wh: Warehouse, kind: str) -> None:
     # the Wilder averages' stored values are unchanged, so their bars are too
     assert_frames_match(after[["wilder_gain_14", "wilder_true_range_14"]],
                         ko[["wilder_gain_14", "wilder_true_range_14"]], f"{kind}: KO Wilder averages")
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("timescale", marks=pytest.mark.postgres)])
+def test_hole_before_the_rewrite_point_incremental_equals_full_refresh(kind, request):
+    """A five-year hole in one symbol's history just before the rewrite point. DuckDB looks for the bars n before each rewrite point among those of about 1.5 n mean bar spacings
+    before it (duckdb__mwh_nth_ts_before), and over the whole series only where fewer than n are there.
+    KO here has its bars from 2016 to 2021-03 removed: seven sessions before the rewrite point, then a
+    five-year hole, then 4,000 bars, so the features' 252 bars back and the labels' 20 reach across the hole
+    (the bounded search finds too few) and only the whole-series search finds them. The incremental rows
+    must be those of a full refresh; without that search, v2 reads no bars for KO and they are not.
+    On both engines KO's beta_60 looks back 60 of its bars, across the hole, over the equal-weight benchmark
+    of those sessions: AAPL's bars of 2015 must be read though AAPL's own 252 bars back start in 2020
+    (mwh_bars_to_rewrite's read_across_symbols); without it KO's beta_60 differs from a full refresh."""
+    request.getfixturevalue(f"{kind}_target")
+    wh = Warehouse(kind)
+    wh.create_raw()
+    bars, actions = load_sample(symbols=SYMBOLS, crypto=False)
+    hole = (bars["symbol"] == "KO") & (bars["ts"] >= pd.Timestamp("2016-01-01", tz="UTC")) \
+        & (bars["ts"] < pd.Timestamp("2021-04-01", tz="UTC"))
+    bars = bars[~hole].reset_index(drop=True)
+    cut = pd.Timestamp("2021-04-12", tz="UTC")
+    first, second = bars[bars["ts"] < cut], bars[bars["ts"] >= cut]
+    ko_before = first[first["symbol"] == "KO"]
+    assert len(ko_before) > 3_500 and (ko_before["ts"] >= pd.Timestamp("2016-01-01", tz="UTC")).sum() < 20
+    check_incremental_equals_full_refresh(wh, first, second, actions, len(bars), f"{kind} hole")
