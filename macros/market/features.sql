@@ -63,7 +63,7 @@ source_bars as (
 ),
 
 {{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, lookback, s.actions_aware,
-    cross | length > 0 or uses_benchmark, read_across_symbols=uses_benchmark) }},
+    across_symbols=cross | length > 0, read_across_symbols=uses_benchmark) }},
 
 {# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
 bars_in_scope as (

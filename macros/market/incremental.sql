@@ -23,7 +23,7 @@
         `rewrite_lookback_bars` more (labels look 20 bars ahead: a new bar completes 20 earlier labels).
     across_symbols: every symbol from the earliest session any symbol writes (for features that depend
     on the whole cross-section of a session: ranks, benchmark returns).
-    read_across_symbols (with across_symbols and read_lookback_bars): every symbol also reads from the
+    read_across_symbols (implies across_symbols; with read_lookback_bars): every symbol also reads from the
     earliest bar any symbol reads (for features that look back over a value of the whole cross-section,
     such as a beta against the equal-weight benchmark: a symbol whose read-back reaches across a hole
     needs the other symbols' bars of those sessions, which their own read-back would not include);
@@ -41,6 +41,7 @@
 {% macro mwh_bars_to_rewrite(bars_relation, late_window_days, rewrite_lookback_bars=0, read_lookback_bars=0,
     actions_aware=true, across_symbols=false, bars_indexed=true, read_across_symbols=false) -%}
 {%- set min_ts = mwh_min_ts() -%}
+{%- set across_symbols = across_symbols or read_across_symbols -%}
 {#- mwh_series_newest's series list on PostgreSQL, referenced at parse time too (dbt records a model's
     refs while parsing, when the incremental branch below is not rendered). Only there: on DuckDB a direct
     edge from staging would make a load of other intervals run these models (build_state.py follows
@@ -197,7 +198,7 @@ rewrite_read_back as (
 
 ),
 
-{% if across_symbols and read_across_symbols %}
+{% if read_across_symbols %}
 
 {#- the earliest bar any symbol reads (a symbol with fewer bars than the read-back reads from its first) #}
 rewrite_shared_scope as (
@@ -260,7 +261,7 @@ rewrite_from as {{ mwh_materialized_cte() }} (
         on
             rewrite_output.symbol = rewrite_read_back.symbol
             and rewrite_output.exchange = rewrite_read_back.exchange
-    {%- if across_symbols and read_across_symbols %}
+    {%- if read_across_symbols %}
     cross join rewrite_shared_scope
     left join rewrite_read_before_output
         on
@@ -454,7 +455,6 @@ cross join lateral {{ mwh_threshold_series_probe(bars_relation, '>=', threshold_
 {%- endmacro %}
 
 {% macro duckdb__mwh_nth_ts_before(bars_relation, thresholds_cte, threshold_column, n, count_before) -%}
-{%- set same_series = 'bars.symbol = bounds.symbol and bars.exchange = bounds.exchange' -%}
 with
 
 series_stats as (
@@ -489,35 +489,36 @@ bounds as (
 
 nearby as (
     select
-        bounds.symbol,
-        bounds.exchange,
-        count(*) filter (where bars.ts >= bounds.threshold_ts) as bars_from,
-        count(*) filter (where bars.ts < bounds.threshold_ts) as nearby_before,
-        list_min(max(bars.ts, {{ n }}) filter (where bars.ts < bounds.threshold_ts)) as nth_ts
-    from bounds
+        thresholds.symbol,
+        thresholds.exchange,
+        count(*) filter (where bars.ts >= thresholds.threshold_ts) as bars_from,
+        count(*) filter (where bars.ts < thresholds.threshold_ts) as nearby_before,
+        list_min(max(bars.ts, {{ n }}) filter (where bars.ts < thresholds.threshold_ts)) as nth_ts
+    from bounds as thresholds
     inner join {{ bars_relation }} as bars
-        on {{ same_series }} and bars.ts >= bounds.lower_ts
+        on
+            {{ mwh_threshold_series_bar('bars', '>=', 'lower_ts') | indent(12) }}
     where bars.ts >= (select min(lowest.lower_ts) from bounds as lowest)
-    group by bounds.symbol, bounds.exchange
+    group by thresholds.symbol, thresholds.exchange
 ),
 
+{#- the series short of n bars there whose span does not reach the first bar, chosen before the join (as a
+    filter after it, DuckDB joined every bar first) -#}
 far as (
     select
-        short_of_n.symbol,
-        short_of_n.exchange,
+        thresholds.symbol,
+        thresholds.exchange,
         list_min(max(bars.ts, {{ n }})) as nth_ts
     from (
         select bounds.*
         from bounds
         left join nearby on bounds.symbol = nearby.symbol and bounds.exchange = nearby.exchange
         where bounds.lower_ts > bounds.first_ts and coalesce(nearby.nearby_before, 0) < {{ n }}
-    ) as short_of_n
+    ) as thresholds
     inner join {{ bars_relation }} as bars
         on
-            bars.symbol = short_of_n.symbol
-            and bars.exchange = short_of_n.exchange
-            and bars.ts < short_of_n.threshold_ts
-    group by short_of_n.symbol, short_of_n.exchange
+            {{ mwh_threshold_series_bar('bars', '<', 'threshold_ts') | indent(12) }}
+    group by thresholds.symbol, thresholds.exchange
 )
 
 select
