@@ -177,7 +177,7 @@ source_bars as (
 {{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, 1, s.actions_aware) }},
 
 {# per symbol: the stored row of the bar before the rewrite point (scope_from_ts, the one bar read
-   back, numbered base_index), when it is that bar's row and every average has started #}
+   back, whose index is output_from_index - 1), when it is that bar's row and every average has started #}
 resume_from as (
 
     select
@@ -185,10 +185,10 @@ resume_from as (
         rewrite_from.exchange,
         rewrite_from.actions_loaded_at,
         rewrite_from.output_from_ts,
+        rewrite_from.output_from_index,
         {%- if is_incremental() %}
         case when stored.bar_index is not null then rewrite_from.scope_from_ts else {{ mwh_min_ts() }} end
             as scope_from_ts,
-        coalesce(stored.bar_index, 0) as base_index,
         stored.bar_index as resume_index,
         {%- for name in averages %}
         stored.{{ name }} as resume__{{ name }}{{ "," if not loop.last }}
@@ -199,11 +199,10 @@ resume_from as (
             rewrite_from.symbol = stored.symbol
             and rewrite_from.exchange = stored.exchange
             and rewrite_from.scope_from_ts = stored.ts
-            and rewrite_from.base_index = stored.bar_index
+            and rewrite_from.output_from_index - 1 = stored.bar_index
             and stored.macd_signal is not null
         {%- else %}
         rewrite_from.scope_from_ts,
-        rewrite_from.base_index,
         cast(null as bigint) as resume_index,
         {%- for name in averages %}
         cast(null as {{ mwh_double() }}) as resume__{{ name }}{{ "," if not loop.last }}

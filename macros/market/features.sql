@@ -65,7 +65,7 @@ source_bars as (
 {{ mwh_bars_to_rewrite(s.bars, var('features_late_window_days'), 0, lookback, s.actions_aware,
     across_symbols=cross | length > 0, read_across_symbols=uses_benchmark) }},
 
-{# the bars read, numbered over the symbol's whole series (base_index: the bars before them) #}
+{# the bars read, numbered over the symbol's whole series (from output_from_index: the bars before the first written one) #}
 bars_in_scope as (
 
     {{ mwh_bars_read('rewrite_from', ['output_from_ts', 'actions_loaded_at', 'output_from_index']) | indent(4) }}
@@ -363,15 +363,24 @@ from {{ s.bars }}
 {%- endmacro %}
 
 
-{#- The bars a run reads (a select): `source_bars` from each symbol's scope_from_ts in `scope_cte` on,
-    numbered over the symbol's whole series (bar_index = the scope's base_index, the bars before them,
-    plus the row's place), with the scope's `scope_columns`. -#}
+{#- The bars a run reads (a select): `source_bars` from each symbol's scope_from_ts in `scope_cte` on, with
+    the scope's `scope_columns`, numbered over the symbol's whole series: bar_index is the scope's
+    output_from_index (the symbol's bars before its first written one, output_from_ts) plus the row's place
+    among the bars read from there (negative places before it, for the bars read back). The bars read back
+    are counted here, among the bars read, not in another pass over the relation. A full refresh reads
+    every bar from the first, so it numbers them from 0. -#}
 {% macro mwh_bars_read(scope_cte, scope_columns) -%}
 select
     source_bars.*,
-    {{ scope_cte }}.base_index + row_number() over (
+    {%- if is_incremental() %}
+    {{ scope_cte }}.output_from_index + row_number() over (
         partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
-    ) - 1 as bar_index,
+    ) - 1 - count(case when source_bars.ts < {{ scope_cte }}.output_from_ts then 1 end) over (
+        partition by source_bars.symbol, source_bars.exchange
+    ) as bar_index,
+    {%- else %}
+    row_number() over (partition by source_bars.symbol, source_bars.exchange order by source_bars.ts) - 1 as bar_index,
+    {%- endif %}
     {%- for column in scope_columns %}
     {{ scope_cte }}.{{ column }}{{ "," if not loop.last }}
     {%- endfor %}

@@ -7,12 +7,11 @@
       output_from_ts   the run writes the symbol's bars with ts >= this (mwh_min_ts(): all of them)
       scope_from_ts    with read_lookback_bars: the first bar the run must read, read_lookback_bars bars
                        before the first written one (mwh_min_ts(): from the first bar)
-      base_index       with read_lookback_bars: the 0-based index of the first bar read within the
-                       symbol's whole series (so `base_index + row_number() over the bars read - 1` is
-                       the bar's index over all its bars: ewm.sql's blocks need that)
-      output_from_index with read_lookback_bars: the same index of the first bar written (the bars
-                       before output_from_ts; 0 on a full refresh, which reads from the first bar):
-                       features.sql reads its shorter windows from fewer bars back
+      output_from_index with read_lookback_bars: the 0-based index of the first bar written within the
+                       symbol's whole series (its bars before output_from_ts; 0 on a full refresh, which
+                       reads from the first bar). mwh_bars_read numbers the bars read from it (ewm.sql's
+                       blocks need each bar's index over all its bars); features.sql reads its shorter
+                       windows from fewer bars back
       actions_loaded_at the symbol's current newest action load time (null without actions_aware)
 
     Full refresh: every bar. Incremental, per symbol:
@@ -26,9 +25,7 @@
     read_across_symbols (implies across_symbols; with read_lookback_bars): every symbol also reads from the
     earliest bar any symbol reads (for features that look back over a value of the whole cross-section,
     such as a beta against the equal-weight benchmark: a symbol whose read-back reaches across a hole
-    needs the other symbols' bars of those sessions, which their own read-back would not include);
-    base_index is then each symbol's bars before that point (its bars before the written ones less those
-    it reads before them).
+    needs the other symbols' bars of those sessions, which their own read-back would not include).
 
     The bars n before a point come from an aggregate per symbol (mwh_nth_ts_before: a top-n list on
     DuckDB, an index probe on PostgreSQL), not from a row_number() over every bar: the rows and indexes
@@ -212,36 +209,13 @@ rewrite_shared_scope as (
 
 ),
 
-{#- each symbol's bars from there to the (shared) first written bar: read, but not counted in base_index #}
-rewrite_read_before_output as (
-
-    select
-        scope_bars.symbol,
-        scope_bars.exchange,
-        count(*) as bars_read_before
-    from {{ bars_relation }} as scope_bars
-    where
-        scope_bars.ts >= (select shared.scope_from_ts from rewrite_shared_scope as shared)
-        and scope_bars.ts < (select min(written.output_from_ts) from rewrite_output as written)
-    group by scope_bars.symbol, scope_bars.exchange
-
-),
-
 {%- set scope_from_ts = 'coalesce(rewrite_shared_scope.scope_from_ts, ' ~ min_ts ~ ')' -%}
-{%- set base_index = 'rewrite_read_back.bars_before - coalesce(rewrite_read_before_output.bars_read_before, 0)' -%}
 
 {% else %}
 {%- set scope_from_ts -%}
 case
             when rewrite_read_back.bars_before >= {{ read_lookback_bars }} then rewrite_read_back.nth_ts
             else {{ min_ts }}
-        end
-{%- endset -%}
-{%- set base_index -%}
-case
-            when rewrite_read_back.bars_before >= {{ read_lookback_bars }}
-                then rewrite_read_back.bars_before - {{ read_lookback_bars }}
-            else 0
         end
 {%- endset -%}
 {% endif %}
@@ -254,7 +228,6 @@ rewrite_from as {{ mwh_materialized_cte() }} (
         rewrite_output.actions_loaded_at,
         rewrite_output.output_from_ts,
         {{ scope_from_ts }} as scope_from_ts,
-        {{ base_index }} as base_index,
         rewrite_read_back.bars_before as output_from_index
     from rewrite_output
     inner join rewrite_read_back
@@ -263,10 +236,6 @@ rewrite_from as {{ mwh_materialized_cte() }} (
             and rewrite_output.exchange = rewrite_read_back.exchange
     {%- if read_across_symbols %}
     cross join rewrite_shared_scope
-    left join rewrite_read_before_output
-        on
-            rewrite_output.symbol = rewrite_read_before_output.symbol
-            and rewrite_output.exchange = rewrite_read_before_output.exchange
     {%- endif %}
 
 )
@@ -295,7 +264,6 @@ rewrite_from as {{ mwh_materialized_cte() }} (
         {{ min_ts }} as output_from_ts,
         {{ min_ts }} as scope_from_ts
         {%- if read_lookback_bars > 0 %},
-        0 as base_index,
         0 as output_from_index
         {%- endif %}
     from (select distinct symbol, exchange from {{ bars_relation }}) as rewrite_series
