@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from market_warehouse.config import Target, load_target, profiles_dir, project_dir
+from market_warehouse.config import ConfigError, Target, load_target, profiles_dir, project_dir
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,15 @@ def dbt_env(target: Target) -> None:
 def run_dbt(args: Sequence[str], target: str | Target | None = None, quiet: bool = False,
             manifest=None, log_level: str | None = None):
     """Run one dbt command (e.g. ["build", "--select", "staging"]); returns dbt's result object.
-    Raises nothing for failed models/tests: check `.success`. `manifest` (from a `parse`) skips parsing."""
+    Raises nothing for failed models/tests: check `.success`. `manifest` (from a `parse`) skips parsing.
+    ConfigError when the project folder has no dbt_project.yml (a wrong MWH_PROJECT_DIR)."""
     if not isinstance(target, Target):
         target = load_target(target)
     dbt_env(target)
     pdir = project_dir()
+    if not (pdir / "dbt_project.yml").is_file():
+        raise ConfigError(f"no dbt_project.yml in {pdir}: set MWH_PROJECT_DIR to the project folder (the "
+                          "repository root), or unset it")
     argv = [*args, "--project-dir", str(pdir), "--profiles-dir", str(profiles_dir()),
             "--target", target.name]
     if quiet:

@@ -185,9 +185,14 @@ def run_measured(cmd: list[str], **popen) -> dict:
         return json.loads(Path(result.name).read_text())
 
 
+class StepFailed(Exception):
+    """An `mwh` step of the bench exited non-zero: its figures, and every later one, would measure a failure."""
+
+
 def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
     """Run `mwh ARGS`; its wall time, exit code, peak RSS (run_measured) and, with `db` (a PostgreSQL database
-    name), the server's peak memory: all processes, and that database's backends (ServerSampler)."""
+    name), the server's peak memory: all processes, and that database's backends (ServerSampler). A non-zero
+    exit raises StepFailed, naming the command, the log and the log's last line (a data warning exits 0)."""
     with logfile.open("a") as out:
         out.write(f"\n$ mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}\n")
         out.flush()
@@ -195,6 +200,10 @@ def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
             t = time.perf_counter()
             measured = run_measured([MWH, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
             seconds = time.perf_counter() - t
+    if measured["rc"] != 0:
+        lines = [line.strip() for line in logfile.read_text(errors="replace").splitlines() if line.strip()]
+        raise StepFailed(f"`mwh {' '.join(args[:4])}{' ...' if len(args) > 4 else ''}` exited {measured['rc']} "
+                         f"(log {logfile}; its last line: {lines[-1][:300] if lines else 'none'})")
     return {"seconds": seconds, **measured,
             "server": getattr(sampler, "peak", 0),
             "db_pss": getattr(sampler, "db_peak", 0), "db_max_rss": getattr(sampler, "db_max_rss", 0)}
@@ -673,6 +682,17 @@ def pg_server() -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`make bench-scale` (bench). A failed `mwh` step stops it with one line on stderr and exit 1, after the finally
+    blocks dropped its PostgreSQL databases: the figures of a failed build, and the slowest nodes of the last
+    build that did not fail, would otherwise print as if measured."""
+    try:
+        return bench(argv)
+    except StepFailed as exc:
+        print(f"bench-scale: {exc}; the run stops here", file=sys.stderr)
+        return 1
+
+
+def bench(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(generate.SIZES), default="daily")
     ap.add_argument("--targets", default="duckdb,timescale")

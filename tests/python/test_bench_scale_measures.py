@@ -1,5 +1,6 @@
 """The bench's own measures (benchmarks/scale/run.py): the room a run takes on disk (DiskSampler, each
-filesystem once), and a command's peak RSS (run_measured), its own, not the bench process's."""
+filesystem once), a command's peak RSS (run_measured), its own, not the bench process's, and a failed `mwh`
+step, which stops the run instead of printing a failure's figures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import os
 import sys
 import time
 
-from benchmarks.scale.run import DiskSampler, disk_paths, provisioned_data_dir, run_measured
+import pytest
+
+from benchmarks.scale import run as bench
+from benchmarks.scale.run import (
+    DiskSampler,
+    StepFailed,
+    disk_paths,
+    provisioned_data_dir,
+    run_measured,
+    run_mwh,
+)
 
 MB = 1 << 20
 # The writes below are 512 MB and the checks ask for 200 MB: the other pytest worker shares the filesystem
@@ -69,3 +80,31 @@ def test_a_commands_peak_rss_is_its_own_not_the_benchs():
     assert small["rc"] == 0 and small["rss"] < 100 * MB, small
     assert 300 * MB <= large["rss"] < 500 * MB, large
     assert failed["rc"] == 3 and failed["cpu"] > 0
+
+
+def test_a_failed_mwh_step_raises_with_the_command_log_and_reason(tmp_path):
+    log = tmp_path / "duckdb.log"
+    env = {**os.environ, "MWH_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")}
+    with pytest.raises(StepFailed) as failed:
+        run_mwh(["--target", "no_such", "build"], env, log, None)
+    message = str(failed.value)
+    assert "`mwh --target no_such build` exited 2" in message, message
+    assert str(log) in message and "no target 'no_such'" in message, message
+    assert "\n" not in message
+    assert run_mwh(["--help"], env, log, None)["rc"] == 0  # a step that succeeds returns its measures
+
+
+def test_the_bench_stops_at_a_failed_build_with_one_line(tmp_path, monkeypatch, capsys):
+    """The real mwh, pointed at a project folder without a dbt project: the full build fails, and the run stops
+    there with exit 1 and one line, printing no build, ratio or slowest-node figures (before, it went on and
+    printed 0.0 s builds, a 104% ratio and the slowest nodes of an earlier run's run_results.json)."""
+    monkeypatch.setattr(bench, "REPO", tmp_path)  # data, work folders and mwh's working directory
+    (tmp_path / "empty_project").mkdir()
+    monkeypatch.setenv("MWH_PROJECT_DIR", str(tmp_path / "empty_project"))
+    assert bench.main(["--size", "small", "--targets", "duckdb", "--bulk-load", "--runs", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "load       bulk (read_csv" in out  # the landing ran, then the first build failed
+    assert "build models" not in out and "incremental/full" not in out and "nodes" not in out, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench-scale: `mwh build --full-refresh"), err
+    assert "exited 2" in lines[0] and "no dbt_project.yml in" in lines[0] and "the run stops here" in lines[0], err

@@ -39,3 +39,14 @@ def test_load_csv_glob_and_bad_options(duckdb_target):
     assert "2/2 sources loaded, 83,520 rows read" in res.stdout
     res = mwh("load", "csv", "x.csv", "--format", "alphavantage", "--map", "ts=Date")
     assert res.returncode != 0 and "--map and --time-unit go with --format generic" in res.stderr
+
+
+def test_build_with_a_project_folder_without_dbt_project_is_one_line(duckdb_target, tmp_path):
+    """A wrong MWH_PROJECT_DIR (profiles found, no dbt project there): one line naming the folder and what to
+    change, exit 2, and no warehouse file created (dbt's own error was several lines, followed by a
+    data-quality report of a warehouse it had not built)."""
+    res = mwh("build", env_extra={"MWH_PROJECT_DIR": str(tmp_path), "MWH_DUCKDB_PATH": str(tmp_path / "w.duckdb")})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == (f"mwh: configuration: no dbt_project.yml in {tmp_path}: set MWH_PROJECT_DIR to "
+                                  "the project folder (the repository root), or unset it"), res.stderr
+    assert res.stdout == "" and not (tmp_path / "w.duckdb").exists()
