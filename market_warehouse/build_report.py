@@ -128,6 +128,12 @@ def print_build_report(dbt_result, target: str | Target | None) -> None:
 
 
 def build_and_report(target: str | Target | None, extra) -> int:
-    """`mwh build`: market_warehouse.dbt.build, then this report (also when the build failed)."""
+    """`mwh build`: market_warehouse.dbt.build, then this report (also when models or tests failed). Not when
+    the build ran no node (dbt's parse or the selection failed, or dbt stopped on an error before any node):
+    the report would show the last build's issues as this one's, and the error is then the last output."""
 
-    return build(target, extra, after=lambda wh, res: print(build_report(res, target, wh), flush=True))
+    def report(wh: Warehouse, res) -> None:
+        if res is not None and res.exception is None:
+            print(build_report(res, target, wh), flush=True)
+
+    return build(target, extra, after=report)

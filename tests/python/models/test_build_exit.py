@@ -38,6 +38,13 @@ def test_build_exit_keeps_code_output_and_data(duckdb_target, tmp_path):
     failed = _mwh(["build", "--select", "stg_market__bars", "--no-such-dbt-flag"], env)
     assert failed.returncode == 1, failed.stdout + failed.stderr
 
+    # no node ran (dbt stopped on the selection): its error is the last output, with no data-quality report of
+    # the build before passed off as this one's
+    unselected = _mwh(["build", "--selector", "no_such_selector"], env)
+    assert unselected.returncode == 1, unselected.stdout + unselected.stderr
+    assert "== data quality" not in unselected.stdout, unselected.stdout
+    assert "Could not find selector named no_such_selector" in unselected.stdout.strip().splitlines()[-1]
+
 
 # A fresh interpreter that counts the collector's full (generation 2) passes while `mwh build` runs in it.
 COUNT_FULL_PASSES = """
