@@ -193,8 +193,9 @@ def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
     """Run `mwh ARGS`; its wall time, exit code, peak RSS (run_measured) and, with `db` (a PostgreSQL database
     name), the server's peak memory: all processes, and that database's backends (ServerSampler). A non-zero
     exit raises StepFailed, naming the command, the log and the log's last line (a data warning exits 0)."""
+    command = f"mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}"
     with logfile.open("a") as out:
-        out.write(f"\n$ mwh {' '.join(args[:6])}{' ...' if len(args) > 6 else ''}\n")
+        out.write(f"\n$ {command}\n")
         out.flush()
         with ServerSampler(db) if db else _Null() as sampler:
             t = time.perf_counter()
@@ -202,7 +203,7 @@ def run_mwh(args: list[str], env: dict, logfile: Path, db: str | None) -> dict:
             seconds = time.perf_counter() - t
     if measured["rc"] != 0:
         lines = [line.strip() for line in logfile.read_text(errors="replace").splitlines() if line.strip()]
-        raise StepFailed(f"`mwh {' '.join(args[:4])}{' ...' if len(args) > 4 else ''}` exited {measured['rc']} "
+        raise StepFailed(f"`{command}` exited {measured['rc']} "
                          f"(log {logfile}; its last line: {lines[-1][:300] if lines else 'none'})")
     return {"seconds": seconds, **measured,
             "server": getattr(sampler, "peak", 0),

@@ -372,15 +372,12 @@ from {{ s.bars }}
 {% macro mwh_bars_read(scope_cte, scope_columns) -%}
 select
     source_bars.*,
+    row_number() over (partition by source_bars.symbol, source_bars.exchange order by source_bars.ts) - 1
     {%- if is_incremental() %}
-    {{ scope_cte }}.output_from_index + row_number() over (
-        partition by source_bars.symbol, source_bars.exchange order by source_bars.ts
-    ) - 1 - count(case when source_bars.ts < {{ scope_cte }}.output_from_ts then 1 end) over (
+    + {{ scope_cte }}.output_from_index - count(case when source_bars.ts < {{ scope_cte }}.output_from_ts then 1 end) over (
         partition by source_bars.symbol, source_bars.exchange
-    ) as bar_index,
-    {%- else %}
-    row_number() over (partition by source_bars.symbol, source_bars.exchange order by source_bars.ts) - 1 as bar_index,
-    {%- endif %}
+    )
+    {%- endif %} as bar_index,
     {%- for column in scope_columns %}
     {{ scope_cte }}.{{ column }}{{ "," if not loop.last }}
     {%- endfor %}
