@@ -8,12 +8,10 @@ Data facts warn and are recorded in marts.fct_data_quality_issues; pipeline faul
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
-from pathlib import Path
 from types import SimpleNamespace
 
-from market_warehouse.config import Target, load_target, project_dir
+from market_warehouse.config import Target, load_target, target_dir
 from market_warehouse.dbt import Warehouse, build
 
 MART = "marts.fct_data_quality_issues"
@@ -22,7 +20,7 @@ TOP_SYMBOLS = 5
 
 def last_run_results() -> list:
     """The node results of the last dbt invocation, from target/run_results.json (DBT_TARGET_PATH)."""
-    path = Path(os.environ.get("DBT_TARGET_PATH") or project_dir() / "target") / "run_results.json"
+    path = target_dir() / "run_results.json"
     try:
         results = json.loads(path.read_text()).get("results", [])
     except (OSError, ValueError):

@@ -27,6 +27,14 @@ def project_dir() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
+def target_dir() -> Path:
+    """dbt's target folder (its artifacts: run_results.json, manifest.json): DBT_TARGET_PATH, relative to the
+    project directory when not absolute (dbt runs there), else target/ in the project directory."""
+    env = os.environ.get("DBT_TARGET_PATH")
+    path = Path(env) if env else Path("target")
+    return path if path.is_absolute() else project_dir() / path
+
+
 def profiles_dir() -> Path:
     """DBT_PROFILES_DIR if set, else the project directory, where profiles.yml is created from
     profiles.example.yml on first use."""

@@ -313,6 +313,9 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
     log.info("mwh build: dbt parse done at %.2fs", time.monotonic() - t0)
     manifest = parsed.result if parsed.success else None
     skip = build_state.SkipPlan()
+    # One connection from the check to the report, open while dbt runs: on DuckDB, dbt's connection joins
+    # the database this one opened (DuckDB shares one instance per file within a process) instead of opening
+    # the file again, 0.11-0.13 s at 5M daily bars.
     with Warehouse(target) as wh:
         existing = wh.relations()
         ready = wh.raw_ready(existing)
@@ -321,40 +324,39 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
             if manifest is not None:  # the fingerprints, and the last successful build's (then removed)
                 skip = build_state.observe(wh, manifest, target, extra, existing)
         stored = wh.stored_seeds_checksum()
-    if not ready:  # a new warehouse: the loaders' sink creates the raw tables (and TimescaleDB's extension)
-        from market_warehouse.loaders.schema import MARKET_TABLES
-        from market_warehouse.loaders.sinks import open_sink
+        if not ready:  # a new warehouse: the loaders' sink creates the raw tables (and TimescaleDB's extension)
+            from market_warehouse.loaders.schema import MARKET_TABLES
+            from market_warehouse.loaders.sinks import open_sink
 
-        with open_sink(target, tables=MARKET_TABLES) as sink:
-            sink.refresh_statistics(MARKET_TABLES)
-        with Warehouse(target) as wh:
+            with open_sink(target, tables=MARKET_TABLES) as sink:
+                sink.refresh_statistics(MARKET_TABLES)
             existing = wh.relations()
             if manifest is not None:
                 skip = build_state.observe(wh, manifest, target, extra, existing)
-    log.info("mwh build: warehouse checked at %.2fs", time.monotonic() - t0)
-    res = None
-    if manifest is None:
-        print(f"mwh build: dbt parse failed: {parsed.exception or 'see logs/dbt.log'}")
-    else:
-        try:
-            plan = plan_build(extra, target, manifest, stored, checksum, existing=existing)
-        except RuntimeError as exc:
-            print(f"mwh build: {exc}")
-            plan = None
-        if plan is not None:
-            if plan.added_parents:
-                print(f"mwh build: also building {len(plan.added_parents)} missing parent(s) of the selection: "
-                      + ", ".join(plan.added_parents))
-            # Models whose inputs did not change since the last successful build are left out (build_state.py).
-            build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
-            if skip.reason:
-                log.info("mwh build: building %s", skip.reason)
-            res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
-                          manifest=manifest)
-            log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
-            if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
-                _store_seeds_checksum(target, checksum)
-    with Warehouse(target) as wh:
+        log.info("mwh build: warehouse checked at %.2fs", time.monotonic() - t0)
+        res = None
+        if manifest is None:
+            print(f"mwh build: dbt parse failed: {parsed.exception or 'see logs/dbt.log'}")
+        else:
+            try:
+                plan = plan_build(extra, target, manifest, stored, checksum, existing=existing)
+            except RuntimeError as exc:
+                print(f"mwh build: {exc}")
+                plan = None
+            if plan is not None:
+                if plan.added_parents:
+                    print(f"mwh build: also building {len(plan.added_parents)} missing parent(s) of the "
+                          "selection: " + ", ".join(plan.added_parents))
+                # Models whose inputs did not change since the last successful build are left out
+                # (build_state.py).
+                build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
+                if skip.reason:
+                    log.info("mwh build: building %s", skip.reason)
+                res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
+                              manifest=manifest)
+                log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
+                if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
+                    _store_seeds_checksum(target, checksum)
         if res is not None:
             report_unmatched(wh)
             if res.success and skip.project and build_state.build_complete(manifest, skip, res.result):

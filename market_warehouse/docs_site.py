@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from market_warehouse import errors
-from market_warehouse.config import Target, load_target, project_dir
+from market_warehouse.config import Target, load_target, target_dir
 from market_warehouse.dbt import run_dbt
 
 SITE_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
@@ -32,11 +32,7 @@ def site_dir(explicit: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("MWH_DOCS_DIR")
     if env:
         return Path(env).resolve()
-    base = os.environ.get("DBT_TARGET_PATH")
-    base_path = Path(base) if base else Path("target")
-    if not base_path.is_absolute():
-        base_path = project_dir() / base_path
-    return base_path / "docs_site"
+    return target_dir() / "docs_site"
 
 
 def generate(target: Target | str | None, site: Path, extra: list[str] | None = None) -> bool:
