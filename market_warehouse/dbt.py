@@ -334,7 +334,7 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
             if manifest is not None:
                 skip = build_state.observe(wh, manifest, target, extra, existing)
         log.info("mwh build: warehouse checked at %.2fs", time.monotonic() - t0)
-        res = None
+        res = plan = None
         if manifest is None:
             print(f"mwh build: dbt parse failed: {parsed.exception or 'see logs/dbt.log'}")
         else:
@@ -342,21 +342,19 @@ def build(target: str | Target | None, extra: Sequence[str], quiet: bool = False
                 plan = plan_build(extra, target, manifest, stored, checksum, existing=existing)
             except RuntimeError as exc:
                 print(f"mwh build: {exc}")
-                plan = None
-            if plan is not None:
-                if plan.added_parents:
-                    print(f"mwh build: also building {len(plan.added_parents)} missing parent(s) of the "
-                          "selection: " + ", ".join(plan.added_parents))
-                # Models whose inputs did not change since the last successful build are left out
-                # (build_state.py).
-                build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
-                if skip.reason:
-                    log.info("mwh build: building %s", skip.reason)
-                res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
-                              manifest=manifest)
-                log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
-                if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
-                    _store_seeds_checksum(target, checksum)
+        if plan is not None:
+            if plan.added_parents:
+                print(f"mwh build: also building {len(plan.added_parents)} missing parent(s) of the selection: "
+                      + ", ".join(plan.added_parents))
+            # Models whose inputs did not change since the last successful build are left out (build_state.py).
+            build_state.decide(skip, manifest, extra, plan.seeds_excluded, existing)
+            if skip.reason:
+                log.info("mwh build: building %s", skip.reason)
+            res = run_dbt(plan.args + build_state.skip_args(manifest, skip), target, quiet=quiet,
+                          manifest=manifest)
+            log.info("mwh build: dbt build done at %.2fs", time.monotonic() - t0)
+            if not plan.seeds_excluded and _all_seeds_loaded(manifest, res.result):
+                _store_seeds_checksum(target, checksum)
         if res is not None:
             report_unmatched(wh)
             if res.success and skip.project and build_state.build_complete(manifest, skip, res.result):

@@ -32,7 +32,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from market_warehouse.config import ConfigError, load_target, profiles_dir, project_dir
+from market_warehouse.config import ConfigError, load_target, profiles_dir, project_dir, target_dir
 from market_warehouse.dbt import dbt_env, run_dbt
 from orchestration.loaders import LOADER_KEYS, RETRY, warehouse_lock
 
@@ -79,8 +79,7 @@ def dbt_executable() -> str:
 
 
 def dagster_target_path() -> Path:
-    base = os.environ.get("DBT_TARGET_PATH") or str(project_dir() / "target")
-    return Path(base).resolve() / "dagster"
+    return target_dir().resolve() / "dagster"
 
 
 def prepare_manifest() -> Path:
